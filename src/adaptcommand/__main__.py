@@ -1,0 +1,3 @@
+from adaptcommand.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""Root `adaptcommand` command: registers each stage's sub-command and turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from adaptcommand import __version__
+from adaptcommand.errors import AdaptCommandError
+
+app = typer.Typer(
+    name="adaptcommand",
+    help="Personalize a small smart-home assistant model to each user with LoRA adapters, "
+    "and measure whether it helps.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"adaptcommand {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Personalize a small smart-home assistant model to each user."""
+
+
+def run_app() -> None:
+    """Entry point: a user-facing error becomes one red line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except AdaptCommandError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+

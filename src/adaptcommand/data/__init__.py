@@ -1,0 +1,1 @@
+"""Data stage: the EdgeWisePersona schema, cleaning and splitting, and the synthetic generator."""

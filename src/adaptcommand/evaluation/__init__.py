@@ -1,0 +1,1 @@
+"""Evaluation stage: action extraction, metrics, confidence intervals and the turn-level harness."""

@@ -1,0 +1,1 @@
+"""Models stage: loading base models (hub, local, embedded, tiny-random), prompting, generation."""

@@ -1,0 +1,1 @@
+"""Report stage: comparisons between runs, plots and the HTML report."""

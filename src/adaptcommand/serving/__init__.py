@@ -1,0 +1,1 @@
+"""Serving stage: a per-user assistant over HTTP."""

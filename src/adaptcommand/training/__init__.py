@@ -1,0 +1,1 @@
+"""Training stage: per-user, unified and hybrid LoRA adapters."""
