@@ -3,7 +3,8 @@
 Importing a command module registers its sub-command on the root app.
 """
 
-from adaptcommand.cli import data  # noqa: F401
+from adaptcommand.cli import data, evaluate  # noqa: F401
+from adaptcommand.cli import train  # noqa: F401
 from adaptcommand.cli.app import app, run_app
 
 __all__ = ["app", "main"]

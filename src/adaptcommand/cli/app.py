@@ -1,4 +1,4 @@
-"""Root `adaptcommand` command: registers each stage's sub-command and turns errors into exit codes."""
+"""Root `adaptcommand` command; turns user-facing errors into one line and an exit code."""
 
 from __future__ import annotations
 
@@ -47,11 +47,6 @@ def run_app() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-
+    except typer.TyperException as exc:  # usage errors: typer's bundled click exceptions
+        exc.show()
+        sys.exit(exc.exit_code)

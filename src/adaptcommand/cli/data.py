@@ -2,10 +2,83 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
 
 from adaptcommand.cli.app import app
+from adaptcommand.config import first_error
+from adaptcommand.data.prepare import PrepareSummary, prepare_from_dialogues, prepare_from_source
+from adaptcommand.data.splits import SplitConfig
+from adaptcommand.errors import AdaptCommandError, DataError
 
 data_app = typer.Typer(help="Prepare the EdgeWisePersona dataset or synthesize one in its layout.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+_SPLIT_DEFAULTS = SplitConfig()
+
+
+@data_app.command("prepare")
+def prepare(
+    out: Annotated[Path, typer.Option(
+        "--out", help="Output directory for dialogs_clean.jsonl, edgesplits.json, "
+        "split_stats.json and validation_report.json.")],
+    source: Annotated[Path | None, typer.Option(
+        "--source", help="Directory holding characters.jsonl, routines.jsonl and "
+        "sessions.jsonl (line i of each = user i).")] = None,
+    dialogues: Annotated[Path | None, typer.Option(
+        "--dialogues", help="Already-cleaned dialogue JSONL (persona_id and messages per line; "
+        "file order = time order) to split instead of --source.")] = None,
+    train_ratio: Annotated[float, typer.Option(
+        "--train-ratio", help="Share of each persona's sessions used for training.")
+    ] = _SPLIT_DEFAULTS.train_ratio,
+    val_ratio: Annotated[float, typer.Option(
+        "--val-ratio", help="Share for validation (test gets the rest).")
+    ] = _SPLIT_DEFAULTS.val_ratio,
+    online_size: Annotated[int, typer.Option(
+        "--online-size", help="Number of latest train sessions in the online subset.")
+    ] = _SPLIT_DEFAULTS.online_size,
+) -> None:
+    """Clean sessions and split each persona's history by time into train/val/test.
+
+    Exits 2 on bad input (nothing written), 1 if a validation check failed (files written).
+    """
+    if (source is None) == (dialogues is None):
+        raise AdaptCommandError("give exactly one of --source or --dialogues")
+    try:
+        split = SplitConfig(train_ratio=train_ratio, val_ratio=val_ratio, online_size=online_size)
+    except ValidationError as exc:
+        field, message = first_error(exc)
+        raise DataError(message, field="--" + field.replace("_", "-")) from None
+    if source is not None:
+        summary = prepare_from_source(source, out, split)
+    else:
+        summary = prepare_from_dialogues(dialogues, out, split)
+    _print_summary(summary)
+    if not summary.validation_passed:
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: PrepareSummary) -> None:
+    console = Console()
+    dropped = ", ".join(f"{reason} {n}" for reason, n in summary.dropped_by_reason.items() if n)
+    console.print(f"sessions: {summary.sessions_read} read, {summary.sessions_kept} kept"
+                  + (f" (dropped: {dropped})" if dropped else ""), highlight=False)
+    table = Table("split", "sessions")
+    for name, size in summary.split_sizes.items():
+        table.add_row(name, str(size))
+    console.print(table)
+    status = "[green]passed[/]" if summary.validation_passed else (
+        "[bold red]FAILED[/] (" + ", ".join(summary.failed_checks) + ")")
+    console.print(f"validation: {status}, {len(summary.warnings)} warnings", highlight=False)
+    for warning in summary.warnings[:5]:
+        console.print(f"  [yellow]warning:[/] {warning}", highlight=False)
+    if len(summary.warnings) > 5:
+        console.print(f"  ... see {summary.files[-1]}", highlight=False)
+    console.print(f"wrote {', '.join(p.name for p in summary.files)} to {summary.out}",
+                  highlight=False, soft_wrap=True)

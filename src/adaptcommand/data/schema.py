@@ -134,7 +134,7 @@ class CleanDialogue(StrictModel):
 
 
 def actions_dict(actions: Actions) -> dict[str, dict[str, object]]:
-    """The schema's compact form `{device: {param: value}}`, untouched devices and params left out."""
+    """The schema's compact form `{device: {param: value}}`; untouched devices/params left out."""
     return {
         device: {k: v for k, v in settings.model_dump().items() if v is not None}
         for device, settings in actions

@@ -1,0 +1,89 @@
+"""`adaptcommand train`: per-user, unified or hybrid LoRA adapters (training.runner)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from adaptcommand.cli.app import app
+from adaptcommand.config import load_config
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.training.config import TrainingConfig
+from adaptcommand.training.runner import run_training
+
+
+class StrategyOption(StrEnum):
+    per_user = "per-user"
+    unified = "unified"
+    hybrid = "hybrid"
+
+
+class ExecutorOption(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; a value is read as JSON when it parses (numbers, null, lists)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise AdaptCommandError(f"--set expects key=value, got {pair!r}")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+@app.command("train")
+def train(
+    strategy: Annotated[StrategyOption, typer.Option(
+        "--strategy", help="per-user: one adapter per persona; unified: one adapter on every "
+        "persona's data; hybrid: per-user adapters starting from a unified adapter.")],
+    data: Annotated[Path, typer.Option(
+        "--data", help="Directory from `data prepare` (dialogs_clean.jsonl, edgesplits.json).")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="Output directory: one PEFT adapter directory per adapter, "
+        "training_summary.json, manifest.json. Rerunning resumes it.")],
+    config: Annotated[Path, typer.Option(
+        "--config", help="Training config, JSON or YAML (fields: training/config.py).")
+    ] = Path("configs/lora_training.json"),
+    personas: Annotated[str | None, typer.Option(
+        "--personas", help="Comma-separated persona ids to train (default: all).")] = None,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", help="Unified adapter directory the hybrid adapters start from.")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Base model (overrides the config): embedded, tiny-random, a local "
+        "directory or a cached hub id such as Qwen/Qwen2.5-0.5B-Instruct.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Retrain in an --out trained with another config or data.")] = False,
+    executor: Annotated[ExecutorOption, typer.Option(
+        "--executor", help="local: in this process; ray: shard adapters across Ray workers.")
+    ] = ExecutorOption.local,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Ray workers (default: one per GPU, else one per CPU).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a config field, e.g. --set epochs=3 --set patience=null "
+        "(repeatable; values are JSON when they parse).")] = None,
+) -> None:
+    """Train LoRA adapters; a rerun of the same command skips the finished ones."""
+    settings = parse_overrides(overrides or [])
+    if model is not None:
+        settings["model"] = model
+    training = load_config(config, TrainingConfig, settings)
+    summary = run_training(
+        strategy.value, training, data, out,
+        personas=[p.strip() for p in personas.split(",") if p.strip()] if personas else None,
+        init_from=init_from, force=force, executor=executor.value, workers=workers,
+    )
+    rate = summary["tokens_per_second"]
+    Console().print(f"{summary['adapters_done']}/{summary['adapters_planned']} adapters in {out} "
+                    f"({summary['tokens']} tokens, {rate if rate is not None else '-'} tok/s)")
+

@@ -1,0 +1,233 @@
+"""Turn a dialogue plan into messages, in the persona's voice and the assistant's."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from adaptcommand.data.schema import Message, SessionMeta
+from adaptcommand.data.synth import devices, replies
+from adaptcommand.data.synth.devices import Name
+from adaptcommand.data.synth.dialogue import Beat, Task
+from adaptcommand.data.synth.lexicon import Hobby
+from adaptcommand.data.synth.personas import Persona
+from adaptcommand.data.synth.phrasing import (
+    ACCEPTS,
+    ALSO,
+    DONE_REMARKS,
+    REPLY_LEADS,
+    USUAL_ANSWERS,
+    activity_remark,
+    answer,
+    closer,
+    context_remark,
+    group_request,
+    lower_first,
+    opener,
+    request,
+    sentence,
+    stylize,
+)
+
+P_OPENER = {"terse": 0.15, "moderate": 0.5, "verbose": 0.75}
+P_CONTEXT = {"terse": 0.1, "moderate": 0.45, "verbose": 0.85}
+P_ACTIVITY = {"terse": 0.05, "moderate": 0.2, "verbose": 0.4}
+P_CLOSER = {"formal": 0.35, "neutral": 0.2, "casual": 0.15}
+SMALL_TALK = ("How's your day going?", "Just thought I'd mention it.", "It's been a good day.",
+              "I'm in a great mood.", "Can't complain.", "Anyway.")
+QUERIES = ("What's the {n} set to now?", "Can you remind me what the {n} is at?",
+           "What are the {n} settings right now?", "Remind me, how is the {n} set?",
+           "What did you set the {n} to?")
+CHECKS = ("Is everything set?", "Is that all done?", "So is everything ready?",
+          "Did that all go through?", "Everything good to go?")
+CAN_HELP = ("I can adjust the {n} for you.", "I can help with that.",
+            "Happy to help with the {n}.")
+
+
+@dataclass
+class Scene:
+    """Everything one session's wording depends on, plus what has been applied so far."""
+
+    rng: random.Random
+    persona: Persona
+    meta: SessionMeta
+    tasks: list[Task]
+    names: list[Name]
+    hobby: Hobby
+    label: tuple[str, str] | None  # the routine's name in the user's words; None: spontaneous
+    group: bool = False
+    done: list[int] = field(default_factory=list)
+    topic: int | None = None  # the task a query beat asks about
+
+    def from_memory(self, t: int) -> bool:
+        """The assistant applies values the user did not say: it knows their routine."""
+        task = self.tasks[t]
+        return self.label is not None and task.stated() != set(task.values)
+
+    def reportable(self) -> list[int]:
+        return [t for t in self.done if self.tasks[t].values]
+
+
+def render(scene: Scene, beats: list[Beat], trailing: bool) -> list[Message]:
+    """Alternating user/assistant messages, plus a closing user line when `trailing`."""
+    messages = []
+    for i, beat in enumerate(beats):
+        following = beats[i + 1] if i + 1 < len(beats) else None
+        messages.append(Message(role="user", text=_user_turn(scene, i, beat)))
+        messages.append(Message(role="assistant", text=_assistant_turn(scene, beat, following)))
+    if trailing:
+        messages.append(Message(role="user", text=_closing(scene)))
+    return messages
+
+
+def _user_turn(s: Scene, i: int, beat: Beat) -> str:
+    rng, style = s.rng, s.persona.style
+    parts = []
+    if i == 0 and rng.random() < P_OPENER[style.verbosity]:
+        parts.append(opener(rng, s.persona.book, s.meta))
+    if i == 0 and rng.random() < P_CONTEXT[style.verbosity]:
+        parts.append(context_remark(rng, s.meta))
+    if beat.kind == "task":
+        parts += _requests(s, i, beat)
+    elif beat.kind == "query" and s.reportable():
+        s.topic = rng.choice(s.reportable())
+        parts.append(rng.choice(QUERIES).format(n=s.names[s.topic].noun))
+    elif beat.kind == "check":
+        parts.append(rng.choice(CHECKS))
+    elif beat.kind == "thanks":
+        parts += [rng.choice(DONE_REMARKS)] * (rng.random() < 0.5) + [closer(rng, s.persona.book)]
+    else:
+        parts.append(rng.choice((activity_remark(rng, s.hobby), context_remark(rng, s.meta))))
+        parts += [rng.choice(SMALL_TALK)] * (rng.random() < 0.3)
+    return stylize(rng, " ".join(parts), style)
+
+
+def _requests(s: Scene, i: int, beat: Beat) -> list[str]:
+    rng, book = s.rng, s.persona.book
+    if s.group:
+        cosy = any(t.values.get("mode") == "heat" or t.values.get("color") == "warm"
+                   for t in s.tasks)
+        said = [request(rng, book, group_request(rng, s.label, cosy))]
+    else:
+        said = [_chunk(s, t, c) for t, c in beat.items]
+    said[1:] = [f"{rng.choice(ALSO)} {lower_first(x)}" if rng.random() < 0.75 else x
+                for x in said[1:]]
+    t, c = beat.items[0]
+    if i > 0 and c == 0 and s.tasks[t].chunks[0].kind != "yes" and rng.random() < 0.45:
+        said[0] = f"{rng.choice(REPLY_LEADS)} {lower_first(said[0])}"
+    if rng.random() < P_ACTIVITY[s.persona.style.verbosity]:
+        remark = activity_remark(rng, s.hobby)
+        said = [remark, *said] if i == 0 and rng.random() < 0.4 else [*said, remark]
+    if rng.random() < P_CLOSER[s.persona.style.register]:
+        said.append(closer(rng, book))
+    return said
+
+
+def _chunk(s: Scene, t: int, c: int) -> str:
+    """What the user says for one chunk of one task."""
+    rng, book = s.rng, s.persona.book
+    task, name = s.tasks[t], s.names[t]
+    chunk = task.chunks[c]
+    if chunk.kind == "yes":
+        return rng.choice(ACCEPTS)
+    if chunk.kind == "usual":
+        return rng.choice(USUAL_ANSWERS) if c > 0 else request(rng, book, devices.usual(rng, name))
+    if chunk.kind == "vague":
+        return request(rng, book, devices.vague(rng, task.device, task.values, name))
+    if chunk.kind == "switch":
+        return request(rng, book, devices.switch(rng, task.device, task.on, name))
+    values = {p: task.values[p] for p in chunk.params}
+    if c > 0:
+        return answer(rng, book, devices.attrs(rng, task.device, values), name.pronoun)
+    return request(rng, book, devices.command(rng, task.device, values, name).imperative())
+
+
+def _assistant_turn(s: Scene, beat: Beat, following: Beat | None) -> str:
+    rng = s.rng
+    asked = False
+    if beat.kind == "task":
+        parts, asked = _apply(s, beat)
+    elif beat.kind == "query" and s.topic is not None:
+        task, name = s.tasks[s.topic], s.names[s.topic]
+        parts = [sentence(devices.state(rng, task.device, task.values, name))]
+        s.topic = None
+    elif beat.kind == "check":
+        parts = [rng.choice(("Yes, everything is set.", "Yes, all done.", "All set."))]
+        parts += [sentence(devices.state(rng, s.tasks[t].device, s.tasks[t].values, s.names[t]))
+                  for t in s.reportable()]
+    elif beat.kind == "thanks":
+        parts = [rng.choice(replies.THANKS_REPLIES)]
+        parts += [replies.ending(rng, s.meta.time_of_day, s.hobby)] * (rng.random() < 0.5)
+    else:
+        parts = [replies.chat_reply(rng, s.meta.time_of_day)]
+    if not asked:
+        parts += _look_ahead(s, beat, following)
+    return " ".join(parts)
+
+
+def _apply(s: Scene, beat: Beat) -> tuple[list[str], bool]:
+    """Report every task finished in this turn; ask about the one still open, if any."""
+    rng = s.rng
+    parts = [replies.ack(rng, s.persona.first)] * (rng.random() < 0.55)
+    finished = [t for t, c in beat.items if s.tasks[t].final(c)]
+    if s.group and rng.random() < 0.8:
+        parts.append(replies.memory_prefix(rng, s.label))
+    applied = []
+    for t in finished:
+        task = s.tasks[t]
+        if task.chunks[0].kind == "switch":
+            parts.append(replies.switch_report(rng, task.device, task.on, s.names[t]))
+        else:
+            applied.append(t)
+    if applied:
+        remembered = not s.group and any(s.from_memory(t) for t in applied)
+        memory = (replies.memory_suffix(rng, s.meta.time_of_day)
+                  if remembered and rng.random() < 0.7 else "")
+        parts.append(replies.reports(
+            rng, [(s.tasks[t].device, s.tasks[t].values, s.names[t]) for t in applied], memory))
+    s.done += finished
+    t, c = beat.items[-1]
+    if s.tasks[t].final(c):
+        return parts, False
+    return parts + _clarify(s, t, c), True
+
+
+def _clarify(s: Scene, t: int, c: int) -> list[str]:
+    rng, task, name = s.rng, s.tasks[t], s.names[t]
+    chunk, following = task.chunks[c], task.chunks[c + 1]
+    parts = []
+    if chunk.kind == "state" and rng.random() < 0.4:
+        partial = {p: task.values[p] for p in chunk.params}
+        parts.append(sentence(replies.report(rng, task.device, partial, name)))
+    elif chunk.kind == "vague" and rng.random() < 0.3:
+        parts.append(rng.choice(CAN_HELP).format(n=name.noun))
+    said = {p for k in task.chunks[: c + 1] if k.kind == "state" for p in k.params}
+    wanted = (list(following.params) if following.kind == "state"
+              else [p for p in task.values if p not in said])
+    parts.append(devices.question(rng, task.device, wanted, name))
+    return parts
+
+
+def _look_ahead(s: Scene, beat: Beat, following: Beat | None) -> list[str]:
+    """A follow-up that leads into the next turn: an offer, 'anything else?', or a goodbye."""
+    rng = s.rng
+    if following is None:
+        if beat.kind != "thanks" and rng.random() < 0.35:
+            return [replies.ending(rng, s.meta.time_of_day, s.hobby)]
+        return []
+    if following.kind == "task":
+        t, c = following.items[0]
+        task = s.tasks[t]
+        if task.chunks[c].kind == "yes":
+            return [replies.offer(rng, task.device, task.values, s.names[t])]
+    return [rng.choice(replies.FOLLOW_UPS)] if rng.random() < 0.5 else []
+
+
+def _closing(s: Scene) -> str:
+    rng = s.rng
+    text = rng.choice((
+        f"{rng.choice(DONE_REMARKS)} {closer(rng, s.persona.book)}",
+        closer(rng, s.persona.book),
+        f"{closer(rng, s.persona.book)} {activity_remark(rng, s.hobby)}",
+    ))
+    return stylize(rng, text, s.persona.style)

@@ -1,0 +1,146 @@
+"""A user's sessions: which are routine-driven, what each one asks for, and its summary.
+
+Three quarters of a user's sessions replay one of their routines (meta = the routine's triggers,
+the assistant ends up applying exactly the routine's values); in 40% of those the user never
+states a value ("my usual rainy-evening setup"), so only knowledge of this user's routines gives
+the right numbers. The rest are spontaneous sessions with ad-hoc requests in contexts where no
+routine of theirs fires.
+"""
+
+from __future__ import annotations
+
+import random
+
+from adaptcommand.data.schema import Routine, Session, SessionMeta, actions_dict
+from adaptcommand.data.synth.devices import NAMES, SHORT, join_and
+from adaptcommand.data.synth.dialogue import Chunk, Task, plan
+from adaptcommand.data.synth.personas import Persona
+from adaptcommand.data.synth.phrasing import routine_label
+from adaptcommand.data.synth.render import Scene, render
+from adaptcommand.data.synth.routines import adhoc_values, session_meta, set_triggers
+
+ROUTINE_SHARE = 0.75
+IMPLICIT_SHARE = 0.4
+# Messages per session; mean 9.88 as published, range 4..16.
+LENGTHS = {4: 4, 5: 1, 6: 10, 7: 2, 8: 18, 9: 4, 10: 22, 11: 4, 12: 15, 13: 2, 14: 8, 15: 1,
+           16: 4.4}
+ADHOC_DEVICES = {1: 0.2, 2: 0.4, 3: 0.3, 4: 0.1}
+
+
+def _pick(rng: random.Random, weights: dict) -> object:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def make_sessions(rng: random.Random, persona: Persona, routines: list[Routine],
+                  n: int) -> list[Session]:
+    """`n` sessions in time order; exactly round(75%) of them routine-driven."""
+    driven = [True] * round(ROUTINE_SHARE * n) + [False] * (n - round(ROUTINE_SHARE * n))
+    rng.shuffle(driven)
+    return [_session(rng, persona, routines, sid, is_routine)
+            for sid, is_routine in enumerate(driven)]
+
+
+def _session(rng: random.Random, persona: Persona, routines: list[Routine], session_id: int,
+             is_routine: bool) -> Session:
+    n_beats, trailing = divmod(_pick(rng, LENGTHS), 2)
+    index = rng.randrange(len(routines)) if is_routine else None
+    routine = routines[index] if index is not None else None
+    meta = session_meta(rng, routine, routines)
+    group, label = False, None
+    if routine is not None:
+        implicit = rng.random() < IMPLICIT_SHARE
+        group = implicit and rng.random() < (0.6 if n_beats <= 3 else 0.2)
+        tasks = _routine_tasks(rng, routine, implicit)
+        label = routine_label(rng, set_triggers(routine))
+    else:
+        tasks = _adhoc_tasks(rng, meta)
+    beats = plan(rng, tasks, n_beats, group)
+    scene = Scene(rng=rng, persona=persona, meta=meta, tasks=tasks,
+                  names=[rng.choice(NAMES[t.device]) for t in tasks],
+                  hobby=rng.choice(persona.hobbies), label=label, group=group)
+    return Session(
+        session_id=session_id, meta=meta, messages=render(scene, beats, trailing),
+        applied_routines=[index] if index is not None else [],
+        session_summarization=_summary(rng, persona, meta, tasks, label),
+    )
+
+
+def _split(rng: random.Random, params: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    cut = rng.randint(1, len(params) - 1)
+    return params[:cut], params[cut:]
+
+
+def _routine_chunks(rng: random.Random, device: str, params: tuple[str, ...], first: bool,
+                    implicit: bool) -> list[Chunk]:
+    """How the user asks for one routine device; implicit sessions never state values."""
+    if implicit:
+        kind = rng.choices(("usual", "vague", "vague-usual", "yes"), (0.4, 0.25, 0.2, 0.15))[0]
+    else:
+        kind = rng.choices(("all", "some", "vague", "vague-all", "some-rest", "yes", "usual"),
+                           (0.35, 0.15, 0.05, 0.2, 0.15, 0.05, 0.05))[0]
+    if kind == "yes" and first:
+        kind = "usual" if implicit else "all"
+    if device == "security" and kind in ("vague-usual", "vague-all", "some-rest"):
+        kind = "usual" if implicit else "all"
+    if kind in ("some", "some-rest") and len(params) < 2:
+        kind = "all"
+    if kind == "some":
+        return [Chunk("state", tuple(rng.sample(params, rng.randint(1, len(params) - 1))))]
+    if kind == "some-rest":
+        return [Chunk("state", part) for part in _split(rng, params)]
+    return {
+        "usual": [Chunk("usual")], "vague": [Chunk("vague")], "yes": [Chunk("yes")],
+        "vague-usual": [Chunk("vague"), Chunk("usual")], "all": [Chunk("state", params)],
+        "vague-all": [Chunk("vague"), Chunk("state", params)],
+    }[kind]
+
+
+def _routine_tasks(rng: random.Random, routine: Routine, implicit: bool) -> list[Task]:
+    settings = list(actions_dict(routine.actions).items())
+    rng.shuffle(settings)
+    return [Task(device=device, values=values, implicit=implicit,
+                 chunks=_routine_chunks(rng, device, tuple(values), j == 0, implicit))
+            for j, (device, values) in enumerate(settings)]
+
+
+def _adhoc_tasks(rng: random.Random, meta: SessionMeta) -> list[Task]:
+    """Spontaneous requests: any devices, any values, or just switching something on or off."""
+    devices = rng.sample(list(NAMES), _pick(rng, ADHOC_DEVICES))
+    tasks = []
+    for device in devices:
+        values = adhoc_values(rng, device, meta.model_dump())
+        params = tuple(values)
+        kind = rng.choices(("all", "vague", "vague-all", "some-rest", "switch"),
+                           (0.45, 0.12, 0.2, 0.1, 0.13))[0]
+        if kind == "some-rest" and len(params) < 2 or device == "security" and kind != "switch":
+            kind = "all"
+        chunks = {"all": [Chunk("state", params)], "vague": [Chunk("vague")],
+                  "vague-all": [Chunk("vague"), Chunk("state", params)],
+                  "switch": [Chunk("switch")]}.get(kind)
+        if kind == "switch":
+            tasks.append(Task(device, {}, chunks, on=rng.random() < 0.5))
+            continue
+        tasks.append(Task(device, values, chunks or [Chunk("state", p) for p in _split(rng, params)]))
+    return tasks
+
+
+def _summary(rng: random.Random, persona: Persona, meta: SessionMeta, tasks: list[Task],
+             label: tuple[str, str] | None) -> str:
+    """One short sentence saying what the session was about."""
+    devices = join_and([SHORT[t.device] for t in tasks])
+    when = f"{meta.weather if meta.weather != 'cloudy' else 'grey'} {meta.time_of_day}"
+    if label is not None:
+        named = f"{label[0]}-{label[1]}"
+        return rng.choice((
+            f"{persona.first} asked for the usual {named} setup and the assistant adjusted "
+            f"the {devices}.",
+            f"The assistant applied the user's {named} routine to the {devices}.",
+            f"On a {when}, the user had the {devices} set to their usual settings.",
+            f"User requested their {named} preferences for the {devices}.",
+        ))
+    return rng.choice((
+        f"The user made ad-hoc changes to the {devices} on a {when}.",
+        f"{persona.first} adjusted the {devices} on a {meta.day_of_week} {meta.time_of_day}.",
+        f"Spontaneous request: the {devices} adjusted.",
+        f"User asked for one-off {devices} changes.",
+    ))

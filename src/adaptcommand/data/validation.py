@@ -1,0 +1,168 @@
+"""Checks on a split file against its dialogues: the guarantees later stages rely on.
+
+Each check returns errors (a guarantee is broken) and warnings (true but worth knowing, such as a
+persona too thin to have a val split). The checks take any splits, not only computed ones, so a
+hand-edited `edgesplits.json` can be checked the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from adaptcommand.data.cleaning import CleaningResult
+from adaptcommand.data.schema import CleanDialogue
+from adaptcommand.data.splits import MIN_SESSIONS_TO_SPLIT, SplitConfig
+
+Splits = dict[str, dict[str, list[int]]]
+DISJOINT = ("train", "val", "test")
+# Overall share of each split may drift this far from its ratio before a warning (rounding
+# per persona adds up when personas have few sessions).
+BALANCE_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
+
+
+def validate_splits(
+    dialogues: Sequence[CleanDialogue], splits: Splits, config: SplitConfig
+) -> list[Check]:
+    """Run every check, in the order they appear in the report."""
+    return [
+        check_indices(dialogues, splits),
+        check_no_overlap(splits),
+        check_coverage(splits),
+        check_balance(splits, config),
+        check_temporal_order(splits),
+    ]
+
+
+def validation_report(cleaning: CleaningResult, checks: list[Check]) -> dict[str, object]:
+    """The content of `validation_report.json`; `passed` ignores warnings."""
+    return {
+        "passed": all(check.passed for check in checks),
+        "cleaning": cleaning.counts(),
+        "checks": [check.to_dict() for check in checks],
+    }
+
+
+def check_indices(dialogues: Sequence[CleanDialogue], splits: Splits) -> Check:
+    """Indices are in range, point at the persona's own sessions, and cover every line."""
+    check = Check("indices_valid")
+    assigned: set[int] = set()
+    for pid, entry in splits.items():
+        for name, indices in entry.items():
+            for index in indices:
+                if not 0 <= index < len(dialogues):
+                    check.errors.append(f"{pid}.{name}: index {index} out of range")
+                elif dialogues[index].persona_id != pid:
+                    check.errors.append(
+                        f"{pid}.{name}: index {index} belongs to {dialogues[index].persona_id}"
+                    )
+        assigned.update(i for name in DISJOINT for i in entry[name])
+    unassigned = sorted(set(range(len(dialogues))) - assigned)
+    if unassigned:
+        check.errors.append(f"{len(unassigned)} sessions in no split, first index {unassigned[0]}")
+    return check
+
+
+def check_no_overlap(splits: Splits) -> Check:
+    """No session is in two of train/val/test (within or across personas)."""
+    check = Check("no_overlap")
+    owner: dict[int, str] = {}
+    for pid, entry in splits.items():
+        for name in DISJOINT:
+            for index in entry[name]:
+                where = f"{pid}.{name}"
+                if index in owner:
+                    check.errors.append(f"index {index} in both {owner[index]} and {where}")
+                else:
+                    owner[index] = where
+    return check
+
+
+def check_coverage(splits: Splits) -> Check:
+    """Every persona has sessions in train, val and test.
+
+    A persona with fewer than MIN_SESSIONS_TO_SPLIT sessions cannot, so thin personas are
+    collected into one warning instead of failing the check.
+    """
+    check = Check("coverage")
+    thin: list[str] = []
+    for pid, entry in splits.items():
+        n_sessions = sum(len(entry[name]) for name in DISJOINT)
+        missing = [name for name in DISJOINT if not entry[name]]
+        if missing and n_sessions < MIN_SESSIONS_TO_SPLIT:
+            thin.append(pid)
+        elif missing:
+            check.errors.append(f"{pid}: no {'/'.join(missing)} session ({n_sessions} in all)")
+    if thin:
+        shown = ", ".join(thin[:10]) + (f" and {len(thin) - 10} more" if len(thin) > 10 else "")
+        check.warnings.append(
+            f"{len(thin)} personas have fewer than {MIN_SESSIONS_TO_SPLIT} sessions, so val "
+            f"and/or test are empty for them: {shown}"
+        )
+    return check
+
+
+def check_balance(splits: Splits, config: SplitConfig) -> Check:
+    """Each persona's split sizes are within one session of n * ratio (rounding); the overall
+    shares within BALANCE_TOLERANCE of the ratios, else a warning. Thin personas are left out."""
+    check = Check("balance")
+    ratios = {"train": config.train_ratio, "val": config.val_ratio, "test": config.test_ratio}
+    totals = dict.fromkeys(DISJOINT, 0)
+    for pid, entry in splits.items():
+        n_sessions = sum(len(entry[name]) for name in DISJOINT)
+        if n_sessions < MIN_SESSIONS_TO_SPLIT:
+            continue
+        for name in DISJOINT:
+            totals[name] += len(entry[name])
+            expected = n_sessions * ratios[name]
+            if abs(len(entry[name]) - expected) > 1:
+                check.errors.append(
+                    f"{pid}.{name}: {len(entry[name])} sessions, expected about {expected:.1f}"
+                )
+    grand_total = sum(totals.values())
+    if not grand_total:
+        check.warnings.append(f"no persona has {MIN_SESSIONS_TO_SPLIT} or more sessions to split")
+        return check
+    for name in DISJOINT:
+        share = totals[name] / grand_total
+        if abs(share - ratios[name]) > BALANCE_TOLERANCE:
+            check.warnings.append(f"{name}: {share:.3f} of sessions, configured {ratios[name]:.3f}")
+    return check
+
+
+def check_temporal_order(splits: Splits) -> Check:
+    """Within a persona all train precede all val precede all test; online are the latest train.
+
+    Line order within a persona is time order, so indices compare times.
+    """
+    check = Check("temporal_order")
+    for pid, entry in splits.items():
+        ordered = [(name, entry[name]) for name in DISJOINT if entry[name]]
+        for (early, early_idx), (late, late_idx) in zip(ordered, ordered[1:], strict=False):
+            if max(early_idx) >= min(late_idx):
+                check.errors.append(f"{pid}: a {early} session is not before every {late} session")
+        online, train = set(entry["online"]), set(entry["train"])
+        if not online <= train:
+            check.errors.append(f"{pid}: online holds sessions outside train")
+        elif online and min(online) < max(train - online, default=-1):
+            check.errors.append(f"{pid}: online is not the latest train sessions")
+    return check

@@ -1,0 +1,424 @@
+"""Rule-based extraction of the smart-home settings a message commits to.
+
+Action metrics compare what a model's reply *does* with what the reference reply does, so the
+extractor reads commitments, not mentions: offers and questions ("Would you like me to dim the
+lights?") set nothing, negated requests are dropped, and only schema-valid values are kept (a
+device named with an out-of-schema value, such as 70 degrees Fahrenheit, becomes `{device: {}}`).
+
+Text is read sentence by sentence. In each sentence we find device, parameter and value mentions,
+resolve which device an ambiguous one belongs to (nearest mention in the sentence, then earlier
+sentences, then what the sentence's other parameters have in common, then a default), and attach
+every number to its unit or nearest device/parameter mention. Pure `re`, deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from adaptcommand.data.schema import DEVICE_MODELS, DEVICES, NUMERIC_PARAMS, Actions
+from adaptcommand.errors import DataError
+from adaptcommand.fileio import read_jsonl, write_jsonl_atomic
+
+ActionDict = dict[str, dict[str, object]]
+Reading = tuple[str, str | None, object]  # (device, param or None, value or None)
+
+_I = re.IGNORECASE
+# The parameter a bare number sets on a device ("dim the lights to 40", "set the AC to 22").
+_DEFAULT_NUMERIC = {"tv": "volume", "ac": "temperature", "lights": "brightness",
+                    "speaker": "volume", "security": "alarm_volume"}
+_COLOR_WORD = r"(?:colou?rs?|tones?|glow|white|hues?|shades?|light(?:s|ing)?|lamps?)"
+_LIGHT_NOUN = r"(?:lights?|lighting|lamps?|bulbs?)"
+_A_BIT = r"(?:(?:a\s+)?(?:bit|little|tad|lot)\s+)?(?:more\s+)?"
+_PRONOUN = re.compile(r"\b(?:it|them|they|'em)\b", _I)
+
+
+def _readings(*options: tuple[str, str | None, object]) -> tuple[Reading, ...]:
+    return tuple(options)
+
+
+def _numeric_param(param: str) -> tuple[Reading, ...]:
+    """Every device that has `param`, in default-preference order (schema order)."""
+    return tuple((dev, param, None) for dev in DEVICES if (dev, param) in NUMERIC_PARAMS)
+
+
+# (pattern, readings, needs_context). A mention with several readings is resolved from the
+# sentence or dialogue context; `needs_context` mentions are dropped rather than defaulted.
+_LEXICON: tuple[tuple[re.Pattern[str], tuple[Reading, ...], bool], ...] = tuple(
+    (re.compile(pattern, flags), readings, needs_context)
+    for pattern, flags, readings, needs_context in (
+        # devices
+        (r"\b(?:tv|t\.v\.|television|telly)\b", _I, _readings(("tv", None, None)), False),
+        (r"\b(?:ac|a/c|aircon|air[- ]con(?:dition(?:ing|er))?|thermostat|heater|heating)\b", _I,
+         _readings(("ac", None, None)), False),
+        (r"\b(?:turn|crank|bump|pump|put|set)\w*\s+(?:up\s+|on\s+|down\s+)?the\s+heat\b"
+         r"|\bthe\s+heat\s+(?:up|on|down)\b", _I, _readings(("ac", None, None)), False),
+        (r"\b(?:lights?|lighting|lamps?|bulbs?)\b(?!\s+(?:music|jazz|rain|snow|breeze|snack|meal"
+         r"|lunch|dinner|breakfast|reading|jacket|touch))", _I,
+         _readings(("lights", None, None)), False),
+        (r"\b(?:speakers?|radio|stereo|sound\s+system)\b|\b(?:turn|crank|set|lower|raise)\w*"
+         r"\s+(?:up\s+|down\s+)?the\s+music\b", _I,
+         _readings(("speaker", None, None)), False),
+        (r"\b(?:play|put|turn\s+on|start|queue)\w*(?:\s+[\w'-]+){0,3}?\s+(?:music|tunes|songs?"
+         r"|sounds|playlist|jazz|podcast|album)\b", _I, _readings(("speaker", None, None)), False),
+        (r"\bsecurity(?:\s+system)?\b|\b(?:alarm|burglar\s+alarm)\s+system\b", _I,
+         _readings(("security", None, None)), False),
+        # numeric parameters
+        (r"\balarm\s+volume\b", _I, _readings(("security", "alarm_volume", None)), False),
+        (r"\bfan(?:\s+speed)?\b|\bspeed\b", _I, _readings(("ac", "fan_speed", None)), False),
+        (r"(?<!outdoor )(?<!outside )(?<!current )\btemp(?:erature)?\b(?!\s+(?:outside|out\b))",
+         _I, _readings(("ac", "temperature", None)), False),
+        (r"\bvolume\b", _I, (*_numeric_param("volume"), ("security", "alarm_volume", None)), False),
+        (r"\b(?:brightness|bright(?:er|en)?|dim(?:med|mer)?)\b", _I,
+         _readings(("lights", "brightness", None), ("tv", "brightness", None)), False),
+        # categorical values
+        (r"\bhdmi\s*-?\s*1\b", _I, _readings(("tv", "input_source", "HDMI1")), False),
+        (r"\bhdmi\s*-?\s*2\b", _I, _readings(("tv", "input_source", "HDMI2")), False),
+        (r"\b(?-i:AV)\b|\bav\s+input\b", _I, _readings(("tv", "input_source", "AV")), False),
+        (r"\bnetflix\b", _I, _readings(("tv", "input_source", "Netflix")), False),
+        (r"\byou\s?tube\b", _I, _readings(("tv", "input_source", "YouTube")), False),
+        (r"\bbass[- ]?(?:boost(?:ed)?|heavy)\b|\b(?:boost|more|extra|heavy)\s+(?:the\s+)?bass\b",
+         _I, _readings(("speaker", "equalizer", "bass boost")), False),
+        (r"\btreble[- ]?(?:boost(?:ed)?|heavy)\b|\b(?:boost|more|extra)\s+(?:the\s+)?treble\b",
+         _I, _readings(("speaker", "equalizer", "treble boost")), False),
+        (r"\bbalanced\s+(?:equali[sz]er|eq|sound|audio)\b"
+         r"|\b(?:equali[sz]er|eq|sound|audio|speakers?)\s+(?:to\s+|on\s+|at\s+|is\s+|set\s+to\s+)?"
+         r"balanced\b",
+         _I, _readings(("speaker", "equalizer", "balanced")), False),
+        (r"\bdisarm(?:ed|ing|s)?\b|\b(?:deactivate|disable|turn\s+off|switch\s+off)\w*\s+"
+         r"(?:the\s+)?(?:security|alarm)\b", _I, _readings(("security", "armed", False)), False),
+        (r"\b(?:re)?arm(?:ed|ing|s)?\s+(?:the\s+|my\s+|our\s+)?(?:\w+\s+)?(?:security|alarm|system"
+         r"|house|home|it)\b|\b(?:(?:security|alarm)(?:\s+system)?|system|house|home)\s+(?:\w+\s+){0,2}"
+         r"armed\b"
+         r"|\b(?:activate|enable|turn\s+on|switch\s+on)\w*\s+(?:the\s+)?(?:security|alarm)\b", _I,
+         _readings(("security", "armed", True)), False),
+        (r"\bstatic\b", _I, _readings(("lights", "mode", "static")), False),
+        (r"\bdynamic\b", _I, _readings(("lights", "mode", "dynamic")), False),
+        (r"\bneutral\b", _I, _readings(("lights", "color", "neutral")), False),
+        (rf"\bwarm(?:er)?\s+(?:{_COLOR_WORD}\b|up\s+(?:the\s+|my\s+)?(?:\w+\s+)?{_LIGHT_NOUN}\b)"
+         rf"|\b{_LIGHT_NOUN}\s+{_A_BIT}warm(?:er)?\b"
+         rf"|\bcolou?r\s+(?:to\s+|is\s+|at\s+|of\s+|on\s+|set\s+to\s+)?(?:a\s+)?warm(?:er)?\b",
+         _I, _readings(("lights", "color", "warm")), False),
+        (rf"\bcool(?:er)?\s+{_COLOR_WORD}\b|\b{_LIGHT_NOUN}\s+{_A_BIT}cool(?:er)?\b"
+         rf"|\bcolou?r\s+(?:to\s+|is\s+|at\s+|of\s+|on\s+|set\s+to\s+)?(?:a\s+)?cool(?:er)?\b",
+         _I, _readings(("lights", "color", "cool")), False),
+        (r"\b(?:cool(?:ing)?\s+mode|mode\s+(?:to\s+|on\s+|at\s+|is\s+|in\s+|set\s+to\s+)?cool\b"
+         r"|cool\s+(?:down|the|it|me|us|things|this|my|our|everything)\b)", _I,
+         _readings(("ac", "mode", "cool")), False),
+        (r"\b(?:heat(?:ing)?\s+mode|mode\s+(?:to\s+|on\s+|at\s+|is\s+|in\s+|set\s+to\s+)?heat\b"
+         r"|(?<!the\s)heat\s+(?:up\s+)?(?:the|it|me|us|things|this|my|our|everything)\b)", _I,
+         _readings(("ac", "mode", "heat")), False),
+        (r"\bauto(?:matic)?\s+mode\b|\bmode\s+(?:to\s+|on\s+|at\s+|is\s+|in\s+|set\s+to\s+)?auto\b",
+         _I, _readings(("ac", "mode", "auto")), False),
+        # "set the lights to warm", "make 'em warm", "AC to cool": meaning depends on the device
+        (r"(?:\bto|\bat|'em|\bthem|\bit)\s+(?:a\s+)?(?:nice\s+)?warm(?:er)?\b(?!\s+(?:up|in)\b)",
+         _I, _readings(("lights", "color", "warm")), True),
+        (r"(?:\bto|\bat|'em|\bthem|\bit)\s+(?:a\s+)?cool\b(?!\s+(?:down|off|in)\b)", _I,
+         _readings(("lights", "color", "cool"), ("ac", "mode", "cool")), True),
+        (r"(?:\bto|\bon|'em|\bthem|\bit)\s+balanced\b", _I,
+         _readings(("speaker", "equalizer", "balanced")), True),
+        (r"(?:\bto|\bon)\s+heat\b", _I, _readings(("ac", "mode", "heat")), True),
+        (r"(?:\bto|\bon)\s+auto\b", _I, _readings(("ac", "mode", "auto")), True),
+    )
+)
+
+# Sentences that ask or offer instead of committing: questions about values or state, offers
+# ("I can set...", "Would you like me to..."), checks of the current state, hedges.
+_NOT_COMMITMENT = re.compile(
+    r"\bwould\s+you\s+(?:like|prefer|want)\b|\bdo\s+you\s+(?:want|prefer|need)\b|\bwant\s+me\s+to\b"
+    r"|\b(?:shall|should)\s+I\b|\bI\s+should\b|(?<!as )\byou'?d\s+(?:like|prefer)\b"
+    r"|\blet\s+me\s+know\b|\bspecify\b|\btell\s+me\b|\bcheck\b|\bconfirm\b|\bto\s+know\b"
+    r"|\bcurrent(?:ly)?\b|\balready\b|\brecommend|\bsuggest",
+    _I,
+)
+_OFFER = re.compile(
+    r"(?:^|,\s*)I\s+(?:can(?!'t|not)|could\s+(?:also\s+)?(?:set|turn|adjust|change|dim|switch|make"
+    r"|put|play|lower|raise))\b",
+    _I,
+)
+_WH_QUESTION = re.compile(
+    r"^(?:[\w']+(?:\s+[\w']+)?\s*[,!]\s*)?(?:what(?!\s+about)|which|how(?!\s+about)|when|where"
+    r"|who|why|is|are|was|were|do|does|did|has|have)\b[^?]*\?\s*$",
+    _I,
+)
+# A sentence that names a device only counts if it asks for or reports a change.
+_ACTION_CUE = re.compile(
+    r"\b(?:set|sets|setting|turn\w*|switch\w*|adjust\w*|chang\w*|dim\w*|brighten\w*|lower\w*"
+    r"|rais\w*|increas\w*|decreas\w*|reduc\w*|crank\w*|bump\w*|boost\w*|make|making|made|put"
+    r"|putting|keep\w*|play\w*|start\w*|stop\w*|paus\w*|mut\w*|unmut\w*|arm\w*|disarm\w*"
+    r"|activat\w*|deactivat\w*|enabl\w*|disabl\w*|prepar\w*|power\w*|shut\w*|warm\w*\s+up"
+    r"|cool\w*\s+down|do\s+something|tweak\w*|fix|watch\w*|stream\w*|launch\w*|open|go\s+with"
+    r"|let's|how\s+about|bring|get|now\s+(?:on|off))\b",
+    _I,
+)
+# An input source named as a setting ("input source to Netflix"), not in passing ("Netflix night").
+_ASSIGNED = re.compile(r"\b(?:to|on|now|input|source)\s+$", _I)
+_NEGATION = re.compile(r"\b(?:don't|dont|do\s+not|never|no\s+need\s+to|not)\b(?!\s+forget)", _I)
+_SCOPE_END = re.compile(
+    r"[,;:]|\b(?:but|instead|just|then)\b|\band\s+(?=(?:please\s+)?(?:set|turn|switch|adjust|dim"
+    r"|make|put|change|play|keep|lower|raise|arm)\b)",
+    _I,
+)
+_NUMBER = re.compile(r"(?<![\w'#$£€.,-])(\d{1,3})(\.\d+)?(?![\d:])", _I)
+# Numbers that are not settings: relative changes ("by 10"), channels, episodes...
+_NOT_A_SETTING_BEFORE = re.compile(r"\b(?:by|channel|episode|season|track|page|number)\s*$", _I)
+_NOT_A_SETTING = re.compile(
+    r"(?:s|th|st|nd|rd|k)\b|\s*(?:am|pm|a\.m|p\.m|minutes?|mins?|hours?|hrs?|seconds?|secs?|days?"
+    r"|weeks?|months?|years?|times|kelvin|o'clock)\b",
+    _I,
+)
+_FAHRENHEIT = re.compile(r"\s*(?:°\s*f\b|degrees?\s+f(?:ahrenheit)?\b|f\b|fahrenheit\b)", _I)
+_CELSIUS = re.compile(r"\s*(?:°\s*c?|º\s*c?|degrees?(?:\s+c(?:elsius)?\b)?|c\b|celsius\b)", _I)
+_PERCENT = re.compile(r"\s*(?:%|percent\b|per\s+cent\b)", _I)
+# Words allowed between a number and the mention after it: "25 for volume", "50% brightness".
+_NUMBER_GAP = re.compile(r"\s*(?:(?:for|of|on|the|in|as|with)\s+)*", _I)
+_PARAM_OF = re.compile(r"\s+(?:of|on|for)\s+(?:the\s+|my\s+)?(?:[\w-]+\s+)?", _I)
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class _Mention:
+    start: int
+    end: int
+    readings: tuple[Reading, ...]
+    needs_context: bool = False
+
+    @property
+    def anchor(self) -> str | None:
+        """The device, when the mention alone says which one it is."""
+        return self.readings[0][0] if len(self.readings) == 1 and not self.needs_context else None
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    start: int
+    end: int
+    device: str
+    param: str | None
+    value: object
+    by_default: bool = False  # no context said which device: good enough for a number only
+
+
+def extract_actions(text: str) -> ActionDict:
+    """Settings `text` commits to, as `{device: {param: value}}` in schema order."""
+    found: ActionDict = {}
+    history: list[str] = []  # devices mentioned so far, latest last: for "it" and carried params
+    for sentence in _sentences(text.replace("’", "'")):
+        resolved = _resolve(_mentions(sentence), history)
+        if _is_commitment(sentence):
+            _apply_sentence(sentence, resolved, history, found)
+        history.extend(item.device for item in resolved if not item.by_default)
+    return _canonical(found)
+
+
+def extract_actions_validated(text: str) -> Actions:
+    """`extract_actions` as the schema's pydantic `Actions` (values are schema-valid by design)."""
+    return Actions.model_validate(extract_actions(text))
+
+
+def _sentences(text: str) -> Iterator[str]:
+    for part in _SENTENCE_SPLIT.split(text):
+        if part.strip():
+            yield part.strip()
+
+
+def _is_commitment(sentence: str) -> bool:
+    return not (_NOT_COMMITMENT.search(sentence) or _OFFER.search(sentence)
+                or _WH_QUESTION.search(sentence))
+
+
+def _mentions(sentence: str) -> list[_Mention]:
+    """Lexicon matches without overlaps: specific patterns first, then the earliest and longest
+    ("alarm volume" over "volume", "heat mode" over "to heat")."""
+    candidates = sorted(
+        ((needs_context, m.start(), -m.end(), readings)
+         for pattern, readings, needs_context in _LEXICON
+         for m in pattern.finditer(sentence)),
+        key=lambda c: c[:3],
+    )
+    kept: list[_Mention] = []
+    for needs_context, start, neg_end, readings in candidates:
+        if all(-neg_end <= k.start or start >= k.end for k in kept):
+            kept.append(_Mention(start, -neg_end, readings, needs_context))
+    return sorted(kept, key=lambda m: m.start)
+
+
+def _resolve(mentions: list[_Mention], history: list[str]) -> list[_Resolved]:
+    """One reading per mention; a context-dependent one that context does not fit is dropped."""
+    anchors = [m for m in mentions if m.anchor is not None]
+    unplaced = [m for m in mentions if m.anchor is None and not m.needs_context]
+    resolved = []
+    for mention in mentions:
+        options = {reading[0]: reading for reading in mention.readings}
+        device = mention.anchor or _from_context(mention, anchors, history, options)
+        by_default = device is None and not mention.needs_context
+        if by_default:
+            device = _common_device(unplaced, options)
+        if device is not None:
+            _, param, value = options[device]
+            resolved.append(_Resolved(mention.start, mention.end, device, param, value, by_default))
+    return resolved
+
+
+def _from_context(
+    mention: _Mention, anchors: list[_Mention], history: list[str], options: dict[str, Reading]
+) -> str | None:
+    """The device the sentence (closest fitting mention) or the dialogue so far points to.
+
+    A context-dependent word ("to cool") takes the closest device only, fitting or not; an
+    ambiguous parameter ("volume") takes the closest device that has it.
+    """
+    if mention.needs_context:
+        nearby = [a.anchor for a in sorted(anchors, key=lambda a: abs(a.start - mention.start))]
+        closest = (nearby or history[-1:] or [None])[0]
+        return closest if closest in options else None
+    fitting = [a for a in anchors if a.anchor in options]
+    if fitting:
+        return min(fitting, key=lambda a: abs(a.start - mention.start)).anchor
+    return next((device for device in reversed(history) if device in options), None)
+
+
+def _common_device(unplaced: list[_Mention], options: dict[str, Reading]) -> str:
+    """The reading most of the sentence's unplaced mentions share ("volume 30, brightness 40"
+    -> TV), ties going to the first, default, reading."""
+    def support(device: str) -> int:
+        return sum(any(r[0] == device for r in m.readings) for m in unplaced)
+
+    return max(options, key=support)
+
+
+def _negated_spans(sentence: str) -> list[tuple[int, int]]:
+    spans = []
+    for cue in _NEGATION.finditer(sentence):
+        stop = _SCOPE_END.search(sentence, cue.end())
+        spans.append((cue.start(), stop.start() if stop else len(sentence)))
+    return spans
+
+
+def _apply_sentence(
+    sentence: str, resolved: list[_Resolved], history: list[str], found: ActionDict
+) -> None:
+    """Add one committing sentence's settings to `found` (later values override earlier ones)."""
+    negated = _negated_spans(sentence)
+
+    def live(position: int) -> bool:
+        return not any(a <= position < b for a, b in negated)
+
+    has_cue = _ACTION_CUE.search(sentence) is not None
+    for item in resolved:
+        if not live(item.start):
+            continue
+        if item.value is not None and (has_cue or item.param != "input_source"
+                                       or _ASSIGNED.search(sentence, 0, item.start)):
+            _set(found, item.device, item.param, item.value)
+        elif has_cue and item.value is None and not item.by_default:
+            found.setdefault(item.device, {})
+    carried = history[-1] if history and _PRONOUN.search(sentence) else None
+    for start, device, param, value in _numbers(sentence, resolved, carried):
+        if live(start):
+            _set(found, device, param, value)
+    if has_cue and not resolved and carried is not None and not negated:
+        found.setdefault(carried, {})
+
+
+def _numbers(
+    sentence: str, resolved: list[_Resolved], carried: str | None
+) -> Iterator[tuple[int, str, str | None, object]]:
+    """(position, device, param, value) for each number; param/value None when not schema-valid."""
+    for match in _NUMBER.finditer(sentence):
+        end = match.end()
+        if not _is_setting_number(sentence, match, resolved):
+            continue
+        if _FAHRENHEIT.match(sentence, end):
+            yield match.start(), "ac", None, None
+            continue
+        if celsius := _CELSIUS.match(sentence, end):
+            target: tuple[str, str | None] | None = ("ac", "temperature")
+            end = celsius.end()
+        else:
+            percent = _PERCENT.match(sentence, end)
+            end = percent.end() if percent else end
+            target = _number_target(sentence, match.start(), end, resolved, carried)
+        if target is None:
+            continue
+        device, param = target
+        param = param or _DEFAULT_NUMERIC[device]
+        value = None if match.group(2) else int(match.group(1))
+        if value is not None and _valid(device, param, value):
+            yield match.start(), device, param, value
+        else:
+            yield match.start(), device, None, None
+
+
+def _is_setting_number(sentence: str, match: re.Match[str], resolved: list[_Resolved]) -> bool:
+    """False for years, times, durations, "by 10", and digits inside a mention ("HDMI 1")."""
+    start = match.start()
+    return not (any(r.start <= start < r.end for r in resolved)
+                or _NOT_A_SETTING.match(sentence, match.end())
+                or _NOT_A_SETTING_BEFORE.search(sentence, max(0, start - 10), start))
+
+
+def _number_target(
+    sentence: str, start: int, end: int, resolved: list[_Resolved], carried: str | None
+) -> tuple[str, str | None] | None:
+    """The (device, numeric param) a number belongs to: a parameter or device right after it
+    ("50% brightness", "30 on the speaker"), else the nearest mention before it, else any after
+    it, else the carried device."""
+    def numeric(item: _Resolved) -> tuple[str, str | None]:
+        return item.device, item.param if item.value is None else None
+
+    after = [r for r in resolved if r.start >= end]
+    gap = _NUMBER_GAP.match(sentence, end)
+    if after and after[0].value is None and gap is not None and after[0].start <= gap.end():
+        return numeric(after[0])
+    before = [r for r in resolved if r.end <= start]
+    if len(before) > 1 and _PARAM_OF.fullmatch(sentence, before[-2].end, before[-1].start) \
+            and before[-2].device == before[-1].device and before[-1].param is None:
+        return numeric(before[-2])  # "the brightness of the TV to 65"
+    if before:
+        return numeric(before[-1])
+    if after:
+        return numeric(after[0])
+    return (carried, None) if carried is not None else None
+
+
+def _valid(device: str, param: str, value: int) -> bool:
+    try:
+        DEVICE_MODELS[device].model_validate({param: value})
+    except ValidationError:
+        return False
+    return True
+
+
+def _set(found: ActionDict, device: str, param: str | None, value: object) -> None:
+    settings = found.setdefault(device, {})
+    if param is not None and value is not None:
+        settings[param] = value
+
+
+def _canonical(found: ActionDict) -> ActionDict:
+    """Devices and params in schema order, so equal actions serialize to equal bytes."""
+    return {
+        device: {p: found[device][p] for p in DEVICE_MODELS[device].model_fields
+                 if p in found[device]}
+        for device in DEVICES
+        if device in found
+    }
+
+
+def annotate_jsonl(input_path: str | Path, output_path: str | Path, field: str = "text") -> int:
+    """Write each input line plus its extracted `actions` (replacing any there); returns the
+    number of lines. The whole input is checked before anything is written."""
+    rows = []
+    for line, row in read_jsonl(input_path):
+        text = row.get(field)
+        if not isinstance(text, str):
+            reason = "missing" if field not in row else "must be a string"
+            raise DataError(reason, path=input_path, line=line, field=field)
+        rows.append({**row, "actions": extract_actions(text)})
+    write_jsonl_atomic(output_path, rows)
+    return len(rows)

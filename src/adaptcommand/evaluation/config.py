@@ -1,0 +1,45 @@
+"""The evaluation contract (`configs/baseline_v1.0.json`): model, prompt, decoding and scope."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from adaptcommand.config import StrictModel
+from adaptcommand.models.generation import GenerationSettings
+from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
+
+
+class ModelSettings(StrictModel):
+    name: str = Field("embedded", description="'embedded', 'tiny-random', a local directory or "
+                      "a Hugging Face hub id available offline (e.g. Qwen/Qwen2.5-0.5B-Instruct).")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N.")
+    dtype: str = Field("auto", description="auto (bf16 on CUDA, fp32 on CPU), float32, "
+                       "bfloat16 or float16.")
+
+
+class PromptSettings(StrictModel):
+    system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of "
+                                      "every turn; null for none.")
+    max_context_messages: int = Field(5, ge=1, description="User/assistant pairs of ground-truth "
+                                      "context before the predicted turn.")
+
+
+class ScopeSettings(StrictModel):
+    split: Literal["train", "val", "test"] = Field("test", description="Split evaluated.")
+    skip_assistant_turns: int = Field(2, ge=0, description="Leading assistant turns of each "
+                                      "session not evaluated (too little context).")
+    bootstrap_resamples: int = Field(1000, ge=10, description="Resamples of sessions for CIs.")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the CIs.")
+    seed: int = Field(0, description="Seed of the bootstrap.")
+    embedding_batch_size: int = Field(64, ge=1, description="Texts per embedding forward pass.")
+
+
+class EvalConfig(StrictModel):
+    """Everything that determines an evaluation's numbers, stored in its results.json."""
+
+    model: ModelSettings = ModelSettings()
+    prompt: PromptSettings = PromptSettings()
+    generation: GenerationSettings = GenerationSettings()
+    evaluation: ScopeSettings = ScopeSettings()

@@ -1,0 +1,68 @@
+"""The training contract: every knob of a LoRA run, with its reference value and meaning.
+
+`configs/lora_training.json` holds the reference values; the CLI's `--set key=value` overrides any
+field. The config hash stored in a run's manifest covers every field that can change the trained
+weights, so a resumed run refuses a different config instead of mixing adapters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import Field
+
+from adaptcommand.config import StrictModel
+
+# Fields that only change how fast a run goes, not what it learns: free to change on resume.
+THROUGHPUT_FIELDS = frozenset({"adapters_per_step", "eval_batch_size"})
+
+
+class TrainingConfig(StrictModel):
+    """Hyper-parameters of one training run (all strategies share them)."""
+
+    model: str = Field("embedded", description="Base model: 'embedded', 'tiny-random', a local "
+                       "directory or a Hugging Face hub id (offline cache only).")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N.")
+    dtype: str = Field("auto", description="Base weights' dtype: auto (bf16 on CUDA, fp32 on "
+                       "CPU), float32, bfloat16 or float16. Adapters always train in fp32.")
+    r: int = Field(8, ge=1, description="LoRA rank.")
+    alpha: float = Field(16.0, gt=0, description="LoRA alpha; the update is scaled by alpha/r.")
+    target_modules: list[str] = Field(["q_proj", "v_proj"], min_length=1,
+                                      description="Names of the linear layers that get LoRA.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    learning_rate: float = Field(5e-4, gt=0, description="Peak AdamW learning rate.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW (decoupled) weight decay.")
+    epochs: int = Field(5, ge=1, description="Maximum passes over each adapter's train data.")
+    batch_size: int = Field(4, ge=1, description="Examples per optimizer step of one adapter.")
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate schedule after warm-up (transformers names).")
+    warmup_ratio: float = Field(0.1, ge=0, le=1, description="Fraction of an adapter's planned "
+                                "steps spent warming the learning rate up from 0.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Per-adapter gradient-norm "
+                                        "clipping; null disables it.")
+    max_length: int = Field(512, ge=8, description="Tokens per example; the prompt is cut from "
+                            "the left so the turn being learned is kept.")
+    patience: int | None = Field(2, ge=1, description="Stop an adapter after this many epochs "
+                                 "without a val-loss improvement; null disables early stopping.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest val-loss decrease that counts as "
+                             "an improvement.")
+    seed: int = Field(0, description="Seeds adapter init, per-adapter shuffling and dropout.")
+    max_context_messages: int = Field(5, ge=1, description="User/assistant pairs of context "
+                                      "before the turn being learned.")
+    system_prompt: str | None = Field(None, description="System prompt of every example; null "
+                                      "means the project default (models.prompting).")
+    adapters_per_step: int = Field(8, ge=1, description="Adapters whose batches share one "
+                                   "forward/backward pass (throughput only).")
+    length_bucket_batches: int = Field(8, ge=1, description="Examples are sorted by length within "
+                                       "windows of this many batches to cut padding; 1 = plain "
+                                       "shuffled batches.")
+    eval_batch_size: int = Field(8, ge=1, description="Validation examples per adapter per "
+                                 "forward pass (throughput only).")
+
+
+def config_hash(config: TrainingConfig) -> str:
+    """SHA-256 of the fields that shape the trained weights (see THROUGHPUT_FIELDS)."""
+    relevant = config.model_dump(exclude=set(THROUGHPUT_FIELDS))
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()

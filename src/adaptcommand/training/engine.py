@@ -1,0 +1,250 @@
+"""The multi-adapter training loop: many adapters advance in the same forward/backward passes.
+
+Each step packs the next batch of up to `adapters_per_step` adapters into one padded batch,
+routes every sample through its own adapter (multi_lora), and minimises the sum over adapters of
+each adapter's mean token loss. Adapters share no parameters, so each one's gradient is exactly
+the gradient of its own batch loss; each has its own AdamW, schedule and clipping. Hence an
+adapter trained here follows the same trajectory as trained alone (up to float rounding), while
+the per-step cost is shared. When an adapter finishes or stops early it leaves its slot and the
+next queued adapter takes it, so slots stay full.
+
+Losses are computed only at target positions: the LM head (a vocabulary-sized matmul) runs on
+assistant tokens alone, not on the masked prompt.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from itertools import zip_longest
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import get_scheduler
+
+from adaptcommand.training.batching import (
+    IGNORE_INDEX,
+    Example,
+    PackedBatch,
+    epoch_batches,
+    eval_batches,
+    pack,
+)
+from adaptcommand.training.config import TrainingConfig
+from adaptcommand.training.multi_lora import MultiLora
+
+
+@dataclass
+class AdapterJob:
+    """One adapter to train: its examples and, for hybrid runs, the weights it starts from."""
+
+    name: str
+    train: list[Example]
+    val: list[Example]
+    init_state: dict[str, Tensor] | None = None
+
+
+@dataclass
+class AdapterResult:
+    """A finished adapter: its best weights (PEFT keys) and its training record."""
+
+    name: str
+    state: dict[str, Tensor]
+    steps: int
+    best_epoch: int  # 1-based epoch whose weights are kept
+    train_loss: list[float]  # per epoch, mean of the step losses
+    val_loss: list[float | None]  # per epoch, token-weighted over the val examples
+    tokens: int  # non-padding tokens trained on
+    seconds: float  # this adapter's token-weighted share of the wall time
+    stopped_early: bool
+
+    def record(self) -> dict[str, object]:
+        """The JSON-ready summary of this adapter (everything but the weights)."""
+        return {
+            "steps": self.steps, "epochs_run": len(self.train_loss), "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early, "train_loss": self.train_loss,
+            "val_loss": self.val_loss, "tokens": self.tokens, "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What one engine step did, for progress display."""
+
+    losses: dict[str, float]
+    progress: dict[str, float]  # fraction of each stepped adapter's planned steps done
+    tokens: int
+    seconds: float
+
+
+def early_stopping(val_losses: list[float], patience: int | None,
+                   min_delta: float) -> tuple[int, bool]:
+    """(0-based index of the best epoch so far, whether to stop now)."""
+    best_index = 0
+    for index, value in enumerate(val_losses):
+        if value < val_losses[best_index] - min_delta:
+            best_index = index
+    stop = patience is not None and len(val_losses) - 1 - best_index >= patience
+    return best_index, stop
+
+
+@dataclass
+class _Run:
+    """The live state of one adapter in a slot."""
+
+    job: AdapterJob
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    planned_steps: int
+    pending: deque[list[Example]] = field(default_factory=deque)
+    epoch_losses: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float | None] = field(default_factory=list)
+    best_state: dict[str, Tensor] | None = None
+    steps: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+
+def _start(job: AdapterJob, lora: MultiLora, config: TrainingConfig) -> _Run:
+    if not job.train:
+        raise ValueError(f"adapter {job.name!r} has no training examples")
+    lora.add_adapter(job.name, config.seed, job.init_state)
+    params = lora.parameters_of(job.name)
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    planned = math.ceil(len(job.train) / config.batch_size) * config.epochs
+    scheduler = get_scheduler(config.lr_scheduler, optimizer,
+                              num_warmup_steps=math.ceil(planned * config.warmup_ratio),
+                              num_training_steps=planned)
+    run = _Run(job, params, optimizer, scheduler, planned)
+    _queue_epoch(run, config)
+    return run
+
+
+def _queue_epoch(run: _Run, config: TrainingConfig) -> None:
+    run.pending.extend(epoch_batches(run.job.train, config.batch_size, config.seed, run.job.name,
+                                     len(run.train_loss), config.length_bucket_batches))
+
+
+def _token_losses(model: nn.Module, batch: PackedBatch, n_adapters: int) -> tuple[Tensor, Tensor]:
+    """Per-adapter (sum of token losses, number of target tokens) for one packed batch."""
+    hidden = model.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                 use_cache=False).last_hidden_state
+    targets = batch.labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    logits = model.get_output_embeddings()(hidden[:, :-1][mask]).float()
+    token_loss = F.cross_entropy(logits, targets[mask], reduction="none")
+    owner = batch.adapter_index[:, None].expand_as(targets)[mask]
+    sums = torch.zeros(n_adapters, device=token_loss.device).index_add(0, owner, token_loss)
+    counts = torch.bincount(owner, minlength=n_adapters)
+    return sums, counts
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _train_step(model: nn.Module, lora: MultiLora, runs: list[_Run],
+                config: TrainingConfig) -> StepReport:
+    """One packed forward/backward, then each adapter's own clip + AdamW + schedule step."""
+    started = time.perf_counter()
+    groups = [run.pending.popleft() for run in runs]
+    batch = pack(groups, _device_of(model))
+    model.train()
+    with lora.route(tuple(run.job.name for run in runs), batch.adapter_index):
+        sums, counts = _token_losses(model, batch, len(runs))
+    losses = sums / counts.clamp(min=1)
+    losses.sum().backward()
+    for run in runs:
+        if config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    tokens = [sum(len(ex) for ex in group) for group in groups]
+    seconds = time.perf_counter() - started
+    for run, loss, n in zip(runs, losses.tolist(), tokens, strict=True):
+        run.epoch_losses.append(loss)
+        run.steps += 1
+        run.tokens += n
+        run.seconds += seconds * n / sum(tokens)
+    return StepReport({r.job.name: v for r, v in zip(runs, losses.tolist(), strict=True)},
+                      {r.job.name: r.steps / r.planned_steps for r in runs}, sum(tokens), seconds)
+
+
+@torch.no_grad()
+def _validate(model: nn.Module, lora: MultiLora, runs: list[_Run],
+              config: TrainingConfig) -> list[float | None]:
+    """Token-weighted val loss of each run, the runs' val batches packed side by side."""
+    started = time.perf_counter()
+    model.eval()
+    names = tuple(run.job.name for run in runs)
+    sums = torch.zeros(len(runs), dtype=torch.float64)
+    counts = torch.zeros(len(runs), dtype=torch.long)
+    per_run = [eval_batches(run.job.val, config.eval_batch_size) for run in runs]
+    for step_groups in zip_longest(*per_run, fillvalue=[]):
+        batch = pack(list(step_groups), _device_of(model))
+        with lora.route(names, batch.adapter_index):
+            step_sums, step_counts = _token_losses(model, batch, len(runs))
+        sums += step_sums.cpu().double()
+        counts += step_counts.cpu()
+    share = (time.perf_counter() - started) / len(runs)
+    for run in runs:
+        run.seconds += share
+    return [float(s / c) if c else None for s, c in zip(sums, counts, strict=True)]
+
+
+def _end_epoch(run: _Run, val: float | None, lora: MultiLora,
+               config: TrainingConfig) -> AdapterResult | None:
+    """Record the epoch, keep the best weights; return the result if the adapter is done."""
+    run.train_loss.append(sum(run.epoch_losses) / len(run.epoch_losses))
+    run.epoch_losses = []
+    run.val_loss.append(val)
+    if val is None:  # no val data: every epoch is the newest best, run the full length
+        best_index, stop = len(run.val_loss) - 1, False
+    else:
+        scored = [v for v in run.val_loss if v is not None]
+        best_index, stop = early_stopping(scored, config.patience, config.min_delta)
+    if best_index == len(run.val_loss) - 1:
+        run.best_state = lora.state_of(run.job.name)
+    finished = len(run.train_loss) == config.epochs
+    if not (stop or finished):
+        _queue_epoch(run, config)
+        return None
+    assert run.best_state is not None
+    return AdapterResult(run.job.name, run.best_state, run.steps, best_index + 1,
+                         run.train_loss, run.val_loss, run.tokens, run.seconds,
+                         stopped_early=stop and not finished)
+
+
+def train_adapters(model: nn.Module, lora: MultiLora, jobs: Iterable[AdapterJob],
+                   config: TrainingConfig, on_result: Callable[[AdapterResult], None],
+                   on_step: Callable[[StepReport], None] | None = None) -> None:
+    """Train every job, `config.adapters_per_step` at a time; `on_result` gets each finished
+    adapter as soon as it is done (so the caller can save it before the next one finishes)."""
+    torch.manual_seed(config.seed)
+    queue = iter(jobs)  # consumed lazily: only the adapters in slots hold examples in memory
+    slots: list[_Run] = []
+    while True:
+        while len(slots) < config.adapters_per_step and (job := next(queue, None)) is not None:
+            slots.append(_start(job, lora, config))
+        if not slots:
+            return
+        ending = [run for run in slots if not run.pending]
+        if ending:
+            for run, val in zip(ending, _validate(model, lora, ending, config), strict=True):
+                result = _end_epoch(run, val, lora, config)
+                if result is not None:
+                    slots.remove(run)
+                    lora.remove_adapter(run.job.name)
+                    on_result(result)
+            continue
+        report = _train_step(model, lora, slots, config)
+        if on_step is not None:
+            on_step(report)

@@ -1,0 +1,76 @@
+"""Adapter directories in PEFT's own format, so `PeftModel.from_pretrained(base, dir)` loads them.
+
+A directory holds `adapter_config.json` (written by `LoraConfig.save_pretrained`),
+`adapter_model.safetensors` (PEFT key names, see multi_lora.peft_key) and our
+`training_record.json`. It is written through `atomic_dir`: it exists complete or not at all,
+which is what lets a killed run resume by skipping the directories that exist.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from peft import LoraConfig
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from adaptcommand.errors import AdaptCommandError, DataError
+from adaptcommand.fileio import atomic_dir
+from adaptcommand.training.config import TrainingConfig
+
+WEIGHTS_FILE = "adapter_model.safetensors"
+CONFIG_FILE = "adapter_config.json"
+RECORD_FILE = "training_record.json"
+
+
+def lora_config(config: TrainingConfig, base_model: str) -> LoraConfig:
+    """The PEFT config describing adapters trained with `config`."""
+    return LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM",
+                      base_model_name_or_path=base_model)
+
+
+def save_adapter(path: str | Path, state: dict[str, Tensor], peft_config: LoraConfig,
+                 record: dict[str, Any]) -> None:
+    """Write one adapter directory atomically (replacing an older one at `path`)."""
+    with atomic_dir(path) as tmp:
+        peft_config.save_pretrained(str(tmp))
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / WEIGHTS_FILE),
+                  metadata={"format": "pt"})
+        (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def read_record(path: str | Path) -> dict[str, Any] | None:
+    """The training record of a finished adapter directory, or None when there is none."""
+    record_path = Path(path) / RECORD_FILE
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"malformed JSON ({exc.msg})", path=record_path) from None
+    return record if isinstance(record, dict) else None
+
+
+def load_adapter(path: str | Path, config: TrainingConfig) -> dict[str, Tensor]:
+    """Weights of a PEFT LoRA directory to start from; its shape must match `config`."""
+    path = Path(path)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (path / name).is_file():
+            raise DataError(f"not a PEFT adapter directory: {name} missing", path=path)
+    saved = LoraConfig.from_pretrained(str(path))
+    mismatched = [
+        f"{field}: adapter {have!r}, config {want!r}"
+        for field, have, want in (
+            ("r", saved.r, config.r),
+            ("alpha", float(saved.lora_alpha), config.alpha),
+            ("target_modules", sorted(saved.target_modules or []), sorted(config.target_modules)),
+        )
+        if have != want
+    ]
+    if mismatched:
+        raise AdaptCommandError(f"{path}: adapter does not match the training config ("
+                                + "; ".join(mismatched) + ")")
+    return load_file(str(path / WEIGHTS_FILE))

@@ -1,0 +1,275 @@
+"""A training run from data directory to adapter directories: strategies, resume, manifest.
+
+Strategies differ only in the jobs they give the engine: `per-user` one adapter per persona,
+`unified` one adapter over every persona's data, `hybrid` per-user adapters starting from a
+unified adapter's weights. Work is never lost: each adapter directory is written atomically with
+its training record inside, and a finished one is skipped when the same command runs again. The
+manifest pins what the directory was trained with; a different config, data or starting adapter
+is refused unless `force`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from adaptcommand import __version__
+from adaptcommand.data.io import (
+    DIALOGUES_FILE,
+    SPLITS_FILE,
+    load_dialogues,
+    load_splits,
+    select_split,
+)
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.fileio import write_json_atomic
+from adaptcommand.models.loading import load_model
+from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
+from adaptcommand.training.config import TrainingConfig, config_hash
+from adaptcommand.training.engine import AdapterJob, AdapterResult, StepReport, train_adapters
+from adaptcommand.training.examples import build_examples, turn_terminator
+from adaptcommand.training.export import (
+    WEIGHTS_FILE,
+    load_adapter,
+    lora_config,
+    read_record,
+    save_adapter,
+)
+from adaptcommand.training.multi_lora import MultiLora
+from adaptcommand.training.progress import TrainingProgress
+
+Strategy = Literal["per-user", "unified", "hybrid"]
+UNIFIED = "unified"
+MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "training_summary.json"
+CHECKED_FIELDS = ("strategy", "base_model", "config_hash", "data_fingerprint",
+                  "init_fingerprint")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a worker needs to train its share of a run (picklable, for Ray)."""
+
+    strategy: Strategy
+    config: TrainingConfig
+    data_dir: Path
+    out_dir: Path
+    personas: tuple[str, ...]
+    init_from: Path | None
+    run_key: str  # hash of the manifest's checked fields, stamped into every adapter record
+
+    @property
+    def adapter_names(self) -> list[str]:
+        return [UNIFIED] if self.strategy == UNIFIED else list(self.personas)
+
+
+def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Path,
+                 out_dir: str | Path, *, personas: list[str] | None = None,
+                 init_from: str | Path | None = None, force: bool = False,
+                 executor: Literal["local", "ray"] = "local", workers: int | None = None,
+                 show_progress: bool = True) -> dict[str, Any]:
+    """Train whatever adapters of the run are not finished yet; return the training summary."""
+    if config.system_prompt is None:
+        config = config.model_copy(update={"system_prompt": DEFAULT_SYSTEM_PROMPT})
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    init_path = _check_init(strategy, init_from)
+    manifest = build_manifest(strategy, config, data_dir, init_path)
+    check_resume(out_dir, manifest, force)
+    plan = RunPlan(strategy, config, data_dir, out_dir,
+                   tuple(_select_personas(data_dir, personas)), init_path, _run_key(manifest))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / MANIFEST_FILE, manifest)
+    remove_stale_temporaries(out_dir)
+    finished = finished_records(plan)
+    todo = [name for name in plan.adapter_names if name not in finished]
+    with TrainingProgress(len(plan.adapter_names), len(plan.adapter_names) - len(todo),
+                          show_progress) as progress:
+
+        def on_saved(names: list[str]) -> None:
+            done = write_summary(plan)
+            progress.set_done(len(done["adapters"]), names)
+
+        if executor == "ray":
+            from adaptcommand.training.ray_executor import run_on_ray
+
+            run_on_ray(plan, todo, workers, on_poll=lambda: on_saved([]))
+        else:
+            train_shard(plan, todo, on_saved=lambda name: on_saved([name]),
+                        on_step=progress.step)
+    return write_summary(plan)
+
+
+def train_shard(plan: RunPlan, names: list[str],
+                on_saved: Callable[[str], None] | None = None,
+                on_step: Callable[[StepReport], None] | None = None) -> None:
+    """Load the model once and train `names` with the multi-adapter engine, saving each."""
+    if not names:
+        return
+    config = plan.config
+    loaded = load_model(config.model, device=config.device, dtype=config.dtype, seed=config.seed)
+    lora = MultiLora(loaded.model, config.target_modules, config.r, config.alpha, config.dropout)
+    peft_config = lora_config(config, config.model)
+    jobs = _jobs(plan, names, loaded.tokenizer,
+                 turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids))
+    meta: dict[str, dict[str, Any]] = {}
+
+    def save(result: AdapterResult) -> None:
+        record = {"adapter": result.name, **meta.pop(result.name), **result.record(),
+                  "run_key": plan.run_key}
+        save_adapter(plan.out_dir / result.name, result.state, peft_config, record)
+        if on_saved is not None:
+            on_saved(result.name)
+
+    def tracked() -> Iterator[AdapterJob]:
+        for job in jobs:
+            meta[job.name] = {"personas": _personas_of(plan, job.name),
+                              "train_examples": len(job.train), "val_examples": len(job.val)}
+            yield job
+
+    train_adapters(loaded.model, lora, tracked(), config, save, on_step)
+
+
+def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
+          ) -> Iterator[AdapterJob]:
+    """One job per adapter, its examples built only when the engine asks for it."""
+    dialogues, splits = load_dialogues(plan.data_dir), load_splits(plan.data_dir)
+    train, val = select_split(dialogues, splits, "train"), select_split(dialogues, splits, "val")
+    init_state = load_adapter(plan.init_from, plan.config) if plan.init_from else None
+    config = plan.config
+
+    def examples(split: dict[str, list[Any]], personas: list[str]) -> list[Any]:
+        return build_examples(tokenizer, [d for p in personas for d in split[p]],
+                              end_of_turn_id=end_of_turn_id, system_prompt=config.system_prompt,
+                              max_context_messages=config.max_context_messages,
+                              max_length=config.max_length)
+
+    for name in names:
+        personas = _personas_of(plan, name)
+        job = AdapterJob(name, examples(train, personas), examples(val, personas), init_state)
+        if not job.train:
+            raise AdaptCommandError(f"{name}: no assistant turn in its train split "
+                                    f"({plan.data_dir / SPLITS_FILE})")
+        yield job
+
+
+def _personas_of(plan: RunPlan, name: str) -> list[str]:
+    return list(plan.personas) if name == UNIFIED else [name]
+
+
+def _select_personas(data_dir: Path, requested: list[str] | None) -> list[str]:
+    available = list(load_splits(data_dir))
+    if not requested:
+        return available
+    unknown = [p for p in requested if p not in available]
+    if unknown:
+        raise AdaptCommandError(f"unknown persona(s) {', '.join(unknown)}: "
+                                f"{data_dir / SPLITS_FILE} has {len(available)} personas "
+                                f"({', '.join(available[:3])}, ...)")
+    return list(dict.fromkeys(requested))
+
+
+def _check_init(strategy: Strategy, init_from: str | Path | None) -> Path | None:
+    if strategy == "hybrid" and init_from is None:
+        raise AdaptCommandError("--strategy hybrid needs --init-from DIR (a unified adapter)")
+    if strategy != "hybrid" and init_from is not None:
+        raise AdaptCommandError("--init-from is only used by --strategy hybrid")
+    return Path(init_from) if init_from is not None else None
+
+
+def file_digest(*paths: Path) -> str:
+    """SHA-256 over the bytes of `paths`, in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if not path.is_file():
+            raise AdaptCommandError(f"{path}: file not found")
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_manifest(strategy: Strategy, config: TrainingConfig, data_dir: Path,
+                   init_from: Path | None) -> dict[str, Any]:
+    """What this output directory is trained with; CHECKED_FIELDS must match on resume."""
+    import peft
+    import torch
+    import transformers
+
+    return {
+        "strategy": strategy,
+        "base_model": config.model,
+        "config": config.model_dump(),
+        "config_hash": config_hash(config),
+        "data_dir": str(data_dir),
+        "data_fingerprint": file_digest(data_dir / DIALOGUES_FILE, data_dir / SPLITS_FILE),
+        "init_from": str(init_from) if init_from else None,
+        "init_fingerprint": file_digest(init_from / WEIGHTS_FILE) if init_from else None,
+        "package_version": __version__,
+        "library_versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                             "peft": peft.__version__},
+    }
+
+
+def _run_key(manifest: dict[str, Any]) -> str:
+    checked = {field: manifest[field] for field in CHECKED_FIELDS}
+    return hashlib.sha256(json.dumps(checked, sort_keys=True).encode()).hexdigest()
+
+
+def check_resume(out_dir: Path, manifest: dict[str, Any], force: bool) -> None:
+    """Refuse to mix adapters trained differently in one directory, unless forced."""
+    path = out_dir / MANIFEST_FILE
+    if force or not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise AdaptCommandError(f"{path}: unreadable manifest; pass --force to retrain") from None
+    changed = [field for field in CHECKED_FIELDS if previous.get(field) != manifest[field]]
+    if changed:
+        raise AdaptCommandError(f"{path}: {out_dir} was trained with a different "
+                                f"{', '.join(changed)}; use another --out, or --force to retrain "
+                                "its adapters with the new settings")
+
+
+def remove_stale_temporaries(out_dir: Path) -> None:
+    """Drop temp siblings a killed run left (atomic_dir/atomic_path names: `.NAME.*.tmp`)."""
+    for entry in out_dir.glob(".*.tmp"):
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def finished_records(plan: RunPlan) -> dict[str, dict[str, Any]]:
+    """Records of this run's adapters that are on disk and trained with this run's settings."""
+    records = {}
+    for name in plan.adapter_names:
+        record = read_record(plan.out_dir / name)
+        if record is not None and record.get("run_key") == plan.run_key:
+            records[name] = record
+    return records
+
+
+def write_summary(plan: RunPlan) -> dict[str, Any]:
+    """Rebuild `training_summary.json` from the finished adapters' records, atomically."""
+    records = finished_records(plan)
+    tokens = sum(r["tokens"] for r in records.values())
+    seconds = sum(r["seconds"] for r in records.values())
+    summary = {
+        "strategy": plan.strategy,
+        "base_model": plan.config.model,
+        "adapters_planned": len(plan.adapter_names),
+        "adapters_done": len(records),
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
+        "adapters": {name: {k: v for k, v in record.items() if k != "run_key"}
+                     for name, record in sorted(records.items())},
+    }
+    write_json_atomic(plan.out_dir / SUMMARY_FILE, summary)
+    return summary

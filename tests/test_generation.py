@@ -1,0 +1,156 @@
+"""Generation: batching never shows in the output, end-of-turn stops, seeded sampling, adapters."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from pydantic import ValidationError
+
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.models.generation import (
+    GenerationSettings,
+    decode_reply,
+    generate,
+    generation_config,
+)
+from adaptcommand.models.loading import load_model
+from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, render_prompt
+
+GREEDY = GenerationSettings(max_new_tokens=12, batch_size=2)
+USER_TURNS = [
+    "Lights to 40 please.",
+    "It is cold, can you set the AC to heat at 24 degrees with fan speed 2 and dim the lights?",
+    "TV on Netflix.",
+    "Arm the security system and set the alarm volume to 70, I am leaving for the weekend now.",
+    "Speaker on bass boost.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny-random", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def prompts(tiny):
+    return [render_prompt(tiny.tokenizer, [{"role": "user", "text": t}], None) for t in USER_TURNS]
+
+
+def _one_by_one(model, tokenizer, prompts, settings, **kwargs):
+    return [generate(model, tokenizer, [p], settings, **kwargs)[0] for p in prompts]
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny, prompts):
+    single = _one_by_one(tiny.model, tiny.tokenizer, prompts, GREEDY)
+    assert all(single) and len(set(single)) == len(prompts)  # real, distinct replies
+    for batch_size in (2, 3, 8):
+        settings = GREEDY.model_copy(update={"batch_size": batch_size})
+        assert generate(tiny.model, tiny.tokenizer, prompts, settings) == single
+
+
+def test_replies_come_back_in_prompt_order(tiny, prompts):
+    forward = generate(tiny.model, tiny.tokenizer, prompts, GREEDY)
+    backward = generate(tiny.model, tiny.tokenizer, prompts[::-1], GREEDY)
+    assert backward == forward[::-1]
+
+
+def test_generation_stops_at_the_first_end_of_turn_token(tiny, prompts):
+    encoded = tiny.tokenizer(prompts[0], return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        output = tiny.model.generate(**encoded, generation_config=generation_config(GREEDY, 2, []))
+    free_run = output[0, encoded["input_ids"].shape[1] :].tolist()
+    stop = free_run[4]
+    expected = tiny.tokenizer.decode(free_run[: free_run.index(stop)]).strip()
+    reply = generate(tiny.model, tiny.tokenizer, prompts[:1], GREEDY, end_of_turn_ids=[stop])
+    assert reply == [expected]
+    assert len(expected) < len(tiny.tokenizer.decode(free_run))
+
+
+def test_decode_reply_cuts_at_stop_and_drops_special_tokens(tiny):
+    tokenizer = tiny.tokenizer
+    words = tokenizer("Lights at forty", add_special_tokens=False)["input_ids"]
+    tokens = [*words, 2, 2, 2]
+    assert decode_reply(tokenizer, [1, *tokens], [2]) == "Lights at forty"
+    assert decode_reply(tokenizer, [*words, 9999, 77], [9999]) == "Lights at forty"
+
+
+def test_sampling_is_reproducible_from_the_seed(tiny, prompts):
+    sampled = GREEDY.model_copy(update={"do_sample": True, "seed": 5})
+    first = generate(tiny.model, tiny.tokenizer, prompts, sampled)
+    assert generate(tiny.model, tiny.tokenizer, prompts, sampled) == first
+    reseeded = sampled.model_copy(update={"seed": 6})
+    assert generate(tiny.model, tiny.tokenizer, prompts, reseeded) != first
+    assert first != generate(tiny.model, tiny.tokenizer, prompts, GREEDY)
+
+
+def test_model_generation_defaults_do_not_leak_into_greedy(tiny, prompts):
+    baseline = generate(tiny.model, tiny.tokenizer, prompts[:2], GREEDY)
+    defaults = tiny.model.generation_config
+    saved = defaults.to_dict()
+    defaults.update(do_sample=True, repetition_penalty=3.0, top_k=5, temperature=2.0)
+    try:
+        assert generate(tiny.model, tiny.tokenizer, prompts[:2], GREEDY) == baseline
+    finally:
+        defaults.update(**saved)
+
+
+def test_generation_config_uses_sampling_knobs_only_when_sampling():
+    greedy = generation_config(GenerationSettings(), pad_id=2, stop_ids=[2, 0])
+    assert (greedy.do_sample, greedy.repetition_penalty, greedy.max_new_tokens) == (False, 1.0, 64)
+    assert greedy.eos_token_id == [2, 0]
+    sampled = generation_config(GenerationSettings(do_sample=True), pad_id=2, stop_ids=[2])
+    assert (sampled.temperature, sampled.top_p, sampled.top_k) == (0.7, 0.9, 0)
+    assert sampled.repetition_penalty == 1.1
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValidationError):
+        GenerationSettings(batch_size=0)
+    with pytest.raises(ValidationError):
+        GenerationSettings(top_p=1.5)
+    with pytest.raises(ValidationError):
+        GenerationSettings(beams=4)
+
+
+def test_empty_prompt_list_and_adapter_count_mismatch(tiny, prompts):
+    assert generate(tiny.model, tiny.tokenizer, [], GREEDY) == []
+    with pytest.raises(AdaptCommandError, match="2 adapter names for 1 prompts"):
+        generate(tiny.model, tiny.tokenizer, prompts[:1], GREEDY, adapter_names=["a", "b"])
+
+
+def test_mixed_adapter_batch_matches_each_adapter_alone(prompts):
+    base = load_model("tiny-random", device="cpu")
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    torch.manual_seed(1)
+    model = get_peft_model(base.model, config, adapter_name="alice")
+    model.add_adapter("bob", config)
+    model.eval()
+    names = ["alice", "bob", "alice", "bob", "bob"]
+    mixed = generate(model, base.tokenizer, prompts, GREEDY, adapter_names=names)
+    alone = {
+        name: _one_by_one(model, base.tokenizer, prompts, GREEDY, adapter_names=[name])
+        for name in ("alice", "bob")
+    }
+    assert mixed == [alone[name][i] for i, name in enumerate(names)]
+    assert alone["alice"] != alone["bob"]
+
+
+@pytest.mark.slow
+def test_embedded_model_replies_in_text():
+    start = time.perf_counter()
+    loaded = load_model("embedded")
+    prompt = render_prompt(
+        loaded.tokenizer,
+        [{"role": "user", "text": "Please set the living room lights to 40% brightness."}],
+        DEFAULT_SYSTEM_PROMPT,
+    )
+    settings = GenerationSettings(max_new_tokens=24)
+    reply = generate(loaded.model, loaded.tokenizer, [prompt], settings,
+                     end_of_turn_ids=loaded.end_of_turn_ids)[0]
+    elapsed = time.perf_counter() - start
+    print(f"embedded load + 24-token reply: {elapsed:.1f}s: {reply!r}")
+    assert len(reply.split()) >= 3
+    assert "<|im_end|>" not in reply and "<|im_start|>" not in reply

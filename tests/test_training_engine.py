@@ -1,0 +1,204 @@
+"""The multi-adapter engine against the usual one-adapter-at-a-time PEFT loop, on a tiny Llama."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+from transformers import LlamaConfig, LlamaForCausalLM, get_scheduler
+
+from adaptcommand.training.batching import IGNORE_INDEX, Example, epoch_batches, pack
+from adaptcommand.training.config import TrainingConfig
+from adaptcommand.training.engine import AdapterJob, AdapterResult, early_stopping, train_adapters
+from adaptcommand.training.multi_lora import MultiLora
+
+VOCAB = 48
+
+
+def tiny_model(seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=128)
+    return LlamaForCausalLM(config).eval()
+
+
+def synthetic_examples(n: int, seed: int) -> list[Example]:
+    """Prompts of varied length followed by a short target that depends on the persona."""
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(n):
+        prompt = [rng.randrange(VOCAB) for _ in range(rng.randint(3, 20))]
+        target = [(seed * 7 + i) % VOCAB for i in range(rng.randint(2, 5))]
+        examples.append(Example(tuple(prompt + target),
+                                tuple([IGNORE_INDEX] * len(prompt) + target)))
+    return examples
+
+
+def engine_config(**overrides: object) -> TrainingConfig:
+    base = {"r": 4, "alpha": 8, "dropout": 0.0, "learning_rate": 2e-2, "epochs": 3,
+            "batch_size": 2, "patience": None, "adapters_per_step": 2, "seed": 3,
+            "length_bucket_batches": 2, "warmup_ratio": 0.2}
+    return TrainingConfig.model_validate(base | overrides)
+
+
+def run_engine(model: LlamaForCausalLM, jobs: list[AdapterJob],
+               config: TrainingConfig) -> dict[str, AdapterResult]:
+    lora = MultiLora(model, config.target_modules, config.r, config.alpha, config.dropout)
+    results: dict[str, AdapterResult] = {}
+    train_adapters(model, lora, jobs, config, lambda r: results.__setitem__(r.name, r))
+    return results
+
+
+Weights = dict[str, torch.Tensor]
+
+
+def peft_solo(base: LlamaForCausalLM, job: AdapterJob,
+              config: TrainingConfig) -> tuple[list[float], list[float], list[Weights]]:
+    """The usual loop: PEFT model, its own HF loss, AdamW, clipping, HF schedule, same batches.
+
+    Returns per-epoch train losses, val losses and LoRA weights (PEFT's saved key names)."""
+    init = MultiLora(copy.deepcopy(base), config.target_modules, config.r, config.alpha, 0.0)
+    init.add_adapter(job.name, config.seed)
+    model = get_peft_model(copy.deepcopy(base), LoraConfig(
+        r=config.r, lora_alpha=config.alpha, target_modules=config.target_modules,
+        lora_dropout=0.0))
+    set_peft_model_state_dict(model, init.state_of(job.name))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    planned = math.ceil(len(job.train) / config.batch_size) * config.epochs
+    scheduler = get_scheduler(config.lr_scheduler, optimizer,
+                              math.ceil(planned * config.warmup_ratio), planned)
+    train_losses, val_losses, states = [], [], []
+    for epoch in range(config.epochs):
+        model.train()
+        losses = []
+        for group in epoch_batches(job.train, config.batch_size, config.seed, job.name, epoch,
+                                   config.length_bucket_batches):
+            batch = pack([group], torch.device("cpu"))
+            loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         labels=batch.labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+        train_losses.append(sum(losses) / len(losses))
+        model.eval()
+        with torch.no_grad():
+            batch = pack([job.val], torch.device("cpu"))
+            val_losses.append(model(input_ids=batch.input_ids,
+                                    attention_mask=batch.attention_mask,
+                                    labels=batch.labels).loss.item())
+        states.append({k.replace(".default", ""): v.clone()
+                       for k, v in model.state_dict().items() if "lora_" in k})
+    return train_losses, val_losses, states
+
+
+def make_jobs() -> list[AdapterJob]:
+    # Different sizes: adapters finish at different steps, so a freed slot is refilled mid-run.
+    return [AdapterJob(f"p{i}", synthetic_examples(n, seed=i), synthetic_examples(3, seed=10 + i))
+            for i, n in enumerate([5, 9, 7])]
+
+
+def test_engine_matches_training_each_adapter_alone_with_peft() -> None:
+    base = tiny_model()
+    config = engine_config()
+    results = run_engine(copy.deepcopy(base), make_jobs(), config)
+    assert set(results) == {"p0", "p1", "p2"}
+    for job in make_jobs():
+        train_losses, val_losses, states = peft_solo(base, job, config)
+        got = results[job.name]
+        assert got.steps == math.ceil(len(job.train) / 2) * 3
+        assert got.train_loss == pytest.approx(train_losses, abs=1e-5)
+        assert got.val_loss == pytest.approx(val_losses, abs=1e-5)
+        assert got.best_epoch == 1 + min(range(3), key=val_losses.__getitem__)
+        expected = states[got.best_epoch - 1]
+        assert set(got.state) == set(expected)
+        for key, tensor in expected.items():
+            torch.testing.assert_close(got.state[key], tensor, atol=1e-5, rtol=1e-4)
+        assert any(t.abs().sum() > 0 for k, t in got.state.items() if "lora_B" in k)
+
+
+def test_engine_results_do_not_depend_on_packing() -> None:
+    base = tiny_model()
+    packed = run_engine(copy.deepcopy(base), make_jobs(), engine_config(adapters_per_step=3))
+    alone = run_engine(copy.deepcopy(base), make_jobs(), engine_config(adapters_per_step=1))
+    for name, result in alone.items():
+        assert packed[name].val_loss == pytest.approx(result.val_loss, abs=1e-5)
+        for key, tensor in result.state.items():
+            torch.testing.assert_close(packed[name].state[key], tensor, atol=1e-5, rtol=1e-4)
+
+
+def test_lora_init_and_peft_key_names() -> None:
+    model = tiny_model()
+    lora = MultiLora(model, ["q_proj", "v_proj"], r=4, alpha=8, dropout=0.0)
+    lora.add_adapter("a", seed=1)
+    lora.add_adapter("b", seed=1)
+    state = lora.state_of("a")
+    assert "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" in state
+    assert state["base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight"].shape == (16, 4)
+    assert len(state) == 2 * 2 * 2
+    assert all(t.abs().sum() == 0 for k, t in state.items() if "lora_B" in k)
+    a_of_b = lora.state_of("b")["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"]
+    assert not torch.equal(state["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"],
+                           a_of_b)  # seeded by (seed, name): different adapters differ
+    assert all(not p.requires_grad for p in model.parameters())
+
+
+def test_early_stopping_keeps_best_epoch_and_respects_patience() -> None:
+    assert early_stopping([3.0, 2.0, 2.5], patience=2, min_delta=0.0) == (1, False)
+    assert early_stopping([3.0, 2.0, 2.5, 2.1], patience=2, min_delta=0.0) == (1, True)
+    assert early_stopping([3.0, 2.95], patience=1, min_delta=0.1) == (0, True)
+    assert early_stopping([3.0, 2.0, 1.0], patience=None, min_delta=0.0) == (2, False)
+
+
+def test_early_stopped_adapter_keeps_its_best_weights() -> None:
+    base = tiny_model()
+    # Targets in val contradict train targets, so val loss rises once training bites.
+    job = AdapterJob("p0", synthetic_examples(8, seed=0), synthetic_examples(4, seed=5))
+    result = run_engine(copy.deepcopy(base), [job], engine_config(epochs=6, patience=1,
+                                                                  learning_rate=5e-2))
+    assert result["p0"].stopped_early
+    epochs_run = len(result["p0"].val_loss)
+    assert epochs_run < 6 and result["p0"].best_epoch == epochs_run - 1
+    assert result["p0"].steps == epochs_run * 4
+
+
+def test_exported_adapter_loads_in_peft_with_identical_logits(tmp_path) -> None:
+    from peft import PeftModel
+
+    from adaptcommand.training.export import lora_config, read_record, save_adapter
+
+    base = tiny_model()
+    config = engine_config(epochs=1)
+    results = run_engine(copy.deepcopy(base), make_jobs()[:2], config)
+    for name, result in results.items():
+        save_adapter(tmp_path / name, result.state, lora_config(config, "tiny"), result.record())
+    assert read_record(tmp_path / "p0")["steps"] == results["p0"].steps
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p0", "p1"]  # no temp dirs left
+
+    engine_model = copy.deepcopy(base)
+    lora = MultiLora(engine_model, config.target_modules, config.r, config.alpha, 0.0)
+    for name, result in results.items():
+        lora.add_adapter(name, config.seed, result.state)
+    batch = pack([synthetic_examples(2, seed=20), synthetic_examples(2, seed=21)],
+                 torch.device("cpu"))
+    with torch.no_grad(), lora.route(("p0", "p1"), batch.adapter_index):
+        mixed = engine_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    for row, name in enumerate(["p0", "p0", "p1", "p1"]):
+        peft_model = PeftModel.from_pretrained(copy.deepcopy(base), str(tmp_path / name)).eval()
+        with torch.no_grad():
+            expected = peft_model(input_ids=batch.input_ids[row:row + 1],
+                                  attention_mask=batch.attention_mask[row:row + 1]).logits
+        real = batch.attention_mask[row].bool()
+        torch.testing.assert_close(mixed[row][real], expected[0][real], atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        plain = base(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    assert (plain - mixed).abs().max() > 1e-3  # the adapters do change the output

@@ -1,0 +1,171 @@
+"""Training runs end to end on tiny-random: strategies, outputs, resume, refusal, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from adaptcommand.cli import app
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
+from adaptcommand.training import runner
+from adaptcommand.training.config import TrainingConfig
+from adaptcommand.training.export import RECORD_FILE, WEIGHTS_FILE
+
+PERSONAS = ["persona_000", "persona_001", "persona_002"]
+SESSIONS = 5  # 3 train, 1 val, 1 test
+
+
+def make_data(root: Path) -> Path:
+    """A tiny data-prepare output: each persona has its own favourite settings."""
+    lines, splits = [], {}
+    for p, persona in enumerate(PERSONAS):
+        indices = []
+        for s in range(SESSIONS):
+            indices.append(len(lines))
+            lines.append({"persona_id": persona, "session_id": s, "messages": [
+                {"role": "user", "text": f"Evening {s}, lights please."},
+                {"role": "assistant", "text": f"Lights at {20 + 10 * p}% brightness."},
+                {"role": "user", "text": "And the AC?"},
+                {"role": "assistant", "text": f"AC set to {18 + p} degrees, cool mode."},
+            ]})
+        splits[persona] = {"train": indices[:3], "val": indices[3:4], "test": indices[4:],
+                           "online": indices[1:3]}
+    data = root / "data"
+    write_jsonl_atomic(data / "dialogs_clean.jsonl", lines)
+    write_json_atomic(data / "edgesplits.json", splits)
+    return data
+
+
+def tiny_config(**overrides: object) -> TrainingConfig:
+    base = {"model": "tiny-random", "epochs": 2, "batch_size": 2, "max_length": 96,
+            "adapters_per_step": 2, "learning_rate": 1e-2, "patience": None}
+    return TrainingConfig.model_validate(base | overrides)
+
+
+def train(data: Path, out: Path, strategy: runner.Strategy = "per-user",
+          **kwargs: object) -> dict:
+    config = kwargs.pop("config", tiny_config())
+    return runner.run_training(strategy, config, data, out, show_progress=False, **kwargs)
+
+
+def test_per_user_run_writes_adapters_summary_and_manifest(tmp_path: Path) -> None:
+    data = make_data(tmp_path)
+    summary = train(data, tmp_path / "out")
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*PERSONAS, "manifest.json", "training_summary.json"])
+    assert summary == json.loads((out / "training_summary.json").read_text())
+    assert summary["adapters_done"] == 3 and list(summary["adapters"]) == PERSONAS
+    for persona, record in summary["adapters"].items():
+        # 3 train sessions x 2 assistant turns = 6 examples -> 3 steps/epoch, 2 epochs
+        assert record["steps"] == 6 and record["train_examples"] == 6
+        assert record["val_examples"] == 2 and len(record["val_loss"]) == 2
+        assert record["personas"] == [persona] and record["tokens"] > 0
+        assert (out / persona / "adapter_config.json").is_file()
+        weights = load_file(out / persona / WEIGHTS_FILE)
+        assert "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" in weights
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["strategy"] == "per-user" and manifest["base_model"] == "tiny-random"
+    assert manifest["config"]["system_prompt"]  # the default prompt, resolved and pinned
+    assert len(manifest["data_fingerprint"]) == 64 and manifest["package_version"]
+
+
+def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch) -> None:
+    data, out = make_data(tmp_path), tmp_path / "out"
+    saved: list[str] = []
+    real_save = runner.save_adapter
+
+    def crash_after_first(path, *args):
+        if saved:
+            raise RuntimeError("killed")
+        real_save(path, *args)
+        saved.append(Path(path).name)
+
+    monkeypatch.setattr(runner, "save_adapter", crash_after_first)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(data, out, config=tiny_config(adapters_per_step=1))
+    first = out / saved[0] / WEIGHTS_FILE
+    before = first.read_bytes()
+    assert json.loads((out / "training_summary.json").read_text())["adapters_done"] == 1
+    assert not list(out.glob(".*"))  # the failed adapter left no temp directory
+    (out / ".persona_001.x1y2.tmp").mkdir()  # what a kill -9 inside atomic_dir leaves
+
+    def spy(path, *args):
+        saved.append(Path(path).name)
+        real_save(path, *args)
+
+    monkeypatch.setattr(runner, "save_adapter", spy)
+    summary = train(data, out, config=tiny_config(adapters_per_step=1))
+    assert saved[1:] == [p for p in PERSONAS if p != saved[0]]  # the finished one is skipped
+    assert first.read_bytes() == before
+    assert summary["adapters_done"] == 3 and not list(out.glob(".*"))
+
+
+def test_changed_config_is_refused_unless_forced(tmp_path: Path) -> None:
+    data, out = make_data(tmp_path), tmp_path / "out"
+    train(data, out, personas=["persona_000"], config=tiny_config(epochs=1))
+    with pytest.raises(AdaptCommandError, match="config_hash"):
+        train(data, out, personas=["persona_000"], config=tiny_config(epochs=2))
+    # throughput-only knobs may change on resume; other personas may be added
+    train(data, out, personas=["persona_001"], config=tiny_config(epochs=1, adapters_per_step=5))
+    summary = train(data, out, personas=["persona_000"], config=tiny_config(epochs=2),
+                    force=True)
+    assert summary["adapters"]["persona_000"]["steps"] == 6  # retrained with 2 epochs
+    splits = json.loads((data / "edgesplits.json").read_text())
+    splits["persona_000"]["online"] = [2]
+    write_json_atomic(data / "edgesplits.json", splits)
+    with pytest.raises(AdaptCommandError, match="data_fingerprint"):
+        train(data, out, personas=["persona_000"], config=tiny_config(epochs=2))
+
+
+def test_unified_then_hybrid_starts_from_the_unified_weights(tmp_path: Path) -> None:
+    data = make_data(tmp_path)
+    unified = train(data, tmp_path / "uni", strategy="unified")
+    assert list(unified["adapters"]) == ["unified"]
+    record = unified["adapters"]["unified"]
+    assert record["personas"] == PERSONAS and record["train_examples"] == 18
+    assert record["steps"] == 18  # 9 batches x 2 epochs
+    start = load_file(tmp_path / "uni" / "unified" / WEIGHTS_FILE)
+    # a learning rate too small to move the weights: each hybrid adapter stays at its start
+    train(data, tmp_path / "hyb", strategy="hybrid", init_from=tmp_path / "uni" / "unified",
+          personas=["persona_002"], config=tiny_config(learning_rate=1e-12))
+    hybrid = load_file(tmp_path / "hyb" / "persona_002" / WEIGHTS_FILE)
+    assert any(t.abs().sum() > 0 for k, t in start.items() if "lora_B" in k)
+    for key, tensor in start.items():
+        torch.testing.assert_close(hybrid[key], tensor, atol=1e-6, rtol=0)
+    with pytest.raises(AdaptCommandError, match="init-from"):
+        train(data, tmp_path / "hyb2", strategy="hybrid")
+
+
+def test_cli_trains_with_overrides_and_reports_errors(tmp_path: Path) -> None:
+    data, out = make_data(tmp_path), tmp_path / "out"
+    config = Path(__file__).parents[1] / "configs" / "lora_training.json"
+
+    def cli(*sets: str) -> list[str]:
+        args = ["train", "--strategy", "per-user", "--config", str(config), "--data", str(data),
+                "--out", str(out), "--model", "tiny-random", "--personas", "persona_001",
+                "--set", "max_length=96", "--set", "patience=null"]
+        return args + [part for s in sets for part in ("--set", s)]
+
+    result = CliRunner().invoke(app, cli("epochs=1"))
+    assert result.exit_code == 0, result.output
+    assert "1/1 adapters" in result.output
+    record = json.loads((out / "persona_001" / RECORD_FILE).read_text())
+    assert record["epochs_run"] == 1 and record["steps"] == 2  # 6 examples, batch 4
+    refused = CliRunner().invoke(app, cli("epochs=2"))
+    assert isinstance(refused.exception, AdaptCommandError)
+    assert "config_hash" in str(refused.exception)
+    unknown = CliRunner().invoke(app, cli("lr=1"))
+    assert "lr" in str(unknown.exception) and "unknown key" in str(unknown.exception)
+
+
+def test_reference_config_file_holds_the_reference_defaults() -> None:
+    config = Path(__file__).parents[1] / "configs" / "lora_training.json"
+    assert json.loads(config.read_text()) == TrainingConfig().model_dump()
+    assert TrainingConfig().r == 8 and TrainingConfig().target_modules == ["q_proj", "v_proj"]
