@@ -169,3 +169,37 @@ def test_reference_config_file_holds_the_reference_defaults() -> None:
     config = Path(__file__).parents[1] / "configs" / "lora_training.json"
     assert json.loads(config.read_text()) == TrainingConfig().model_dump()
     assert TrainingConfig().r == 8 and TrainingConfig().target_modules == ["q_proj", "v_proj"]
+
+
+@pytest.mark.slow
+def test_short_per_user_training_lowers_that_personas_val_loss_on_the_embedded_model(
+        tmp_path: Path) -> None:
+    from peft import PeftModel
+
+    from adaptcommand.data.io import load_split
+    from adaptcommand.models.loading import load_model
+    from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
+    from adaptcommand.training.batching import pack
+    from adaptcommand.training.examples import build_examples, turn_terminator
+
+    data, out = make_data(tmp_path), tmp_path / "out"
+    config = tiny_config(model="embedded", epochs=2, learning_rate=1e-3, max_length=256)
+    summary = train(data, out, personas=["persona_001"], config=config)
+    record = summary["adapters"]["persona_001"]
+
+    loaded = load_model("embedded")
+    val = build_examples(loaded.tokenizer, load_split(data, "val")["persona_001"],
+                         end_of_turn_id=turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids),
+                         system_prompt=DEFAULT_SYSTEM_PROMPT, max_context_messages=5,
+                         max_length=256)
+    batch = pack([val], loaded.device)
+
+    def val_loss(model) -> float:
+        with torch.no_grad():
+            return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         labels=batch.labels).loss.item()
+
+    before = val_loss(loaded.model)
+    after = val_loss(PeftModel.from_pretrained(loaded.model, str(out / "persona_001")).eval())
+    assert after == pytest.approx(record["val_loss"][record["best_epoch"] - 1], abs=1e-3)
+    assert after < 0.8 * before, (before, after)

@@ -3,7 +3,7 @@
 Importing a command module registers its sub-command on the root app.
 """
 
-from adaptcommand.cli import data, evaluate  # noqa: F401
+from adaptcommand.cli import actions, data, evaluate  # noqa: F401
 from adaptcommand.cli import train  # noqa: F401
 from adaptcommand.cli.app import app, run_app
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from adaptcommand.cli.app import app
+from adaptcommand.cli.options import parse_csv, parse_overrides
 from adaptcommand.config import load_config
-from adaptcommand.errors import AdaptCommandError
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.runner import run_training
 
@@ -26,20 +25,6 @@ class StrategyOption(StrEnum):
 class ExecutorOption(StrEnum):
     local = "local"
     ray = "ray"
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`key=value` pairs; a value is read as JSON when it parses (numbers, null, lists)."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise AdaptCommandError(f"--set expects key=value, got {pair!r}")
-        try:
-            overrides[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            overrides[key] = raw
-    return overrides
 
 
 @app.command("train")
@@ -74,13 +59,13 @@ def train(
         "(repeatable; values are JSON when they parse).")] = None,
 ) -> None:
     """Train LoRA adapters; a rerun of the same command skips the finished ones."""
-    settings = parse_overrides(overrides or [])
+    settings = parse_overrides(overrides)
     if model is not None:
         settings["model"] = model
     training = load_config(config, TrainingConfig, settings)
     summary = run_training(
         strategy.value, training, data, out,
-        personas=[p.strip() for p in personas.split(",") if p.strip()] if personas else None,
+        personas=parse_csv(personas),
         init_from=init_from, force=force, executor=executor.value, workers=workers,
     )
     rate = summary["tokens_per_second"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from adaptcommand.data.schema import DEVICE_MODELS, DEVICES, NUMERIC_PARAMS, Actions
+from adaptcommand.data.schema import DEVICE_MODELS, DEVICES, Actions
 from adaptcommand.errors import DataError
 from adaptcommand.fileio import read_jsonl, write_jsonl_atomic
 
@@ -31,99 +31,99 @@ _I = re.IGNORECASE
 # The parameter a bare number sets on a device ("dim the lights to 40", "set the AC to 22").
 _DEFAULT_NUMERIC = {"tv": "volume", "ac": "temperature", "lights": "brightness",
                     "speaker": "volume", "security": "alarm_volume"}
+_LINK = r"(?:to|on|at|is|in|of|set\s+to)"  # "mode to cool", "color set to warm"
 _COLOR_WORD = r"(?:colou?rs?|tones?|glow|white|hues?|shades?|light(?:s|ing)?|lamps?)"
 _LIGHT_NOUN = r"(?:lights?|lighting|lamps?|bulbs?)"
 _A_BIT = r"(?:(?:a\s+)?(?:bit|little|tad|lot)\s+)?(?:more\s+)?"
+_SETTING_TARGET = r"(?:\bto|\bat|\bon|'em|\bthem|\bit)\s+(?:a\s+)?"  # "set them to a warm..."
 _PRONOUN = re.compile(r"\b(?:it|them|they|'em)\b", _I)
 
 
-def _readings(*options: tuple[str, str | None, object]) -> tuple[Reading, ...]:
-    return tuple(options)
+@dataclass(frozen=True)
+class _Entry:
+    """A lexicon pattern and what a match can mean. A match with several readings is resolved
+    from context; a `needs_context` match is dropped when context does not fit it."""
+
+    pattern: re.Pattern[str]
+    readings: tuple[Reading, ...]
+    needs_context: bool = False
 
 
-def _numeric_param(param: str) -> tuple[Reading, ...]:
-    """Every device that has `param`, in default-preference order (schema order)."""
-    return tuple((dev, param, None) for dev in DEVICES if (dev, param) in NUMERIC_PARAMS)
+def _entry(pattern: str, *readings: Reading, needs_context: bool = False) -> _Entry:
+    return _Entry(re.compile(pattern, _I), readings, needs_context)
 
 
-# (pattern, readings, needs_context). A mention with several readings is resolved from the
-# sentence or dialogue context; `needs_context` mentions are dropped rather than defaulted.
-_LEXICON: tuple[tuple[re.Pattern[str], tuple[Reading, ...], bool], ...] = tuple(
-    (re.compile(pattern, flags), readings, needs_context)
-    for pattern, flags, readings, needs_context in (
-        # devices
-        (r"\b(?:tv|t\.v\.|television|telly)\b", _I, _readings(("tv", None, None)), False),
-        (r"\b(?:ac|a/c|aircon|air[- ]con(?:dition(?:ing|er))?|thermostat|heater|heating)\b", _I,
-         _readings(("ac", None, None)), False),
-        (r"\b(?:turn|crank|bump|pump|put|set)\w*\s+(?:up\s+|on\s+|down\s+)?the\s+heat\b"
-         r"|\bthe\s+heat\s+(?:up|on|down)\b", _I, _readings(("ac", None, None)), False),
-        (r"\b(?:lights?|lighting|lamps?|bulbs?)\b(?!\s+(?:music|jazz|rain|snow|breeze|snack|meal"
-         r"|lunch|dinner|breakfast|reading|jacket|touch))", _I,
-         _readings(("lights", None, None)), False),
-        (r"\b(?:speakers?|radio|stereo|sound\s+system)\b|\b(?:turn|crank|set|lower|raise)\w*"
-         r"\s+(?:up\s+|down\s+)?the\s+music\b", _I,
-         _readings(("speaker", None, None)), False),
-        (r"\b(?:play|put|turn\s+on|start|queue)\w*(?:\s+[\w'-]+){0,3}?\s+(?:music|tunes|songs?"
-         r"|sounds|playlist|jazz|podcast|album)\b", _I, _readings(("speaker", None, None)), False),
-        (r"\bsecurity(?:\s+system)?\b|\b(?:alarm|burglar\s+alarm)\s+system\b", _I,
-         _readings(("security", None, None)), False),
-        # numeric parameters
-        (r"\balarm\s+volume\b", _I, _readings(("security", "alarm_volume", None)), False),
-        (r"\bfan(?:\s+speed)?\b|\bspeed\b", _I, _readings(("ac", "fan_speed", None)), False),
-        (r"(?<!outdoor )(?<!outside )(?<!current )\btemp(?:erature)?\b(?!\s+(?:outside|out\b))",
-         _I, _readings(("ac", "temperature", None)), False),
-        (r"\bvolume\b", _I, (*_numeric_param("volume"), ("security", "alarm_volume", None)), False),
-        (r"\b(?:brightness|bright(?:er|en)?|dim(?:med|mer)?)\b", _I,
-         _readings(("lights", "brightness", None), ("tv", "brightness", None)), False),
-        # categorical values
-        (r"\bhdmi\s*-?\s*1\b", _I, _readings(("tv", "input_source", "HDMI1")), False),
-        (r"\bhdmi\s*-?\s*2\b", _I, _readings(("tv", "input_source", "HDMI2")), False),
-        (r"\b(?-i:AV)\b|\bav\s+input\b", _I, _readings(("tv", "input_source", "AV")), False),
-        (r"\bnetflix\b", _I, _readings(("tv", "input_source", "Netflix")), False),
-        (r"\byou\s?tube\b", _I, _readings(("tv", "input_source", "YouTube")), False),
-        (r"\bbass[- ]?(?:boost(?:ed)?|heavy)\b|\b(?:boost|more|extra|heavy)\s+(?:the\s+)?bass\b",
-         _I, _readings(("speaker", "equalizer", "bass boost")), False),
-        (r"\btreble[- ]?(?:boost(?:ed)?|heavy)\b|\b(?:boost|more|extra)\s+(?:the\s+)?treble\b",
-         _I, _readings(("speaker", "equalizer", "treble boost")), False),
-        (r"\bbalanced\s+(?:equali[sz]er|eq|sound|audio)\b"
-         r"|\b(?:equali[sz]er|eq|sound|audio|speakers?)\s+(?:to\s+|on\s+|at\s+|is\s+|set\s+to\s+)?"
-         r"balanced\b",
-         _I, _readings(("speaker", "equalizer", "balanced")), False),
-        (r"\bdisarm(?:ed|ing|s)?\b|\b(?:deactivate|disable|turn\s+off|switch\s+off)\w*\s+"
-         r"(?:the\s+)?(?:security|alarm)\b", _I, _readings(("security", "armed", False)), False),
-        (r"\b(?:re)?arm(?:ed|ing|s)?\s+(?:the\s+|my\s+|our\s+)?(?:\w+\s+)?(?:security|alarm|system"
-         r"|house|home|it)\b|\b(?:(?:security|alarm)(?:\s+system)?|system|house|home)\s+(?:\w+\s+){0,2}"
-         r"armed\b"
-         r"|\b(?:activate|enable|turn\s+on|switch\s+on)\w*\s+(?:the\s+)?(?:security|alarm)\b", _I,
-         _readings(("security", "armed", True)), False),
-        (r"\bstatic\b", _I, _readings(("lights", "mode", "static")), False),
-        (r"\bdynamic\b", _I, _readings(("lights", "mode", "dynamic")), False),
-        (r"\bneutral\b", _I, _readings(("lights", "color", "neutral")), False),
-        (rf"\bwarm(?:er)?\s+(?:{_COLOR_WORD}\b|up\s+(?:the\s+|my\s+)?(?:\w+\s+)?{_LIGHT_NOUN}\b)"
-         rf"|\b{_LIGHT_NOUN}\s+{_A_BIT}warm(?:er)?\b"
-         rf"|\bcolou?r\s+(?:to\s+|is\s+|at\s+|of\s+|on\s+|set\s+to\s+)?(?:a\s+)?warm(?:er)?\b",
-         _I, _readings(("lights", "color", "warm")), False),
-        (rf"\bcool(?:er)?\s+{_COLOR_WORD}\b|\b{_LIGHT_NOUN}\s+{_A_BIT}cool(?:er)?\b"
-         rf"|\bcolou?r\s+(?:to\s+|is\s+|at\s+|of\s+|on\s+|set\s+to\s+)?(?:a\s+)?cool(?:er)?\b",
-         _I, _readings(("lights", "color", "cool")), False),
-        (r"\b(?:cool(?:ing)?\s+mode|mode\s+(?:to\s+|on\s+|at\s+|is\s+|in\s+|set\s+to\s+)?cool\b"
-         r"|cool\s+(?:down|the|it|me|us|things|this|my|our|everything)\b)", _I,
-         _readings(("ac", "mode", "cool")), False),
-        (r"\b(?:heat(?:ing)?\s+mode|mode\s+(?:to\s+|on\s+|at\s+|is\s+|in\s+|set\s+to\s+)?heat\b"
-         r"|(?<!the\s)heat\s+(?:up\s+)?(?:the|it|me|us|things|this|my|our|everything)\b)", _I,
-         _readings(("ac", "mode", "heat")), False),
-        (r"\bauto(?:matic)?\s+mode\b|\bmode\s+(?:to\s+|on\s+|at\s+|is\s+|in\s+|set\s+to\s+)?auto\b",
-         _I, _readings(("ac", "mode", "auto")), False),
-        # "set the lights to warm", "make 'em warm", "AC to cool": meaning depends on the device
-        (r"(?:\bto|\bat|'em|\bthem|\bit)\s+(?:a\s+)?(?:nice\s+)?warm(?:er)?\b(?!\s+(?:up|in)\b)",
-         _I, _readings(("lights", "color", "warm")), True),
-        (r"(?:\bto|\bat|'em|\bthem|\bit)\s+(?:a\s+)?cool\b(?!\s+(?:down|off|in)\b)", _I,
-         _readings(("lights", "color", "cool"), ("ac", "mode", "cool")), True),
-        (r"(?:\bto|\bon|'em|\bthem|\bit)\s+balanced\b", _I,
-         _readings(("speaker", "equalizer", "balanced")), True),
-        (r"(?:\bto|\bon)\s+heat\b", _I, _readings(("ac", "mode", "heat")), True),
-        (r"(?:\bto|\bon)\s+auto\b", _I, _readings(("ac", "mode", "auto")), True),
-    )
+def _mode(value: str) -> str:
+    return rf"\b{value}(?:ing)?\s+mode\b|\bmode\s+(?:{_LINK}\s+)?{value}\b"
+
+
+def _color(value: str) -> str:
+    return (rf"\b{value}(?:er)?\s+{_COLOR_WORD}\b|\b{_LIGHT_NOUN}\s+{_A_BIT}{value}(?:er)?\b"
+            rf"|\bcolou?r\s+(?:{_LINK}\s+)?(?:a\s+)?{value}(?:er)?\b")
+
+
+_VERB_OBJECT = r"(?:up\s+)?(?:down|the|it|me|us|things|this|my|our|everything)\b"  # "heat the room"
+_LEXICON: tuple[_Entry, ...] = (
+    # devices
+    _entry(r"\b(?:tv|t\.v\.|television|telly)\b", ("tv", None, None)),
+    _entry(r"\b(?:ac|a/c|aircon|air[- ]con(?:dition(?:ing|er))?|thermostat|heater|heating)\b"
+           r"|\b(?:turn|crank|bump|pump|put|set)\w*\s+(?:up\s+|on\s+|down\s+)?the\s+heat\b"
+           r"|\bthe\s+heat\s+(?:up|on|down)\b", ("ac", None, None)),
+    _entry(rf"\b{_LIGHT_NOUN}\b(?!\s+(?:music|jazz|rain|snow|breeze|snack|meal|lunch|dinner"
+           r"|breakfast|reading|jacket|touch))", ("lights", None, None)),
+    _entry(r"\b(?:speakers?|radio|stereo|sound\s+system)\b"
+           r"|\b(?:turn|crank|set|lower|raise)\w*\s+(?:up\s+|down\s+)?the\s+music\b"
+           r"|\b(?:play|put|turn\s+on|start|queue)\w*(?:\s+[\w'-]+){0,3}?\s+(?:music|tunes|songs?"
+           r"|sounds|playlist|jazz|podcast|album)\b", ("speaker", None, None)),
+    _entry(r"\bsecurity(?:\s+system)?\b|\b(?:alarm|burglar\s+alarm)\s+system\b",
+           ("security", None, None)),
+    # numeric parameters
+    _entry(r"\balarm\s+volume\b", ("security", "alarm_volume", None)),
+    _entry(r"\bfan(?:\s+speed)?\b|\bspeed\b", ("ac", "fan_speed", None)),
+    _entry(r"(?<!outdoor )(?<!outside )(?<!current )\btemp(?:erature)?\b(?!\s+(?:outside|out)\b)",
+           ("ac", "temperature", None)),
+    _entry(r"\bvolume\b", ("tv", "volume", None), ("speaker", "volume", None),
+           ("security", "alarm_volume", None)),
+    _entry(r"\b(?:brightness|bright(?:er|en)?|dim(?:med|mer)?)\b", ("lights", "brightness", None),
+           ("tv", "brightness", None)),
+    # categorical values
+    _entry(r"\bhdmi\s*-?\s*1\b", ("tv", "input_source", "HDMI1")),
+    _entry(r"\bhdmi\s*-?\s*2\b", ("tv", "input_source", "HDMI2")),
+    _entry(r"\b(?-i:AV)\b|\bav\s+input\b", ("tv", "input_source", "AV")),
+    _entry(r"\bnetflix\b", ("tv", "input_source", "Netflix")),
+    _entry(r"\byou\s?tube\b", ("tv", "input_source", "YouTube")),
+    _entry(r"\bbass[- ]?(?:boost(?:ed)?|heavy)\b|\b(?:boost|more|extra|heavy)\s+(?:the\s+)?bass\b",
+           ("speaker", "equalizer", "bass boost")),
+    _entry(r"\btreble[- ]?(?:boost(?:ed)?|heavy)\b|\b(?:boost|more|extra)\s+(?:the\s+)?treble\b",
+           ("speaker", "equalizer", "treble boost")),
+    _entry(rf"\bbalanced\s+(?:equali[sz]er|eq|sound|audio)\b"
+           rf"|\b(?:equali[sz]er|eq|sound|audio|speakers?)\s+(?:{_LINK}\s+)?balanced\b",
+           ("speaker", "equalizer", "balanced")),
+    _entry(r"\bdisarm(?:ed|ing|s)?\b|\b(?:deactivate|disable|turn\s+off|switch\s+off)\w*\s+"
+           r"(?:the\s+)?(?:security|alarm)\b", ("security", "armed", False)),
+    _entry(r"\b(?:re)?arm(?:ed|ing|s)?\s+(?:the\s+|my\s+|our\s+)?(?:\w+\s+)?(?:security|alarm"
+           r"|system|house|home|it)\b"
+           r"|\b(?:(?:security|alarm)(?:\s+system)?|system|house|home)\s+(?:\w+\s+){0,2}armed\b"
+           r"|\b(?:activate|enable|turn\s+on|switch\s+on)\w*\s+(?:the\s+)?(?:security|alarm)\b",
+           ("security", "armed", True)),
+    _entry(r"\bstatic\b", ("lights", "mode", "static")),
+    _entry(r"\bdynamic\b", ("lights", "mode", "dynamic")),
+    _entry(r"\bneutral\b", ("lights", "color", "neutral")),
+    _entry(_color("warm") + rf"|\bwarm(?:er)?\s+up\s+(?:the\s+|my\s+)?(?:\w+\s+)?{_LIGHT_NOUN}\b",
+           ("lights", "color", "warm")),
+    _entry(_color("cool"), ("lights", "color", "cool")),
+    _entry(_mode("cool") + rf"|\bcool\s+{_VERB_OBJECT}", ("ac", "mode", "cool")),
+    _entry(_mode("heat") + rf"|(?<!the\s)\bheat\s+{_VERB_OBJECT}", ("ac", "mode", "heat")),
+    _entry(_mode("auto(?:matic)?"), ("ac", "mode", "auto")),
+    # "set the lights to warm", "make 'em warm", "AC to cool": the device says what it means
+    _entry(rf"{_SETTING_TARGET}(?:nice\s+)?warm(?:er)?\b(?!\s+(?:up|in)\b)",
+           ("lights", "color", "warm"), needs_context=True),
+    _entry(rf"{_SETTING_TARGET}cool\b(?!\s+(?:down|off|in)\b)", ("lights", "color", "cool"),
+           ("ac", "mode", "cool"), needs_context=True),
+    _entry(rf"{_SETTING_TARGET}balanced\b", ("speaker", "equalizer", "balanced"),
+           needs_context=True),
+    _entry(r"(?:\bto|\bon)\s+heat\b", ("ac", "mode", "heat"), needs_context=True),
+    _entry(r"(?:\bto|\bon)\s+auto\b", ("ac", "mode", "auto"), needs_context=True),
 )
 
 # Sentences that ask or offer instead of committing: questions about values or state, offers
@@ -142,7 +142,8 @@ _OFFER = re.compile(
 )
 _WH_QUESTION = re.compile(
     r"^(?:[\w']+(?:\s+[\w']+)?\s*[,!]\s*)?(?:what(?!\s+about)|which|how(?!\s+about)|when|where"
-    r"|who|why|is|are|was|were|do|does|did|has|have)\b[^?]*\?\s*$",
+    r"|who|why(?!\s+(?:don't|not))|is(?!\s+it\s+possible)|are|was|were|do|does|did|has|have)\b"
+    r"[^?]*\?\s*$",
     _I,
 )
 # A sentence that names a device only counts if it asks for or reports a change.
@@ -163,7 +164,7 @@ _SCOPE_END = re.compile(
     r"|make|put|change|play|keep|lower|raise|arm)\b)",
     _I,
 )
-_NUMBER = re.compile(r"(?<![\w'#$£€.,-])(\d{1,3})(\.\d+)?(?![\d:])", _I)
+_NUMBER = re.compile(r"(?<![\w'#$£€.,-])(\d{1,3})(\.\d+)?(?![\d:])")
 # Numbers that are not settings: relative changes ("by 10"), channels, episodes...
 _NOT_A_SETTING_BEFORE = re.compile(r"\b(?:by|channel|episode|season|track|page|number)\s*$", _I)
 _NOT_A_SETTING = re.compile(
@@ -235,9 +236,8 @@ def _mentions(sentence: str) -> list[_Mention]:
     """Lexicon matches without overlaps: specific patterns first, then the earliest and longest
     ("alarm volume" over "volume", "heat mode" over "to heat")."""
     candidates = sorted(
-        ((needs_context, m.start(), -m.end(), readings)
-         for pattern, readings, needs_context in _LEXICON
-         for m in pattern.finditer(sentence)),
+        ((entry.needs_context, m.start(), -m.end(), entry.readings)
+         for entry in _LEXICON for m in entry.pattern.finditer(sentence)),
         key=lambda c: c[:3],
     )
     kept: list[_Mention] = []

@@ -50,17 +50,15 @@ _ATTR: dict[tuple[str, str], tuple[str, ...]] = {
     ("ac", "temperature"): ("{v} degrees", "{v} degrees", "a temperature of {v} degrees",
                             "{v} degrees Celsius"),
     ("ac", "mode"): ("{v} mode", "{v} mode", "the {v} setting"),
-    ("ac", "fan_speed"): ("fan speed {v}", "fan speed {v}", "fan speed at {v}", "the fan on {v}",
-                          "fan level {v}"),
+    ("ac", "fan_speed"): ("fan speed {v}", "fan speed {v}", "fan speed at {v}", "fan level {v}"),
     ("lights", "brightness"): ("{v}% brightness", "{v}% brightness", "brightness {v}",
                                "{v} brightness", "{v} percent brightness", "brightness at {v}%"),
     ("lights", "mode"): ("{v} mode", "{v} mode", "the {v} setting"),
-    ("tv", "volume"): ("volume {v}", "volume at {v}", "the volume at {v}"),
+    ("tv", "volume"): ("volume {v}", "volume at {v}", "volume level {v}"),
     ("tv", "brightness"): ("brightness {v}", "brightness at {v}", "{v}% brightness"),
     ("speaker", "volume"): ("volume {v}", "volume at {v}", "{v}% volume"),
     ("speaker", "equalizer"): ("{v}", "{v} equalizer", "a {v} equalizer", "the {v} preset"),
-    ("security", "alarm_volume"): ("alarm volume {v}", "the alarm volume at {v}",
-                                   "the alarm at volume {v}"),
+    ("security", "alarm_volume"): ("alarm volume {v}", "alarm volume at {v}"),
 }
 _COLOR: dict[str, tuple[str, ...]] = {
     "warm": ("a warm color", "warm color", "warm white", "a warm tone", "warm light"),
@@ -130,7 +128,7 @@ def join(rng: random.Random, parts: list[str]) -> str:
     head, last = ", ".join(parts[:-1]), parts[-1]
     shape = rng.choice(("oxford", "plain", "with"))
     if shape == "with":
-        return f"{parts[0]} with {join(rng, parts[1:])}"
+        return f"{parts[0]} with {join_and(parts[1:])}"
     return f"{head}, and {last}" if shape == "oxford" else f"{head} and {last}"
 
 
@@ -158,12 +156,13 @@ def command(rng: random.Random, device: str, values: Values, name: Name) -> Clau
         rest = {k: v for k, v in values.items() if k != "input_source"}
         source = rng.choice(_SOURCE[values["input_source"]])
         tail = f" with {attrs(rng, device, rest, plain=True)}" if rest else ""
-        return Clause(rng.choice(("switch", "put", "set")), f"{the} to {source}{tail}")
+        verb = rng.choice(("switch", "put", "set"))
+        return Clause(verb, f"{the} {'on' if verb == 'put' else 'to'} {source}{tail}")
     if len(values) >= 2 and rng.random() < 0.3:
         settings = [assign(rng, device, p, v) for p, v in values.items()]
         settings = [settings[0]] + [s.removeprefix("the ") for s in settings[1:]]
         return Clause("set", f"{the} {join_and(settings).removeprefix('the ')}")
-    return Clause(rng.choice(("set", "set", "set", "change", "adjust", "put")),
+    return Clause(rng.choice(("set", "set", "set", "change", "adjust", "bring")),
                   f"{the} to {attrs(rng, device, values)}")
 
 

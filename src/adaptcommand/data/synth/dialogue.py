@@ -68,14 +68,18 @@ def _lengthen(rng: random.Random, task: Task) -> bool:
     first = chunks[0]
     if len(chunks) >= MAX_CHUNKS or task.device == "security" or first.kind in ("yes", "switch"):
         return False
-    if first.kind == "state" and len(first.params) >= 2:
-        cut = rng.randint(1, len(first.params) - 1)
-        chunks[:1] = [Chunk("state", first.params[:cut]), Chunk("state", first.params[cut:])]
-    elif first.kind == "vague":
-        rest = tuple(task.values)
-        chunks.append(Chunk("usual") if task.implicit else Chunk("state", rest))
-    else:
+    splittable = [k for k, c in enumerate(chunks) if c.kind == "state" and len(c.params) >= 2]
+    if splittable:
+        k = rng.choice(splittable)
+        params = chunks[k].params
+        cut = rng.randint(1, len(params) - 1)
+        chunks[k:k + 1] = [Chunk("state", params[:cut]), Chunk("state", params[cut:])]
+    elif first.kind == "vague" and len(chunks) == 1:
+        chunks.append(Chunk("usual") if task.implicit else Chunk("state", tuple(task.values)))
+    elif first.kind != "vague":
         chunks.insert(0, Chunk("vague"))
+    else:
+        return False
     return True
 
 
@@ -129,8 +133,10 @@ def _add_filler(rng: random.Random, tasks: list[Task], beats: list[Beat], n: int
     for _ in range(n - len(tail)):
         open_at = [k for k in range(len(beats) + 1) if k == 0 or _closed(tasks, beats[k - 1])]
         k = rng.choice(open_at)
-        done_before = any(b.kind == "task" for b in beats[:k])
-        kind = rng.choice(("chat", "query", "check")) if done_before else "chat"
+        kinds = ["chat"]
+        if any(b.kind == "task" for b in beats[:k]):
+            kinds += ["query"] + ["check"] * all(b.kind != "check" for b in beats)
+        kind = rng.choice(kinds)
         beats.insert(k, Beat(kind))
     return beats + tail
 

@@ -81,6 +81,8 @@ ALSO = ("Also,", "And", "Oh, and", "While you're at it,", "Plus,", "And also", "
         "Then")
 REPLY_LEADS = ("Yes,", "Yeah,", "Actually,", "Yes, actually.", "Oh, and", "Now,", "Also,",
                "Hmm,", "Yes, one more thing.", "Right,")
+FAREWELLS = ("Bye for now.", "See you later.", "Talk to you later.", "Catch you later.",
+             "That's it from me.", "Okay, bye!")
 DONE_REMARKS = ("That's all for now.", "That's everything.", "That's perfect.", "Looks good.",
                 "That'll do.", "All set, I think.", "Nothing else for now.")
 
@@ -158,6 +160,14 @@ def lower_first(text: str) -> str:
     if first == "I" or first.startswith("I'") or (len(first) > 1 and first[1].isupper()):
         return text
     return text[0].lower() + text[1:]
+
+
+def glue(parts: list[str]) -> str:
+    """Join sentence pieces; a piece after 'Hey,' or 'Also,' continues the sentence."""
+    text = ""
+    for part in filter(None, parts):
+        text = f"{text} {lower_first(part)}" if text.endswith((",", ":")) else f"{text} {part}"
+    return text.strip()
 
 
 def opener(rng: random.Random, book: Phrasebook, meta: SessionMeta) -> str:

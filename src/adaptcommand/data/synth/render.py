@@ -15,14 +15,15 @@ from adaptcommand.data.synth.phrasing import (
     ACCEPTS,
     ALSO,
     DONE_REMARKS,
+    FAREWELLS,
     REPLY_LEADS,
     USUAL_ANSWERS,
     activity_remark,
     answer,
     closer,
     context_remark,
+    glue,
     group_request,
-    lower_first,
     opener,
     request,
     sentence,
@@ -35,8 +36,8 @@ P_ACTIVITY = {"terse": 0.05, "moderate": 0.2, "verbose": 0.4}
 P_CLOSER = {"formal": 0.35, "neutral": 0.2, "casual": 0.15}
 SMALL_TALK = ("How's your day going?", "Just thought I'd mention it.", "It's been a good day.",
               "I'm in a great mood.", "Can't complain.", "Anyway.")
-QUERIES = ("What's the {n} set to now?", "Can you remind me what the {n} is at?",
-           "What are the {n} settings right now?", "Remind me, how is the {n} set?",
+QUERIES = ("What {be} the {n} set to now?", "Can you remind me what the {n} {be} at?",
+           "What are the {n} settings right now?", "Remind me, how {be} the {n} set?",
            "What did you set the {n} to?")
 CHECKS = ("Is everything set?", "Is that all done?", "So is everything ready?",
           "Did that all go through?", "Everything good to go?")
@@ -58,6 +59,8 @@ class Scene:
     group: bool = False
     done: list[int] = field(default_factory=list)
     topic: int | None = None  # the task a query beat asks about
+    chat_topic: str = "hobby"  # what the last small talk was about
+    remarked: bool = False  # whether the user has mentioned their activity yet
 
     def from_memory(self, t: int) -> bool:
         """The assistant applies values the user did not say: it knows their routine."""
@@ -76,7 +79,8 @@ def render(scene: Scene, beats: list[Beat], trailing: bool) -> list[Message]:
         messages.append(Message(role="user", text=_user_turn(scene, i, beat)))
         messages.append(Message(role="assistant", text=_assistant_turn(scene, beat, following)))
     if trailing:
-        messages.append(Message(role="user", text=_closing(scene)))
+        after_thanks = bool(beats) and beats[-1].kind == "thanks"
+        messages.append(Message(role="user", text=_closing(scene, after_thanks)))
     return messages
 
 
@@ -91,15 +95,18 @@ def _user_turn(s: Scene, i: int, beat: Beat) -> str:
         parts += _requests(s, i, beat)
     elif beat.kind == "query" and s.reportable():
         s.topic = rng.choice(s.reportable())
-        parts.append(rng.choice(QUERIES).format(n=s.names[s.topic].noun))
+        name = s.names[s.topic]
+        parts.append(rng.choice(QUERIES).format(n=name.noun, be="are" if name.plural else "is"))
     elif beat.kind == "check":
         parts.append(rng.choice(CHECKS))
     elif beat.kind == "thanks":
         parts += [rng.choice(DONE_REMARKS)] * (rng.random() < 0.5) + [closer(rng, s.persona.book)]
     else:
-        parts.append(rng.choice((activity_remark(rng, s.hobby), context_remark(rng, s.meta))))
+        s.chat_topic = rng.choice(("hobby", "weather"))
+        hobby_talk = s.chat_topic == "hobby"
+        parts.append(activity_remark(rng, s.hobby) if hobby_talk else context_remark(rng, s.meta))
         parts += [rng.choice(SMALL_TALK)] * (rng.random() < 0.3)
-    return stylize(rng, " ".join(parts), style)
+    return stylize(rng, glue(parts), style)
 
 
 def _requests(s: Scene, i: int, beat: Beat) -> list[str]:
@@ -110,12 +117,12 @@ def _requests(s: Scene, i: int, beat: Beat) -> list[str]:
         said = [request(rng, book, group_request(rng, s.label, cosy))]
     else:
         said = [_chunk(s, t, c) for t, c in beat.items]
-    said[1:] = [f"{rng.choice(ALSO)} {lower_first(x)}" if rng.random() < 0.75 else x
-                for x in said[1:]]
+    said[1:] = [glue([rng.choice(ALSO), x]) if rng.random() < 0.75 else x for x in said[1:]]
     t, c = beat.items[0]
     if i > 0 and c == 0 and s.tasks[t].chunks[0].kind != "yes" and rng.random() < 0.45:
-        said[0] = f"{rng.choice(REPLY_LEADS)} {lower_first(said[0])}"
-    if rng.random() < P_ACTIVITY[s.persona.style.verbosity]:
+        said[0] = glue([rng.choice(REPLY_LEADS), said[0]])
+    if not s.remarked and rng.random() < P_ACTIVITY[s.persona.style.verbosity]:
+        s.remarked = True
         remark = activity_remark(rng, s.hobby)
         said = [remark, *said] if i == 0 and rng.random() < 0.4 else [*said, remark]
     if rng.random() < P_CLOSER[s.persona.style.register]:
@@ -159,7 +166,7 @@ def _assistant_turn(s: Scene, beat: Beat, following: Beat | None) -> str:
         parts = [rng.choice(replies.THANKS_REPLIES)]
         parts += [replies.ending(rng, s.meta.time_of_day, s.hobby)] * (rng.random() < 0.5)
     else:
-        parts = [replies.chat_reply(rng, s.meta.time_of_day)]
+        parts = [replies.chat_reply(rng, s.chat_topic, s.meta, s.hobby)]
     if not asked:
         parts += _look_ahead(s, beat, following)
     return " ".join(parts)
@@ -220,11 +227,14 @@ def _look_ahead(s: Scene, beat: Beat, following: Beat | None) -> list[str]:
         task = s.tasks[t]
         if task.chunks[c].kind == "yes":
             return [replies.offer(rng, task.device, task.values, s.names[t])]
-    return [rng.choice(replies.FOLLOW_UPS)] if rng.random() < 0.5 else []
+    return [rng.choice(replies.FOLLOW_UPS)] if rng.random() < 0.6 else []
 
 
-def _closing(s: Scene) -> str:
+def _closing(s: Scene, after_thanks: bool) -> str:
+    """The user's last word when the session ends on their turn."""
     rng = s.rng
+    if after_thanks:
+        return stylize(rng, rng.choice(FAREWELLS), s.persona.style)
     text = rng.choice((
         f"{rng.choice(DONE_REMARKS)} {closer(rng, s.persona.book)}",
         closer(rng, s.persona.book),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+from adaptcommand.data.schema import SessionMeta
 from adaptcommand.data.synth import devices
 from adaptcommand.data.synth.devices import Name, Values
 from adaptcommand.data.synth.lexicon import Hobby
@@ -26,10 +27,14 @@ FOLLOW_UPS = ("Is there anything else you'd like me to adjust?", "Anything else?
 ENDINGS = ("Enjoy your {period}!", "Enjoy {doing}!", "Have a lovely {period}.",
            "Have fun {doing}!", "Hope that's comfortable.", "Enjoy!",
            "Let me know if you need anything else.", "Have a good one.")
-CHAT_REPLIES = ("That sounds lovely.", "Sounds like a great way to spend the {period}.",
-                "Nice! Enjoy it.", "Glad to hear it.", "That sounds fun.", "How nice.",
-                "Good for you!", "Sounds relaxing.", "That's wonderful to hear.",
-                "I hope it goes well.")
+CHAT_REPLIES = {
+    "hobby": ("That sounds lovely.", "Sounds like a great way to spend the {period}.",
+              "Nice! Enjoy it.", "Glad to hear it.", "That sounds fun.", "How nice.",
+              "Good for you!", "Sounds relaxing.", "Enjoy {doing}!", "I hope it goes well."),
+    "weather": ("It does look {weather} out there.", "Sounds like a good {period} to stay in.",
+                "Thanks for the weather report!", "Let's keep it comfortable inside, then.",
+                "I'll keep that in mind.", "Good thing you're indoors."),
+}
 THANKS_REPLIES = ("You're welcome!", "My pleasure.", "Anytime.", "Glad I could help.",
                   "Happy to help.", "You're very welcome.", "No problem at all.")
 MEMORY_SUFFIXES = (", as usual", ", just the way you like it", ", like you usually have it",
@@ -104,5 +109,8 @@ def ending(rng: random.Random, time_of_day: str, hobby: Hobby) -> str:
     return rng.choice(ENDINGS).format(period=time_of_day, doing=hobby.doing)
 
 
-def chat_reply(rng: random.Random, time_of_day: str) -> str:
-    return rng.choice(CHAT_REPLIES).format(period=time_of_day)
+def chat_reply(rng: random.Random, topic: str, meta: SessionMeta, hobby: Hobby) -> str:
+    """A friendly answer to small talk about the user's hobby or the weather."""
+    weather = {"sunny": "bright", "cloudy": "grey", "rainy": "wet", "snowy": "snowy"}[meta.weather]
+    return rng.choice(CHAT_REPLIES[topic]).format(period=meta.time_of_day, doing=hobby.doing,
+                                                  weather=weather)

@@ -255,6 +255,5 @@ def adhoc_values(rng: random.Random, device: str, ctx: Context) -> Values:
         "security": {"armed": ctx["time_of_day"] == "night" or rng.random() < 0.5,
                      "alarm_volume": _step(rng, 30, 100, 10)},
     }[device]
-    keep = rng.randint(1, len(full))
-    params = [p for p in full if p in rng.sample(list(full), keep)]
-    return {p: full[p] for p in params}
+    kept = rng.sample(list(full), rng.randint(1, len(full)))
+    return {p: v for p, v in full.items() if p in kept}

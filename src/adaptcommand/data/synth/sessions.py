@@ -33,8 +33,10 @@ def _pick(rng: random.Random, weights: dict) -> object:
 
 def make_sessions(rng: random.Random, persona: Persona, routines: list[Routine],
                   n: int) -> list[Session]:
-    """`n` sessions in time order; exactly round(75%) of them routine-driven."""
-    driven = [True] * round(ROUTINE_SHARE * n) + [False] * (n - round(ROUTINE_SHARE * n))
+    """`n` sessions in time order, 75% of them routine-driven (rounded up or down at random, so
+    the share holds over many users)."""
+    n_driven = int(ROUTINE_SHARE * n + rng.random())
+    driven = [True] * n_driven + [False] * (n - n_driven)
     rng.shuffle(driven)
     return [_session(rng, persona, routines, sid, is_routine)
             for sid, is_routine in enumerate(driven)]

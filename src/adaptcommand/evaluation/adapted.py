@@ -1,0 +1,35 @@
+"""What an adapter directory tells an evaluation: its arm name, base model and training cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from adaptcommand.models.adapters import ADAPTER_WEIGHTS
+
+MANIFEST = "manifest.json"
+SUMMARY = "training_summary.json"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def adapter_arm(directory: Path, arm: str | None) -> tuple[str, str | None]:
+    """(arm name, base model) from the run's manifest; the name falls back to the directory's."""
+    manifest = _read_json(Path(directory) / MANIFEST)
+    name = arm or manifest.get("strategy") or Path(directory).name
+    return name, manifest.get("base_model")
+
+
+def training_cost(directory: Path, adapters: dict[str, Path]) -> dict[str, Any]:
+    """Training seconds (from the run's summary) and adapter bytes on disk, for the report."""
+    summary = _read_json(Path(directory) / SUMMARY)
+    records = summary.get("adapters", {})
+    seconds = sum(float(r.get("seconds", 0.0)) for r in records.values()) if records else None
+    return {
+        "train_seconds": summary.get("wall_seconds", seconds),
+        "adapter_bytes": sum((p / ADAPTER_WEIGHTS).stat().st_size for p in adapters.values()),
+        "n_adapters": len(adapters),
+    }
