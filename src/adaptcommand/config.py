@@ -30,7 +30,9 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
     return field, message
 
 
-def load_config(path: str | Path, model: type[ConfigT], overrides: dict[str, Any] | None = None) -> ConfigT:
+def load_config(
+    path: str | Path, model: type[ConfigT], overrides: dict[str, Any] | None = None
+) -> ConfigT:
     """Read a JSON/YAML config file, apply dotted-key overrides, validate against `model`."""
     path = Path(path)
     if not path.is_file():

@@ -3,8 +3,13 @@
 Importing a command module registers its sub-command on the root app.
 """
 
-from adaptcommand.cli import actions, data, evaluate  # noqa: F401
-from adaptcommand.cli import train  # noqa: F401
+from adaptcommand.cli import (  # noqa: F401
+    actions,
+    data,
+    evaluate,
+    report,
+    train,  # noqa: F401
+)
 from adaptcommand.cli.app import app, run_app
 
 __all__ = ["app", "main"]

@@ -3,7 +3,6 @@ and of trained adapters, with identical outputs so any two runs compare."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -12,15 +11,8 @@ from rich.console import Console
 
 from adaptcommand.cli.app import app
 from adaptcommand.cli.options import parse_csv, parse_overrides
-from adaptcommand.evaluation.adapted import adapter_arm, training_cost
-from adaptcommand.evaluation.config import EvalConfig
-from adaptcommand.evaluation.harness import run_evaluation
-from adaptcommand.evaluation.predictor import AdapterRouter, make_predictor
 from adaptcommand.evaluation.report_table import print_headline
-from adaptcommand.evaluation.runs import Scope, load_turns, resolve_config, run_info
-from adaptcommand.fileio import write_json_atomic
-from adaptcommand.models.adapters import adapter_router, attach_adapters, discover_adapters
-from adaptcommand.models.loading import LoadedModel, load_model
+from adaptcommand.evaluation.runs import Scope, adapter_settings, evaluate_arm, resolve_config
 
 console = Console()
 
@@ -68,27 +60,6 @@ def cli_overrides(
     return overrides
 
 
-def _evaluate(
-    settings: EvalConfig,
-    scope: Scope,
-    out: Path,
-    arm: str,
-    force: bool,
-    prepare: Callable[[LoadedModel], AdapterRouter | None],
-    extra_info: dict[str, object] | None = None,
-) -> None:
-    turns = load_turns(scope, settings)
-    console.print(f"Evaluating {len(turns)} turns: arm [bold]{arm}[/] on "
-                  f"[bold]{settings.model.name}[/]")
-    loaded = load_model(settings.model.name, device=settings.model.device,
-                        dtype=settings.model.dtype)
-    router = prepare(loaded)
-    results = run_evaluation(turns, make_predictor(loaded, settings, router), settings, out,
-                             run_info(scope, arm, extra_info), force=force)
-    print_headline(console, results)
-    console.print(f"Results written to [bold]{out}[/]")
-
-
 @app.command()
 def baseline(
     out: OutOpt,
@@ -113,7 +84,8 @@ def baseline(
         config, cli_overrides(model, split, skip_assistant_turns, sample, overrides)
     )
     scope = Scope(data, dialogues, parse_csv(personas), max_examples)
-    _evaluate(settings, scope, out, "baseline", force, lambda loaded: None)
+    results = evaluate_arm(settings, scope, out, "baseline", force=force)
+    report(results, out)
 
 
 @app.command("eval")
@@ -140,20 +112,14 @@ def evaluate(
     with that persona's adapter (else the unified adapter, else the base model), personas mixed
     in the same generation batch. The base model is the one the adapters were trained on unless
     --model says otherwise."""
-    found = discover_adapters(adapters)
-    overrides_map = cli_overrides(model, split, skip_assistant_turns, sample, overrides)
-    arm_name, base_model = adapter_arm(adapters, arm)
-    if base_model and "model.name" not in overrides_map:
-        overrides_map["model.name"] = base_model
-    settings = resolve_config(config, overrides_map)
+    settings, arm_name = adapter_settings(
+        adapters, arm, cli_overrides(model, split, skip_assistant_turns, sample, overrides), config
+    )
     scope = Scope(data, dialogues, parse_csv(personas), max_examples)
-    own, fallback = adapter_router(found)
-    cost = training_cost(adapters, found)
+    results = evaluate_arm(settings, scope, out, arm_name, adapters=adapters, force=force)
+    report(results, out)
 
-    def prepare(loaded: LoadedModel) -> AdapterRouter:
-        loaded.model = attach_adapters(loaded.model, found)
-        return lambda persona: own.get(persona, fallback)
 
-    _evaluate(settings, scope, out, arm_name, force, prepare,
-              {"adapters": str(adapters), "n_adapters": len(found)})
-    write_json_atomic(out / "training_cost.json", cost)
+def report(results: dict[str, object], out: Path) -> None:
+    print_headline(console, results)
+    console.print(f"Results written to [bold]{out}[/]")

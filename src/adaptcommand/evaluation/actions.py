@@ -54,7 +54,7 @@ def _entry(pattern: str, *readings: Reading, needs_context: bool = False) -> _En
 
 
 def _mode(value: str) -> str:
-    return rf"\b{value}(?:ing)?\s+mode\b|\bmode\s+(?:{_LINK}\s+)?{value}\b"
+    return rf"\b{value}(?:ing)?\s+(?:mode|setting)\b|\b(?:mode|setting)\s+(?:{_LINK}\s+)?{value}\b"
 
 
 def _color(value: str) -> str:
@@ -120,8 +120,7 @@ _LEXICON: tuple[_Entry, ...] = (
            ("lights", "color", "warm"), needs_context=True),
     _entry(rf"{_SETTING_TARGET}cool\b(?!\s+(?:down|off|in)\b)", ("lights", "color", "cool"),
            ("ac", "mode", "cool"), needs_context=True),
-    _entry(rf"{_SETTING_TARGET}balanced\b", ("speaker", "equalizer", "balanced"),
-           needs_context=True),
+    _entry(r"\bbalanced\b", ("speaker", "equalizer", "balanced"), needs_context=True),
     _entry(r"(?:\bto|\bon)\s+heat\b", ("ac", "mode", "heat"), needs_context=True),
     _entry(r"(?:\bto|\bon)\s+auto\b", ("ac", "mode", "auto"), needs_context=True),
 )
@@ -152,12 +151,17 @@ _ACTION_CUE = re.compile(
     r"|rais\w*|increas\w*|decreas\w*|reduc\w*|crank\w*|bump\w*|boost\w*|make|making|made|put"
     r"|putting|keep\w*|play\w*|start\w*|stop\w*|paus\w*|mut\w*|unmut\w*|arm\w*|disarm\w*"
     r"|activat\w*|deactivat\w*|enabl\w*|disabl\w*|prepar\w*|power\w*|shut\w*|warm\w*\s+up"
-    r"|cool\w*\s+down|do\s+something|tweak\w*|fix|watch\w*|stream\w*|launch\w*|open|go\s+with"
-    r"|let's|how\s+about|bring|get|now\s+(?:on|off))\b",
+    r"|cool\w*\s+down|do\s+something|tweak\w*|fix|launch\w*|open|go\s+with|how\s+about|bring"
+    r"|now\s+(?:on|off)|I'd\s+like|I\s+would\s+like|I\s+want|I\s+need|please"
+    r"|(?:can|could|would|will)\s+(?:you|ya|u)|you\s+could)\b",
     _I,
 )
-# An input source named as a setting ("input source to Netflix"), not in passing ("Netflix night").
+# Without an action verb, a value counts only when stated as a setting ("input source to
+# Netflix", "static mode is perfect"), not in passing ("your Netflix night", "warm lights").
 _ASSIGNED = re.compile(r"\b(?:to|on|now|input|source)\s+$", _I)
+_SETTING_WORD = re.compile(r"\b(?:mode|setting|colou?r|tone|equali[sz]er|eq|input|source"
+                           r"|(?:dis)?armed)\b",
+                           _I)
 _NEGATION = re.compile(r"\b(?:don't|dont|do\s+not|never|no\s+need\s+to|not)\b(?!\s+forget)", _I)
 _SCOPE_END = re.compile(
     r"[,;:]|\b(?:but|instead|just|then)\b|\band\s+(?=(?:please\s+)?(?:set|turn|switch|adjust|dim"
@@ -175,8 +179,9 @@ _NOT_A_SETTING = re.compile(
 _FAHRENHEIT = re.compile(r"\s*(?:°\s*f\b|degrees?\s+f(?:ahrenheit)?\b|f\b|fahrenheit\b)", _I)
 _CELSIUS = re.compile(r"\s*(?:°\s*c?|º\s*c?|degrees?(?:\s+c(?:elsius)?\b)?|c\b|celsius\b)", _I)
 _PERCENT = re.compile(r"\s*(?:%|percent\b|per\s+cent\b)", _I)
-# Words allowed between a number and the mention after it: "25 for volume", "50% brightness".
-_NUMBER_GAP = re.compile(r"\s*(?:(?:for|of|on|the|in|as|with)\s+)*", _I)
+# What may stand between a mention and its number: "volume is now set to 30", "25 for volume".
+_LEAD_IN = re.compile(r"(?:[\s:=]|\b(?:to|at|of|is|are|level|on|set|now)\b)*", _I)
+_LEAD_OUT = re.compile(r"\s*(?:(?:for|of|on|the|in|as)\s+)*", _I)
 _PARAM_OF = re.compile(r"\s+(?:of|on|for)\s+(?:the\s+|my\s+)?(?:[\w-]+\s+)?", _I)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+")
 
@@ -308,21 +313,27 @@ def _apply_sentence(
     def live(position: int) -> bool:
         return not any(a <= position < b for a, b in negated)
 
-    has_cue = _ACTION_CUE.search(sentence) is not None
+    carried = history[-1] if history and _PRONOUN.search(sentence) else None
+    numbers = [n for n in _numbers(sentence, resolved, carried) if live(n[0])]
+    # Asking for a change, or stating a number setting, makes every mention in it count.
+    about_settings = _ACTION_CUE.search(sentence) is not None or any(n[2] for n in numbers)
     for item in resolved:
         if not live(item.start):
             continue
-        if item.value is not None and (has_cue or item.param != "input_source"
-                                       or _ASSIGNED.search(sentence, 0, item.start)):
+        if item.value is not None and (about_settings or _stated_as_setting(sentence, item)):
             _set(found, item.device, item.param, item.value)
-        elif has_cue and item.value is None and not item.by_default:
+        elif about_settings and item.value is None and not item.by_default:
             found.setdefault(item.device, {})
-    carried = history[-1] if history and _PRONOUN.search(sentence) else None
-    for start, device, param, value in _numbers(sentence, resolved, carried):
-        if live(start):
-            _set(found, device, param, value)
-    if has_cue and not resolved and carried is not None and not negated:
+    for _, device, param, value in numbers:
+        _set(found, device, param, value)
+    if about_settings and not resolved and carried is not None and not negated:
         found.setdefault(carried, {})
+
+
+def _stated_as_setting(sentence: str, item: _Resolved) -> bool:
+    """A parameter word next to the value ("static mode"), or "to"/"now" just before it."""
+    return bool(_SETTING_WORD.search(sentence, max(0, item.start - 12), item.end + 12)
+                or _ASSIGNED.search(sentence, 0, item.start))
 
 
 def _numbers(
@@ -365,20 +376,21 @@ def _is_setting_number(sentence: str, match: re.Match[str], resolved: list[_Reso
 def _number_target(
     sentence: str, start: int, end: int, resolved: list[_Resolved], carried: str | None
 ) -> tuple[str, str | None] | None:
-    """The (device, numeric param) a number belongs to: a parameter or device right after it
-    ("50% brightness", "30 on the speaker"), else the nearest mention before it, else any after
-    it, else the carried device."""
+    """The (device, numeric param) a number belongs to, by closeness: the mention right before
+    it ("volume 30", "lights to 40"), else a parameter or device right after it ("50%
+    brightness", "30 on the speaker"), else the nearest before, any after, the carried device."""
     def numeric(item: _Resolved) -> tuple[str, str | None]:
         return item.device, item.param if item.value is None else None
 
-    after = [r for r in resolved if r.start >= end]
-    gap = _NUMBER_GAP.match(sentence, end)
-    if after and after[0].value is None and gap is not None and after[0].start <= gap.end():
-        return numeric(after[0])
     before = [r for r in resolved if r.end <= start]
+    after = [r for r in resolved if r.start >= end]
     if len(before) > 1 and _PARAM_OF.fullmatch(sentence, before[-2].end, before[-1].start) \
             and before[-2].device == before[-1].device and before[-1].param is None:
-        return numeric(before[-2])  # "the brightness of the TV to 65"
+        before.pop()  # "the brightness of the TV to 65": the parameter owns the number
+    if before and _LEAD_IN.fullmatch(sentence, before[-1].end, start):
+        return numeric(before[-1])
+    if after and after[0].value is None and _LEAD_OUT.fullmatch(sentence, end, after[0].start):
+        return numeric(after[0])
     if before:
         return numeric(before[-1])
     if after:

@@ -1,6 +1,6 @@
-"""Building an evaluation run from CLI-level choices: config, turns and data fingerprint.
+"""One evaluation arm from user-level choices: config, turns, model and adapters, results.
 
-`baseline` and `eval` share all of this; they differ only in the predictor.
+`baseline` and `eval` (and the demo) share all of this; they differ only in the adapters.
 """
 
 from __future__ import annotations
@@ -13,8 +13,14 @@ from typing import Any
 from adaptcommand.config import load_config, set_dotted
 from adaptcommand.data.io import load_split, read_dialogues_file
 from adaptcommand.errors import AdaptCommandError
+from adaptcommand.evaluation.adapted import adapter_arm, training_cost
 from adaptcommand.evaluation.config import EvalConfig
+from adaptcommand.evaluation.harness import run_evaluation
+from adaptcommand.evaluation.predictor import make_predictor
 from adaptcommand.evaluation.turns import Turn, group_by_persona, select_turns
+from adaptcommand.fileio import write_json_atomic
+from adaptcommand.models.adapters import adapter_router, attach_adapters, discover_adapters
+from adaptcommand.models.loading import load_model
 
 
 @dataclass(frozen=True)
@@ -73,3 +79,45 @@ def run_info(scope: Scope, arm: str, extra: dict[str, Any] | None = None) -> dic
         "max_examples": scope.max_examples,
         **(extra or {}),
     }
+
+
+def adapter_settings(
+    adapters: Path, arm: str | None, overrides: dict[str, Any], config_path: Path | None
+) -> tuple[EvalConfig, str]:
+    """The eval config for an adapter run: the base model is the one the adapters were trained
+    on unless overridden; the arm is named after the training strategy unless given."""
+    arm_name, base_model = adapter_arm(adapters, arm)
+    if base_model and "model.name" not in overrides:
+        overrides = {**overrides, "model.name": base_model}
+    return resolve_config(config_path, overrides), arm_name
+
+
+def evaluate_arm(
+    settings: EvalConfig,
+    scope: Scope,
+    out: Path,
+    arm: str,
+    *,
+    adapters: Path | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the base model, or the adapters in `adapters` routed per persona (else the
+    unified adapter, else the base model) in mixed-adapter batches; write the run to `out`."""
+    turns = load_turns(scope, settings)
+    found = discover_adapters(adapters) if adapters is not None else {}
+    loaded = load_model(settings.model.name, device=settings.model.device,
+                        dtype=settings.model.dtype)
+    router = None
+    extra: dict[str, Any] = {}
+    if found:
+        loaded.model = attach_adapters(loaded.model, found)
+        own, fallback = adapter_router(found)
+        router = lambda persona: own.get(persona, fallback)  # noqa: E731
+        extra = {"adapters": str(adapters), "n_adapters": len(found)}
+    results = run_evaluation(turns, make_predictor(loaded, settings, router), settings, out,
+                             run_info(scope, arm, extra), force=force,
+                             show_progress=show_progress)
+    if found:
+        write_json_atomic(out / "training_cost.json", training_cost(adapters, found))
+    return results

@@ -9,10 +9,13 @@ its values as the schema spells them (numbers as digits, enum words verbatim); v
 
 from __future__ import annotations
 
+import itertools
 import random
-from typing import Any, NamedTuple
+from functools import cache
+from typing import Any, NamedTuple, TypeVar
 
 Values = dict[str, Any]
+T = TypeVar("T")
 
 
 class Name(NamedTuple):
@@ -24,13 +27,11 @@ class Name(NamedTuple):
 
 
 NAMES: dict[str, tuple[Name, ...]] = {
-    "ac": (Name("AC", "it"), Name("AC", "it"), Name("air conditioning", "it"),
-           Name("thermostat", "it"), Name("air conditioner", "it")),
-    "lights": (Name("lights", "them", True), Name("lights", "them", True),
-               Name("lamps", "them", True), Name("lighting", "it")),
-    "tv": (Name("TV", "it"), Name("TV", "it"), Name("television", "it")),
-    "speaker": (Name("speaker", "it"), Name("speaker", "it"), Name("sound system", "it"),
-                Name("smart speaker", "it")),
+    "ac": (Name("AC", "it"), Name("air conditioning", "it"), Name("thermostat", "it"),
+           Name("air conditioner", "it")),
+    "lights": (Name("lights", "them", True), Name("lamps", "them", True), Name("lighting", "it")),
+    "tv": (Name("TV", "it"), Name("television", "it")),
+    "speaker": (Name("speaker", "it"), Name("sound system", "it"), Name("smart speaker", "it")),
     "security": (Name("security system", "it"), Name("alarm system", "it"),
                  Name("home security", "it")),
 }
@@ -47,13 +48,13 @@ PARAM_NOUNS: dict[tuple[str, str], str] = {
 }
 
 _ATTR: dict[tuple[str, str], tuple[str, ...]] = {
-    ("ac", "temperature"): ("{v} degrees", "{v} degrees", "a temperature of {v} degrees",
+    ("ac", "temperature"): ("{v} degrees", "a temperature of {v} degrees",
                             "{v} degrees Celsius"),
-    ("ac", "mode"): ("{v} mode", "{v} mode", "the {v} setting"),
-    ("ac", "fan_speed"): ("fan speed {v}", "fan speed {v}", "fan speed at {v}", "fan level {v}"),
-    ("lights", "brightness"): ("{v}% brightness", "{v}% brightness", "brightness {v}",
+    ("ac", "mode"): ("{v} mode", "the {v} setting"),
+    ("ac", "fan_speed"): ("fan speed {v}", "fan speed at {v}", "fan level {v}"),
+    ("lights", "brightness"): ("{v}% brightness", "brightness {v}",
                                "{v} brightness", "{v} percent brightness", "brightness at {v}%"),
-    ("lights", "mode"): ("{v} mode", "{v} mode", "the {v} setting"),
+    ("lights", "mode"): ("{v} mode", "the {v} setting"),
     ("tv", "volume"): ("volume {v}", "volume at {v}", "volume level {v}"),
     ("tv", "brightness"): ("brightness {v}", "brightness at {v}", "{v}% brightness"),
     ("speaker", "volume"): ("volume {v}", "volume at {v}", "{v}% volume"),
@@ -99,15 +100,26 @@ class Clause(NamedTuple):
         return f"{VERB_FORMS[self.verb][1]} {self.rest}"
 
 
+@cache
+def _zipf(n: int) -> tuple[float, ...]:
+    return tuple(itertools.accumulate(rank ** -2 for rank in range(1, n + 1)))
+
+
+def favourite(rng: random.Random, options: tuple[T, ...]) -> T:
+    """Earlier options more often (weights 1/rank^2): real speech keeps coming back
+    to its favourite wordings."""
+    return rng.choices(options, cum_weights=_zipf(len(options)))[0]
+
+
 def attr(rng: random.Random, device: str, param: str, value: Any) -> str:
     """One setting as a noun phrase: '22 degrees', 'heat mode', 'a warm color'."""
     if param == "color":
-        return rng.choice(_COLOR[value])
+        return favourite(rng, _COLOR[value])
     if param == "input_source":
-        return rng.choice(_SOURCE[value])
+        return favourite(rng, _SOURCE[value])
     if param == "armed":
         return "armed" if value else "disarmed"
-    return rng.choice(_ATTR[device, param]).format(v=value)
+    return favourite(rng, _ATTR[device, param]).format(v=value)
 
 
 def assign(rng: random.Random, device: str, param: str, value: Any) -> str:
@@ -136,7 +148,8 @@ def attrs(rng: random.Random, device: str, values: Values, plain: bool = False) 
     """All of a device's settings as one list phrase, in a random order; `plain` avoids 'with'
     for lists that follow a 'with' already."""
     params = [p for p in values if p != "armed"]
-    rng.shuffle(params)
+    if rng.random() < 0.2:
+        rng.shuffle(params)
     parts = [attr(rng, device, p, values[p]) for p in params]
     return join_and(parts) if plain else join(rng, parts)
 
@@ -162,7 +175,7 @@ def command(rng: random.Random, device: str, values: Values, name: Name) -> Clau
         settings = [assign(rng, device, p, v) for p, v in values.items()]
         settings = [settings[0]] + [s.removeprefix("the ") for s in settings[1:]]
         return Clause("set", f"{the} {join_and(settings).removeprefix('the ')}")
-    return Clause(rng.choice(("set", "set", "set", "change", "adjust", "bring")),
+    return Clause(favourite(rng, ("set", "adjust", "change", "bring")),
                   f"{the} to {attrs(rng, device, values)}")
 
 
@@ -199,16 +212,17 @@ def question(rng: random.Random, device: str, params: list[str], name: Name) -> 
     listed = join_and(nouns)
     the = f"the {name.noun}"
     if len(nouns) == 1 and rng.random() < 0.35:
-        return rng.choice((f"Would you like me to adjust the {listed} as well?",
+        return favourite(rng, (f"Would you like me to adjust the {listed} as well?",
                            f"Should I change the {listed} too?",
                            f"Do you want a specific {listed}?"))
-    return rng.choice((
-        f"What {listed} would you like?",
+    return favourite(rng, (
         f"What {listed} would you like for {the}?",
-        f"What {listed} should I use?",
+        f"What {listed} would you like me to set {the} to?",
+        f"What {listed} would you like?",
+        f"What {listed} would you like me to set {name.pronoun} to?",
         f"Please specify the {listed}.",
         f"Which {listed} would you prefer?",
-        f"What {listed} would you like me to set {name.pronoun} to?",
+        f"What {listed} should I use?",
     ))
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from adaptcommand.data.synth.devices import Values
 
 MAX_CHUNKS = 3
+MAX_FILLER = 2
 FILLER_WEIGHTS = {0: 0.3, 1: 0.45, 2: 0.25}
 
 
@@ -44,6 +45,15 @@ class Task:
 class Beat:
     kind: str  # task | chat | query | check | thanks
     items: list[tuple[int, int]] = field(default_factory=list)  # (task, chunk) said this turn
+
+
+def capacity(task: Task) -> int:
+    """The most turns a task can be spread over."""
+    if task.device == "security" or task.chunks[0].kind in ("yes", "switch"):
+        return 1
+    if task.implicit:
+        return 2
+    return min(MAX_CHUNKS, 1 + len(task.values))
 
 
 def _can_piggyback(tasks: list[Task], j: int) -> bool:
@@ -113,7 +123,7 @@ def plan(rng: random.Random, tasks: list[Task], n_beats: int, group: bool) -> li
     filler = min(n_beats - 1, rng.choices(list(FILLER_WEIGHTS), list(FILLER_WEIGHTS.values()))[0])
     piggy = [group and j > 0 for j in range(len(tasks))]
     if not group:
-        piggy = [_can_piggyback(tasks, j) and rng.random() < 0.25 for j in range(len(tasks))]
+        piggy = [_can_piggyback(tasks, j) and rng.random() < 0.45 for j in range(len(tasks))]
         _fit(rng, tasks, piggy, n_beats - filler)
     beats: list[Beat] = []
     for j, task in enumerate(tasks):

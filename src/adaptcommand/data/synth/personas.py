@@ -20,6 +20,7 @@ from adaptcommand.data.synth.lexicon import (
     QUIRKS,
     SURNAMES,
     Hobby,
+    Home,
 )
 from adaptcommand.data.synth.phrasing import Phrasebook, Style, make_phrasebook
 
@@ -31,7 +32,7 @@ class Persona:
     pronoun: str  # she | he
     age: int
     occupation: str
-    home: str
+    home: Home
     hobbies: tuple[Hobby, ...]
     style: Style
     book: Phrasebook
@@ -96,10 +97,10 @@ def character_text(rng: random.Random, p: Persona) -> str:
     aged = f"{article(str(p.age))} {p.age}-year-old"
     job = f"{article(p.occupation)} {p.occupation}"
     intro = rng.choice((
-        f"{full} is {aged} {p.occupation} who {p.home}. {pron} loves {hobbies}.",
-        f"{p.first} {p.surname}, {p.age}, is {job}. {pron} {p.home} and spends {poss} spare "
+        f"{full} is {aged} {p.occupation} who {p.home.description}. {pron} loves {hobbies}.",
+        f"{p.first} {p.surname}, {p.age}, is {job}. {pron} {p.home.description} and spends {poss} spare "
         f"time on {hobbies}.",
-        f"{aged.capitalize()} {p.occupation}, {full} {p.home}. Favourite pastimes: {hobbies}.",
-        f"{full} ({p.age}) is {job} who {p.home}. {pron} is passionate about {hobbies}.",
+        f"{aged.capitalize()} {p.occupation}, {full} {p.home.description}. Favourite pastimes: {hobbies}.",
+        f"{full} ({p.age}) is {job} who {p.home.description}. {pron} is passionate about {hobbies}.",
     ))
     return f"{intro} {_style_sentence(rng, p)}"

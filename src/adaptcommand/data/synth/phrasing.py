@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from adaptcommand.data.schema import SessionMeta
+from adaptcommand.data.synth.devices import favourite
 from adaptcommand.data.synth.lexicon import QUIRK_CLOSERS, QUIRK_OPENERS, Hobby
 
 
@@ -163,24 +164,25 @@ def lower_first(text: str) -> str:
 
 
 def glue(parts: list[str]) -> str:
-    """Join sentence pieces; a piece after 'Hey,' or 'Also,' continues the sentence."""
+    """Join sentence pieces; a piece after 'Hey,' or 'And' continues the sentence."""
     text = ""
     for part in filter(None, parts):
-        text = f"{text} {lower_first(part)}" if text.endswith((",", ":")) else f"{text} {part}"
+        ended = not text or text.endswith((".", "!", "?"))
+        text = f"{text} {part}" if ended else f"{text} {lower_first(part)}"
     return text.strip()
 
 
 def opener(rng: random.Random, book: Phrasebook, meta: SessionMeta) -> str:
     when = "evening" if meta.time_of_day == "night" else meta.time_of_day
-    return rng.choice(book.openers).format(period=when, Period=when.capitalize())
+    return favourite(rng, book.openers).format(period=when, Period=when.capitalize())
 
 
 def request(rng: random.Random, book: Phrasebook, vp: str) -> str:
-    return sentence(rng.choice(book.frames).format(vp=vp))
+    return sentence(favourite(rng, book.frames).format(vp=vp))
 
 
 def answer(rng: random.Random, book: Phrasebook, listed: str, pronoun: str) -> str:
-    return sentence(rng.choice(book.answers).format(x=listed, it=pronoun))
+    return sentence(favourite(rng, book.answers).format(x=listed, it=pronoun))
 
 
 def context_remark(rng: random.Random, meta: SessionMeta) -> str:
@@ -188,11 +190,13 @@ def context_remark(rng: random.Random, meta: SessionMeta) -> str:
     when = meta.time_of_day
     clear_dark = meta.weather == "sunny" and meta.sun_phase != "daylight"
     weather = rng.choice(_CLEAR_DARK if clear_dark else _WEATHER[meta.weather])
-    weather = weather.format(period=when)
-    temp = rng.choice(_TEMP[meta.outdoor_temp]).format(period=when)
+    temp = rng.choice(_TEMP[meta.outdoor_temp])
+    timed = "{period}" in weather + temp  # already says when: no 'this evening' after it
+    weather, temp = weather.format(period=when), temp.format(period=when)
     cold, hot = meta.outdoor_temp in ("very cold", "cold"), meta.outdoor_temp == "hot"
-    shapes = [f"{weather}, and {temp}", f"{weather} {_WHEN[when]}", f"{temp} {_WHEN[when]}",
-              weather, f"{temp} and {weather}"]
+    shapes = [f"{weather}, and {temp}", weather, f"{temp} and {weather}"]
+    if not timed:
+        shapes += [f"{weather} {_WHEN[when]}", f"{temp} {_WHEN[when]}"]
     if not clear_dark:
         adj = rng.choice(_WEATHER_ADJ[meta.weather])
         shapes.append(f"it's a {_TEMP_ADJ[meta.outdoor_temp]}, {adj} {when}")
@@ -210,7 +214,7 @@ def activity_remark(rng: random.Random, hobby: Hobby) -> str:
 
 
 def closer(rng: random.Random, book: Phrasebook) -> str:
-    return rng.choice(book.closers)
+    return favourite(rng, book.closers)
 
 
 _CONTRACTIONS = (("it's", "it is"), ("I'm", "I am"), ("I'd", "I would"), ("can't", "cannot"),
@@ -262,3 +266,38 @@ def group_request(rng: random.Random, label: tuple[str, str], cosy: bool) -> str
     if cosy:
         options.append("make it cosy like always")
     return rng.choice(options)
+
+
+_REASONS = {
+    "heat": ("It's a bit chilly in here.", "I need to warm up.", "My fingers are freezing.",
+             "I can't stop shivering.", "The house feels like an icebox."),
+    "cool": ("It's getting warm in here.", "It's stuffy in here.", "I'm sweating already.",
+             "The room feels like an oven."),
+    "auto": ("I just want it comfortable.", "The air feels a bit off.",
+             "Let's keep the temperature steady."),
+    "dim": ("It's too bright for this time of day.", "I want a cosy atmosphere.",
+            "My eyes are tired.", "The light feels harsh right now."),
+    "bright": ("I need to see what I'm doing.", "It's too dark in here.",
+               "I need good light for this."),
+    "tv": ("I want to watch something.", "I'm in the mood for a movie.",
+           "There's a show I've been meaning to catch up on.", "I need some background noise."),
+    "speaker": ("I'd like some background music.", "I need some tunes.",
+                "Music helps me think.", "It's too quiet in here."),
+    "security": ("I'm heading to bed soon.", "I'm heading out in a bit.",
+                 "Better safe than sorry.", "I'm expecting a delivery later."),
+}
+_HOBBY_REASONS = ("I want it just right while I {do}.", "It should help while I'm {doing}.",
+                  "I'm about to {do}.", "I need to focus on {doing}.", "I just {done}.",
+                  "I'm going to {do} later.", "It's perfect for {doing}.")
+
+
+def reason(rng: random.Random, device: str, values: dict, hobby: Hobby) -> str:
+    """Why the user wants a device changed; never states a setting value."""
+    if rng.random() < 0.6:
+        return rng.choice(_HOBBY_REASONS).format(do=hobby.do, doing=hobby.doing, done=hobby.done)
+    key = device
+    if device == "ac":
+        key = values.get("mode", "auto")
+    elif device == "lights":
+        key = "dim" if values.get("brightness", 50) <= 50 else "bright"
+    return rng.choice(_REASONS[key])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from adaptcommand.data.schema import Message, SessionMeta
 from adaptcommand.data.synth import devices, replies
-from adaptcommand.data.synth.devices import Name
+from adaptcommand.data.synth.devices import Name, favourite
 from adaptcommand.data.synth.dialogue import Beat, Task
 from adaptcommand.data.synth.lexicon import Hobby
 from adaptcommand.data.synth.personas import Persona
@@ -25,6 +25,7 @@ from adaptcommand.data.synth.phrasing import (
     glue,
     group_request,
     opener,
+    reason,
     request,
     sentence,
     stylize,
@@ -33,6 +34,7 @@ from adaptcommand.data.synth.phrasing import (
 P_OPENER = {"terse": 0.15, "moderate": 0.5, "verbose": 0.75}
 P_CONTEXT = {"terse": 0.1, "moderate": 0.45, "verbose": 0.85}
 P_ACTIVITY = {"terse": 0.05, "moderate": 0.2, "verbose": 0.4}
+P_REASON = {"terse": 0.1, "moderate": 0.3, "verbose": 0.5}
 P_CLOSER = {"formal": 0.35, "neutral": 0.2, "casual": 0.15}
 SMALL_TALK = ("How's your day going?", "Just thought I'd mention it.", "It's been a good day.",
               "I'm in a great mood.", "Can't complain.", "Anyway.")
@@ -59,6 +61,7 @@ class Scene:
     group: bool = False
     done: list[int] = field(default_factory=list)
     topic: int | None = None  # the task a query beat asks about
+    asked: list[int] = field(default_factory=list)  # tasks the user has asked about
     chat_topic: str = "hobby"  # what the last small talk was about
     remarked: bool = False  # whether the user has mentioned their activity yet
 
@@ -69,6 +72,9 @@ class Scene:
 
     def reportable(self) -> list[int]:
         return [t for t in self.done if self.tasks[t].values]
+
+    def unasked(self) -> list[int]:
+        return [t for t in self.reportable() if t not in self.asked]
 
 
 def render(scene: Scene, beats: list[Beat], trailing: bool) -> list[Message]:
@@ -90,11 +96,13 @@ def _user_turn(s: Scene, i: int, beat: Beat) -> str:
     if i == 0 and rng.random() < P_OPENER[style.verbosity]:
         parts.append(opener(rng, s.persona.book, s.meta))
     if i == 0 and rng.random() < P_CONTEXT[style.verbosity]:
-        parts.append(context_remark(rng, s.meta))
+        parts.append(context_remark(rng, s.meta) if rng.random() < 0.8
+                     else rng.choice(s.persona.home.remarks))
     if beat.kind == "task":
         parts += _requests(s, i, beat)
-    elif beat.kind == "query" and s.reportable():
-        s.topic = rng.choice(s.reportable())
+    elif beat.kind == "query" and s.unasked():
+        s.topic = rng.choice(s.unasked())
+        s.asked.append(s.topic)
         name = s.names[s.topic]
         parts.append(rng.choice(QUERIES).format(n=name.noun, be="are" if name.plural else "is"))
     elif beat.kind == "check":
@@ -102,23 +110,23 @@ def _user_turn(s: Scene, i: int, beat: Beat) -> str:
     elif beat.kind == "thanks":
         parts += [rng.choice(DONE_REMARKS)] * (rng.random() < 0.5) + [closer(rng, s.persona.book)]
     else:
-        s.chat_topic = rng.choice(("hobby", "weather"))
-        hobby_talk = s.chat_topic == "hobby"
-        parts.append(activity_remark(rng, s.hobby) if hobby_talk else context_remark(rng, s.meta))
+        s.chat_topic = rng.choice(("hobby", "weather", "home"))
+        parts.append({"hobby": lambda: activity_remark(rng, s.hobby),
+                      "weather": lambda: context_remark(rng, s.meta),
+                      "home": lambda: rng.choice(s.persona.home.remarks)}[s.chat_topic]())
         parts += [rng.choice(SMALL_TALK)] * (rng.random() < 0.3)
     return stylize(rng, glue(parts), style)
 
 
 def _requests(s: Scene, i: int, beat: Beat) -> list[str]:
     rng, book = s.rng, s.persona.book
+    t, c = beat.items[0]
     if s.group:
         cosy = any(t.values.get("mode") == "heat" or t.values.get("color") == "warm"
                    for t in s.tasks)
         said = [request(rng, book, group_request(rng, s.label, cosy))]
     else:
-        said = [_chunk(s, t, c) for t, c in beat.items]
-    said[1:] = [glue([rng.choice(ALSO), x]) if rng.random() < 0.75 else x for x in said[1:]]
-    t, c = beat.items[0]
+        said = [sentence for k, item in enumerate(beat.items) for sentence in _item(s, k, *item)]
     if i > 0 and c == 0 and s.tasks[t].chunks[0].kind != "yes" and rng.random() < 0.45:
         said[0] = glue([rng.choice(REPLY_LEADS), said[0]])
     if not s.remarked and rng.random() < P_ACTIVITY[s.persona.style.verbosity]:
@@ -127,6 +135,18 @@ def _requests(s: Scene, i: int, beat: Beat) -> list[str]:
         said = [remark, *said] if i == 0 and rng.random() < 0.4 else [*said, remark]
     if rng.random() < P_CLOSER[s.persona.style.register]:
         said.append(closer(rng, book))
+    return said
+
+
+def _item(s: Scene, k: int, t: int, c: int) -> list[str]:
+    """The k-th request of a turn, linked to the one before, maybe with a reason."""
+    rng, task = s.rng, s.tasks[t]
+    said = [_chunk(s, t, c)]
+    if k > 0 and rng.random() < 0.75:
+        said[0] = glue([rng.choice(ALSO), said[0]])
+    chance = P_REASON[s.persona.style.verbosity] * (0.4 if c > 0 else 1.0)
+    if task.chunks[c].kind != "yes" and rng.random() < chance:
+        said.append(reason(rng, task.device, task.values, s.hobby))
     return said
 
 
@@ -227,7 +247,9 @@ def _look_ahead(s: Scene, beat: Beat, following: Beat | None) -> list[str]:
         task = s.tasks[t]
         if task.chunks[c].kind == "yes":
             return [replies.offer(rng, task.device, task.values, s.names[t])]
-    return [rng.choice(replies.FOLLOW_UPS)] if rng.random() < 0.6 else []
+    if rng.random() >= 0.6:
+        return []
+    return [favourite(rng, replies.FOLLOW_UPS if s.done else replies.OPENING_OFFERS)]
 
 
 def _closing(s: Scene, after_thanks: bool) -> str:

@@ -9,10 +9,11 @@ routines shows in the text.
 from __future__ import annotations
 
 import random
+import re
 
 from adaptcommand.data.schema import SessionMeta
 from adaptcommand.data.synth import devices
-from adaptcommand.data.synth.devices import Name, Values
+from adaptcommand.data.synth.devices import Name, Values, favourite
 from adaptcommand.data.synth.lexicon import Hobby
 from adaptcommand.data.synth.phrasing import sentence
 
@@ -24,6 +25,8 @@ FOLLOW_UPS = ("Is there anything else you'd like me to adjust?", "Anything else?
               "Anything else you'd like to change?", "Would you like me to adjust anything else?",
               "Let me know if you need anything else.", "How else can I help?", "Anything more?",
               "Is there anything else I can do for you?")
+OPENING_OFFERS = ("How can I help you today?", "What can I do for you?",
+                  "Anything I can set up for you?", "What would you like me to adjust?")
 ENDINGS = ("Enjoy your {period}!", "Enjoy {doing}!", "Have a lovely {period}.",
            "Have fun {doing}!", "Hope that's comfortable.", "Enjoy!",
            "Let me know if you need anything else.", "Have a good one.")
@@ -31,6 +34,8 @@ CHAT_REPLIES = {
     "hobby": ("That sounds lovely.", "Sounds like a great way to spend the {period}.",
               "Nice! Enjoy it.", "Glad to hear it.", "That sounds fun.", "How nice.",
               "Good for you!", "Sounds relaxing.", "Enjoy {doing}!", "I hope it goes well."),
+    "home": ("Sounds like a lively home!", "Ha, never a dull moment.", "Thanks for the update.",
+             "That made me smile.", "Home sweet home."),
     "weather": ("It does look {weather} out there.", "Sounds like a good {period} to stay in.",
                 "Thanks for the weather report!", "Let's keep it comfortable inside, then.",
                 "I'll keep that in mind.", "Good thing you're indoors."),
@@ -47,12 +52,12 @@ MEMORY_PREFIXES = ("Your usual {label} setup, coming up.", "Just the way you lik
 def ack(rng: random.Random, first_name: str) -> str:
     if rng.random() < 0.15:
         return rng.choice(NAMED_ACKS).format(name=first_name)
-    return rng.choice(ACKS)
+    return favourite(rng, ACKS)
 
 
 def report(rng: random.Random, device: str, values: Values, name: Name) -> str:
     """One applied device as a clause without final punctuation, every value stated."""
-    shape = rng.choice(("future", "gerund", "gerund", "perfect", "state", "state"))
+    shape = favourite(rng, ("gerund", "state", "future", "perfect"))
     if shape == "state":
         return devices.state(rng, device, values, name)
     clause = devices.command(rng, device, values, name)
@@ -105,12 +110,17 @@ def offer(rng: random.Random, device: str, values: Values, name: Name) -> str:
                        f"Should I do {the} as well, like always?"))
 
 
+def yours(text: str) -> str:
+    """The user's words about themselves, as the assistant says them back."""
+    return re.sub(r"\bmy\b", "your", text)
+
+
 def ending(rng: random.Random, time_of_day: str, hobby: Hobby) -> str:
-    return rng.choice(ENDINGS).format(period=time_of_day, doing=hobby.doing)
+    return rng.choice(ENDINGS).format(period=time_of_day, doing=yours(hobby.doing))
 
 
 def chat_reply(rng: random.Random, topic: str, meta: SessionMeta, hobby: Hobby) -> str:
     """A friendly answer to small talk about the user's hobby or the weather."""
     weather = {"sunny": "bright", "cloudy": "grey", "rainy": "wet", "snowy": "snowy"}[meta.weather]
-    return rng.choice(CHAT_REPLIES[topic]).format(period=meta.time_of_day, doing=hobby.doing,
-                                                  weather=weather)
+    return rng.choice(CHAT_REPLIES[topic]).format(period=meta.time_of_day,
+                                                  doing=yours(hobby.doing), weather=weather)

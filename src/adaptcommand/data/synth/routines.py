@@ -31,7 +31,7 @@ Values = dict[str, Any]
 ROUTINES_PER_USER = {3: 0.03, 4: 0.96, 5: 0.01}
 DROPPED_TRIGGER_RATE = 0.02
 DEVICES_PER_ROUTINE = {1: 0.02, 2: 0.2, 3: 0.45, 4: 0.29, 5: 0.04}
-PARTIAL_DEVICE_RATE = 0.04
+PARTIAL_DEVICE_RATE = 0.1
 
 _TIME = {"morning": 0.28, "afternoon": 0.22, "evening": 0.3, "night": 0.2}
 _DAY = {"weekday": 0.6, "weekend": 0.4}
@@ -154,13 +154,14 @@ def _pct(value: int) -> int:
 
 
 def _device_weights(ctx: Context) -> dict[str, float]:
+    """Climate and light first, as in the real sessions; the rest by context."""
     dark = ctx["sun_phase"] in DARK or ctx["weather"] in ("rainy", "cloudy")
     return {
-        "ac": 2.0 if ctx["outdoor_temp"] in ("very cold", "cold", "warm", "hot") else 0.9,
-        "lights": 1.8 if dark else 1.0,
-        "tv": 1.4 if ctx["time_of_day"] in ("evening", "night") else 0.8,
-        "speaker": 1.1,
-        "security": 1.6 if ctx["time_of_day"] == "night" else 0.6,
+        "ac": 4.0 if ctx["outdoor_temp"] in ("very cold", "cold", "warm", "hot") else 2.0,
+        "lights": 3.5 if dark else 2.0,
+        "tv": 1.2 if ctx["time_of_day"] in ("evening", "night") else 0.7,
+        "speaker": 0.6,
+        "security": 0.7 if ctx["time_of_day"] == "night" else 0.25,
     }
 
 
@@ -218,7 +219,7 @@ def make_routines(rng: random.Random, habits: Habits) -> list[Routine]:
         taken.append(triggers)
         full = sample_context(rng, triggers)
         weights = _device_weights(full)
-        devices = _weighted_sample(rng, weights, _pick(rng, DEVICES_PER_ROUTINE))
+        devices = weighted_sample(rng, weights, _pick(rng, DEVICES_PER_ROUTINE))
         actions = {}
         for device in devices:
             values = _routine_values(rng, device, habits, full)
@@ -229,7 +230,7 @@ def make_routines(rng: random.Random, habits: Habits) -> list[Routine]:
     return routines
 
 
-def _weighted_sample(rng: random.Random, weights: dict[str, float], k: int) -> list[str]:
+def weighted_sample(rng: random.Random, weights: dict[str, float], k: int) -> list[str]:
     """k distinct keys drawn by weight, returned in the schema's device order."""
     pool = dict(weights)
     chosen = []

@@ -12,12 +12,17 @@ from __future__ import annotations
 import random
 
 from adaptcommand.data.schema import Routine, Session, SessionMeta, actions_dict
-from adaptcommand.data.synth.devices import NAMES, SHORT, join_and
-from adaptcommand.data.synth.dialogue import Chunk, Task, plan
+from adaptcommand.data.synth.devices import NAMES, SHORT, favourite, join_and
+from adaptcommand.data.synth.dialogue import MAX_FILLER, Chunk, Task, capacity, plan
 from adaptcommand.data.synth.personas import Persona
 from adaptcommand.data.synth.phrasing import routine_label
 from adaptcommand.data.synth.render import Scene, render
-from adaptcommand.data.synth.routines import adhoc_values, session_meta, set_triggers
+from adaptcommand.data.synth.routines import (
+    adhoc_values,
+    session_meta,
+    set_triggers,
+    weighted_sample,
+)
 
 ROUTINE_SHARE = 0.75
 IMPLICIT_SHARE = 0.4
@@ -25,6 +30,9 @@ IMPLICIT_SHARE = 0.4
 LENGTHS = {4: 4, 5: 1, 6: 10, 7: 2, 8: 18, 9: 4, 10: 22, 11: 4, 12: 15, 13: 2, 14: 8, 15: 1,
            16: 4.4}
 ADHOC_DEVICES = {1: 0.2, 2: 0.4, 3: 0.3, 4: 0.1}
+ADHOC_DEVICE_WEIGHTS = {"ac": 3.0, "lights": 3.0, "tv": 1.5, "speaker": 0.7, "security": 0.3}
+# People ask for climate and light first (a random term reorders some sessions).
+ASKING_ORDER = {"ac": 0.0, "lights": 0.1, "tv": 0.5, "speaker": 0.7, "security": 0.9}
 
 
 def _pick(rng: random.Random, weights: dict) -> object:
@@ -51,14 +59,15 @@ def _session(rng: random.Random, persona: Persona, routines: list[Routine], sess
     group, label = False, None
     if routine is not None:
         implicit = rng.random() < IMPLICIT_SHARE
-        group = implicit and rng.random() < (0.6 if n_beats <= 3 else 0.2)
-        tasks = _routine_tasks(rng, routine, implicit)
+        group = implicit and n_beats <= 3 and rng.random() < 0.6
+        tasks = _routine_tasks(rng, routine, implicit, group)
         label = routine_label(rng, set_triggers(routine))
     else:
-        tasks = _adhoc_tasks(rng, meta)
+        tasks = _adhoc_tasks(rng, meta, max(_pick(rng, ADHOC_DEVICES), (n_beats - 1) // 3))
+    n_beats = min(n_beats, sum(map(capacity, tasks)) + MAX_FILLER)
     beats = plan(rng, tasks, n_beats, group)
     scene = Scene(rng=rng, persona=persona, meta=meta, tasks=tasks,
-                  names=[rng.choice(NAMES[t.device]) for t in tasks],
+                  names=[favourite(rng, NAMES[t.device]) for t in tasks],
                   hobby=rng.choice(persona.hobbies), label=label, group=group)
     return Session(
         session_id=session_id, meta=meta, messages=render(scene, beats, trailing),
@@ -97,17 +106,21 @@ def _routine_chunks(rng: random.Random, device: str, params: tuple[str, ...], fi
     }[kind]
 
 
-def _routine_tasks(rng: random.Random, routine: Routine, implicit: bool) -> list[Task]:
-    settings = list(actions_dict(routine.actions).items())
-    rng.shuffle(settings)
+def _routine_tasks(rng: random.Random, routine: Routine, implicit: bool,
+                   group: bool) -> list[Task]:
+    """One task per routine device, in a random order; `group`: all asked for as one routine."""
+    settings = sorted(actions_dict(routine.actions).items(),
+                      key=lambda item: ASKING_ORDER[item[0]] + rng.random())
     return [Task(device=device, values=values, implicit=implicit,
-                 chunks=_routine_chunks(rng, device, tuple(values), j == 0, implicit))
+                 chunks=[Chunk("usual")] if group
+                 else _routine_chunks(rng, device, tuple(values), j == 0, implicit))
             for j, (device, values) in enumerate(settings)]
 
 
-def _adhoc_tasks(rng: random.Random, meta: SessionMeta) -> list[Task]:
+def _adhoc_tasks(rng: random.Random, meta: SessionMeta, n_devices: int) -> list[Task]:
     """Spontaneous requests: any devices, any values, or just switching something on or off."""
-    devices = rng.sample(list(NAMES), _pick(rng, ADHOC_DEVICES))
+    devices = weighted_sample(rng, ADHOC_DEVICE_WEIGHTS, min(n_devices, len(NAMES)))
+    devices.sort(key=lambda d: ASKING_ORDER[d] + rng.random())
     tasks = []
     for device in devices:
         values = adhoc_values(rng, device, meta.model_dump())

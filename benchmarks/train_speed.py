@@ -1,0 +1,191 @@
+"""Training speed: the usual one-Trainer-per-persona loop against the multi-adapter engine.
+
+    .venv/bin/python benchmarks/train_speed.py --model embedded --personas 8 --steps 10
+
+Every arm trains on the same examples (each persona's first `steps * batch_size` assistant
+turns of its train split, one epoch, so `steps` optimizer steps per adapter) with the reference
+hyper-parameters, in one process on one machine:
+
+- loop: per persona, load the base model, `peft.get_peft_model`, a fresh `transformers.Trainer`
+  (right-padding `DataCollatorForSeq2Seq`), train, `save_pretrained`: the usual way.
+- engine: load once, `training.engine.train_adapters` with `adapters_per_step` personas per pass,
+  each adapter saved as it finishes.
+- unified: the same engine, one adapter over all personas' examples (tokens/s reference).
+
+Prints seconds per adapter for loop and engine, their ratio (target >= 5x), per-user engine
+tokens/s against unified tokens/s (target >= 0.8), and writes everything as JSON (--output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adaptcommand.data.io import load_split
+from adaptcommand.fileio import write_json_atomic
+from adaptcommand.models.loading import load_model
+from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
+from adaptcommand.training.batching import Example
+from adaptcommand.training.config import TrainingConfig
+from adaptcommand.training.engine import AdapterJob, StepReport, train_adapters
+from adaptcommand.training.examples import build_examples, turn_terminator
+from adaptcommand.training.export import lora_config, save_adapter
+from adaptcommand.training.multi_lora import MultiLora
+
+
+def benchmark_data(data: Path | None, personas: int, workdir: Path) -> Path:
+    """A prepared data directory: the given one, or a freshly synthesized corpus."""
+    if data is not None:
+        return data
+    from adaptcommand.data.prepare import prepare_from_source
+    from adaptcommand.data.synth import synthesize
+
+    synthesize(personas, 50, 0, workdir / "source")
+    prepare_from_source(workdir / "source", workdir / "data")
+    return workdir / "data"
+
+
+def persona_examples(config: TrainingConfig, data: Path, personas: int,
+                     n_examples: int) -> dict[str, list[Example]]:
+    """Each persona's first `n_examples` training examples, in the project's prompt format."""
+    loaded = load_model(config.model, device=config.device, dtype=config.dtype)
+    eot = turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids)
+    train = load_split(data, "train")
+    chosen = list(train)[:personas]
+    return {p: build_examples(loaded.tokenizer, train[p], end_of_turn_id=eot,
+                              system_prompt=config.system_prompt,
+                              max_context_messages=config.max_context_messages,
+                              max_length=config.max_length)[:n_examples] for p in chosen}
+
+
+def run_loop(config: TrainingConfig, examples: dict[str, list[Example]], steps: int,
+             out: Path) -> dict[str, Any]:
+    """The usual way, timed in phases: load, PEFT + Trainer setup, train, save."""
+    from peft import get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    phases = {"load": 0.0, "setup": 0.0, "train": 0.0, "save": 0.0}
+    padded = 0
+    started = time.perf_counter()
+    for persona, rows in examples.items():
+        mark = time.perf_counter()
+        loaded = load_model(config.model, device=config.device, dtype=config.dtype)
+        loaded.tokenizer.padding_side = "right"  # training pads right; positions stay correct
+        phases["load"] += time.perf_counter() - mark
+        mark = time.perf_counter()
+        model = get_peft_model(loaded.model, lora_config(config, config.model))
+        args = TrainingArguments(
+            output_dir=str(out / "trainer"), per_device_train_batch_size=config.batch_size,
+            max_steps=steps, learning_rate=config.learning_rate,
+            weight_decay=config.weight_decay, warmup_steps=config.warmup_ratio,
+            lr_scheduler_type=config.lr_scheduler, max_grad_norm=config.max_grad_norm or 0.0,
+            seed=config.seed, save_strategy="no", logging_strategy="no", report_to="none",
+            disable_tqdm=True, use_cpu=loaded.device.type == "cpu",
+            bf16=loaded.dtype == torch.bfloat16)
+        dataset = [{"input_ids": list(e.input_ids), "labels": list(e.labels)} for e in rows]
+        collator = DataCollatorForSeq2Seq(loaded.tokenizer, padding=True)
+        trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
+        phases["setup"] += time.perf_counter() - mark
+        mark = time.perf_counter()
+        trainer.train()
+        phases["train"] += time.perf_counter() - mark
+        mark = time.perf_counter()
+        model.save_pretrained(str(out / "loop" / persona))
+        phases["save"] += time.perf_counter() - mark
+        padded += _padded_tokens(trainer)
+    total = time.perf_counter() - started
+    return _arm(total, len(examples), examples, phases) | {"padded_tokens": padded}
+
+
+def _padded_tokens(trainer: Any) -> int:
+    """Tokens the Trainer's batches carried including padding (its own sampler order)."""
+    return sum(batch["input_ids"].numel() for batch in trainer.get_train_dataloader())
+
+
+def run_engine(config: TrainingConfig, jobs: list[AdapterJob], out: Path) -> dict[str, Any]:
+    """Load once, train every job with the multi-adapter engine, save each adapter."""
+    started = time.perf_counter()
+    loaded = load_model(config.model, device=config.device, dtype=config.dtype)
+    lora = MultiLora(loaded.model, config.target_modules, config.r, config.alpha, config.dropout)
+    load_seconds = time.perf_counter() - started
+    peft_config = lora_config(config, config.model)
+    reports: list[StepReport] = []
+    train_adapters(loaded.model, lora, jobs, config,
+                   lambda result: save_adapter(out / result.name, result.state, peft_config,
+                                               result.record()),
+                   reports.append)
+    total = time.perf_counter() - started
+    step_seconds = sum(r.seconds for r in reports)
+    step_tokens = sum(r.tokens for r in reports)
+    return _arm(total, len(jobs), {j.name: j.train for j in jobs}, {"load": load_seconds}) | {
+        "steps": len(reports), "step_seconds": round(step_seconds, 2),
+        "tokens_per_second": round(step_tokens / step_seconds, 1)}
+
+
+def _arm(total: float, adapters: int, examples: dict[str, list[Example]],
+         phases: dict[str, float]) -> dict[str, Any]:
+    tokens = sum(len(e) for rows in examples.values() for e in rows)
+    return {"seconds": round(total, 2), "adapters": adapters,
+            "seconds_per_adapter": round(total / adapters, 2), "tokens": tokens,
+            "phases": {k: round(v, 2) for k, v in phases.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="embedded", help="Base model name (load_model).")
+    parser.add_argument("--personas", type=int, default=8, help="Personas (adapters) to train.")
+    parser.add_argument("--steps", type=int, default=5, help="Optimizer steps per adapter.")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="Prepared data directory (default: synthesize one).")
+    parser.add_argument("--adapters-per-step", type=int, default=8,
+                        help="Engine: personas packed into one forward/backward pass.")
+    parser.add_argument("--skip-loop", action="store_true",
+                        help="Only time the engine arms (the loop is the slow one).")
+    parser.add_argument("--output", type=Path, default=Path("runs/train_speed.json"),
+                        help="Where to write the JSON result.")
+    args = parser.parse_args()
+
+    config = TrainingConfig(model=args.model, system_prompt=DEFAULT_SYSTEM_PROMPT, epochs=1,
+                            adapters_per_step=args.adapters_per_step)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data = benchmark_data(args.data, args.personas, work)
+        examples = persona_examples(config, data, args.personas,
+                                    args.steps * config.batch_size)
+        per_user = run_engine(config, [AdapterJob(p, rows, []) for p, rows in examples.items()],
+                              work / "engine")
+        unified = run_engine(config, [AdapterJob("unified", [e for rows in examples.values()
+                                                             for e in rows], [])],
+                             work / "unified")
+        loop = None if args.skip_loop else run_loop(config, examples, args.steps, work)
+    result = {
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "cuda": torch.cuda.is_available()},
+        "model": args.model, "personas": len(examples), "steps_per_adapter": args.steps,
+        "batch_size": config.batch_size, "adapters_per_step": config.adapters_per_step,
+        "loop": loop, "engine": per_user, "unified": unified,
+        "engine_speedup_per_adapter": (round(loop["seconds_per_adapter"]
+                                             / per_user["seconds_per_adapter"], 2)
+                                       if loop else None),
+        "per_user_vs_unified_tokens_per_second": round(
+            per_user["tokens_per_second"] / unified["tokens_per_second"], 3),
+    }
+    write_json_atomic(args.output, result)
+    if loop:
+        print(f"seconds per adapter: loop {loop['seconds_per_adapter']}, engine "
+              f"{per_user['seconds_per_adapter']} -> {result['engine_speedup_per_adapter']}x "
+              "(target >= 5x)")
+    print(f"tokens/s: per-user engine {per_user['tokens_per_second']}, unified "
+          f"{unified['tokens_per_second']} -> {result['per_user_vs_unified_tokens_per_second']} "
+          "(target >= 0.8)")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Which adapter serves a request, and an LRU cache of LoRA adapters on one PeftModel.
+
+The registry reads the adapters directory on every lookup (a stat or two), so an adapter written
+while the server runs is served at once and a deleted one stops being offered. Names must match a
+strict regex and resolve to a direct child of the directory: a request can never make the
+server open a path it chose. Only safetensors adapters are loaded (`models.adapters`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from peft import PeftModel
+from safetensors import SafetensorError, safe_open
+from transformers import PreTrainedModel
+
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.models.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, UNIFIED, is_adapter_dir
+
+log = logging.getLogger(__name__)
+
+BASE = "base"  # what responses and /v1/models call "no adapter"
+# Stricter than models.adapters.ADAPTER_NAME: no dots, because a PEFT adapter name becomes a
+# torch module key (which may not contain '.') and dots are the start of every traversal trick.
+PERSONA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+class InvalidUserError(AdaptCommandError):
+    """A `user` that cannot be a persona id (bad characters, path syntax, too long)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The adapter chosen for a request; `path` is None for the base model."""
+
+    adapter: str
+    path: Path | None
+
+
+class AdapterRegistry:
+    """Maps persona ids to adapter directories under one root, always from the live directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise AdaptCommandError(f"adapters directory not found: {root}")
+
+    def path_of(self, name: str) -> Path | None:
+        """The adapter directory for `name`, or None. A directory holding only pickled weights
+        raises (refused, never loaded); a symlink leading outside the root counts as absent."""
+        if not PERSONA_ID.fullmatch(name):
+            raise InvalidUserError(f"invalid persona id {name[:64]!r}: expected {PERSONA_ID.pattern}")
+        path = self.root / name
+        if not path.is_dir() or not path.resolve().is_relative_to(self.root):
+            return None
+        return path if is_adapter_dir(path) else None
+
+    def select(self, user: str | None) -> Selection:
+        """The user's own adapter, else `unified` when present, else the base model."""
+        own = self.path_of(user) if user else None
+        if own is not None:
+            return Selection(user, own)
+        unified = self.path_of(UNIFIED)
+        return Selection(UNIFIED, unified) if unified else Selection(BASE, None)
+
+    def available(self) -> list[str]:
+        """Servable adapter names, sorted; refused or malformed directories are left out."""
+        names = []
+        for child in sorted(self.root.iterdir()):
+            try:
+                if self.path_of(child.name) is not None:
+                    names.append(child.name)
+            except AdaptCommandError:
+                continue
+        return names
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """Identity of an adapter's weights on disk: a retrained adapter gets reloaded."""
+    stat = (path / ADAPTER_WEIGHTS).stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+class AdapterCache:
+    """At most `capacity` LoRA adapters loaded on one PeftModel, least recently used evicted.
+
+    Not thread-safe by design: only the batcher's single worker thread calls `activate`, between
+    generations, so adapters never change under a running `generate`.
+    """
+
+    def __init__(self, base: PreTrainedModel, capacity: int) -> None:
+        if capacity < 1:
+            raise AdaptCommandError(f"cache capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._base = base
+        self._peft: PeftModel | None = None
+        self._loaded: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    @property
+    def model(self) -> PreTrainedModel | PeftModel:
+        """The model to generate with: the PeftModel once any adapter was loaded."""
+        return self._peft if self._peft is not None else self._base
+
+    @property
+    def loaded(self) -> list[str]:
+        """Loaded adapter names, least recently used first."""
+        return list(self._loaded)
+
+    def activate(self, name: str, path: Path, keep: frozenset[str] = frozenset()) -> None:
+        """Make `name` loaded and most recently used; evictions spare `keep` (the names the
+        current batch needs). A failed load leaves no trace of `name`."""
+        if self._loaded.get(name) == _stamp(path):
+            self._loaded.move_to_end(name)
+            return
+        if name in self._loaded:
+            self._evict(name)  # stale: the directory was rewritten since we loaded it
+        self._make_room(keep | {name}, room_for=1)
+        try:
+            self._load(name, path)
+        except Exception:
+            self._discard_partial(name)
+            raise
+        self._make_room(keep | {name}, room_for=0)
+
+    def _load(self, name: str, path: Path) -> None:
+        _check_loadable(path)
+        stamp = _stamp(path)
+        if self._peft is None:
+            self._peft = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
+        else:
+            self._peft.load_adapter(str(path), adapter_name=name)
+        self._peft.eval()
+        self._loaded[name] = stamp
+        log.info("loaded adapter %s", name)
+
+    def _make_room(self, keep: frozenset[str], room_for: int) -> None:
+        """Evict LRU adapters not in `keep` until `room_for` more fit. The last adapter stays
+        until its successor is loaded: PEFT breaks when its only adapter is deleted."""
+        for name in list(self._loaded):
+            if len(self._loaded) + room_for <= self.capacity or len(self._loaded) <= 1:
+                return
+            if name not in keep:
+                self._evict(name)
+
+    def _evict(self, name: str) -> None:
+        assert self._peft is not None
+        self._peft.delete_adapter(name)
+        del self._loaded[name]
+        log.info("unloaded adapter %s", name)
+
+    def _discard_partial(self, name: str) -> None:
+        if self._peft is not None and name in self._peft.peft_config and self._loaded:
+            self._peft.delete_adapter(name)
+        self._loaded.pop(name, None)
+
+
+def _check_loadable(path: Path) -> None:
+    """Refuse what would fail half-way through PEFT's loading, which edits the model in place:
+    a non-LoRA adapter (mixed batches exist for LoRA only) or an unreadable weights file."""
+    try:
+        config = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        with safe_open(str(path / ADAPTER_WEIGHTS), framework="pt") as weights:
+            weights.keys()
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise AdaptCommandError(f"{path}: unreadable adapter ({exc})") from None
+    found = config.get("peft_type") if isinstance(config, dict) else None
+    if found != "LORA":
+        raise AdaptCommandError(f"{path}: only LoRA adapters are served (peft_type {found!r})")

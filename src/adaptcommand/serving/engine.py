@@ -1,0 +1,76 @@
+"""One batch of requests through the model: load the adapters it needs, then one mixed-adapter
+`generate`. Runs in the batcher's worker thread, never two at a time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from peft import PeftModel
+
+from adaptcommand.models.generation import GenerationSettings, generate
+from adaptcommand.models.loading import LoadedModel
+from adaptcommand.serving.adapters import AdapterCache, Selection
+
+log = logging.getLogger(__name__)
+PEFT_BASE = "__base__"  # PEFT's adapter name for "no adapter" within a mixed batch
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request's generation: its rendered prompt, adapter and decoding settings."""
+
+    prompt: str
+    selection: Selection
+    settings: GenerationSettings
+
+
+class Engine:
+    """The loaded base model plus the adapter cache; `run` is the batcher's work function."""
+
+    def __init__(self, loaded: LoadedModel, cache_size: int) -> None:
+        self.loaded = loaded
+        self.cache = AdapterCache(loaded.model, cache_size)
+
+    def run(self, jobs: list[Job]) -> list[str | Exception]:
+        """A reply or the error for each job. The jobs share `settings` (the batcher groups them
+        so); a job whose adapter fails to load gets that error and the others still run."""
+        failed = self._activate({job.selection.adapter: job.selection.path for job in jobs})
+        results: list[str | Exception] = [failed.get(job.selection.adapter, "") for job in jobs]
+        runnable = [i for i, job in enumerate(jobs) if job.selection.adapter not in failed]
+        if not runnable:
+            return results
+        settings = jobs[runnable[0]].settings.model_copy(update={"batch_size": len(runnable)})
+        names = [_peft_name(jobs[i].selection) for i in runnable]
+        replies = generate(
+            self.cache.model,
+            self.loaded.tokenizer,
+            [jobs[i].prompt for i in runnable],
+            settings,
+            # A PeftModel applies its active adapter unless told otherwise, so base rows must be
+            # named; a bare base model takes no adapter names at all.
+            adapter_names=names if isinstance(self.cache.model, PeftModel) else None,
+            end_of_turn_ids=self.loaded.end_of_turn_ids,
+        )
+        for i, reply in zip(runnable, replies, strict=True):
+            results[i] = reply
+        return results
+
+    def _activate(self, adapters: dict[str, Path | None]) -> dict[str, Exception]:
+        """Load every adapter of the batch; failures by adapter name."""
+        keep = frozenset(name for name, path in adapters.items() if path is not None)
+        failed: dict[str, Exception] = {}
+        for name, path in adapters.items():
+            if path is None:
+                continue
+            try:
+                self.cache.activate(name, path, keep)
+            except Exception as exc:  # a bad adapter must not take the batch down with it
+                log.exception("loading adapter %s failed", name)
+                failed[name] = exc
+        return failed
+
+
+def _peft_name(selection: Selection) -> str:
+    return selection.adapter if selection.path is not None else PEFT_BASE
