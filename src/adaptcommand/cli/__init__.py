@@ -8,6 +8,7 @@ from adaptcommand.cli import (  # noqa: F401
     data,
     evaluate,
     report,
+    serve,
     train,  # noqa: F401
 )
 from adaptcommand.cli.app import app, run_app

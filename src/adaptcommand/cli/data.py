@@ -14,6 +14,7 @@ from adaptcommand.cli.app import app
 from adaptcommand.config import first_error
 from adaptcommand.data.prepare import PrepareSummary, prepare_from_dialogues, prepare_from_source
 from adaptcommand.data.splits import SplitConfig
+from adaptcommand.data.synth import STATS_FILE, synthesize
 from adaptcommand.errors import AdaptCommandError, DataError
 
 data_app = typer.Typer(help="Prepare the EdgeWisePersona dataset or synthesize one in its layout.",
@@ -82,3 +83,34 @@ def _print_summary(summary: PrepareSummary) -> None:
         console.print(f"  ... see {summary.files[-1]}", highlight=False)
     console.print(f"wrote {', '.join(p.name for p in summary.files)} to {summary.out}",
                   highlight=False, soft_wrap=True)
+
+
+@data_app.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option(
+        "--out", help="Output directory for characters.jsonl, routines.jsonl, sessions.jsonl "
+        "and synth_stats.json.")],
+    personas: Annotated[int, typer.Option(
+        "--personas", min=1, help="Number of users (one line of each file per user).")] = 200,
+    sessions: Annotated[int, typer.Option(
+        "--sessions", min=1, help="Sessions per user, in time order.")] = 50,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Random seed; the same seed writes byte-identical files.")] = 0,
+    reference: Annotated[Path | None, typer.Option(
+        "--reference", help="Real sample in the cleaned format (e.g. cold_start_dev.jsonl) to "
+        "measure distinct-n on; default: the figures recorded from it.")] = None,
+) -> None:
+    """Synthesize a dataset in the EdgeWisePersona layout and compare it with the published one."""
+    summary = synthesize(personas, sessions, seed, out, reference=reference)
+    console = Console()
+    table = Table("statistic", "generated", "published / real", title="synthetic corpus")
+    for name, value in summary.stats.items():
+        published = summary.published.get(name)
+        table.add_row(name, f"{value:g}", "" if published is None else f"{published:g}")
+    for name, value in summary.distinct.items():
+        table.add_row(name, f"{value:g}", f"{summary.distinct_real.get(name, float('nan')):g}")
+    console.print(table)
+    console.print(f"distinct-n: first 5 messages of one session for up to 100 users, real column "
+                  f"from {summary.real_source}", highlight=False)
+    console.print(f"wrote characters.jsonl, routines.jsonl, sessions.jsonl, {STATS_FILE} to "
+                  f"{summary.out_dir}", highlight=False, soft_wrap=True)

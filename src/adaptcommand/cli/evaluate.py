@@ -1,5 +1,9 @@
 """`adaptcommand baseline` and `adaptcommand eval`: turn-by-turn evaluation of the base model
-and of trained adapters, with identical outputs so any two runs compare."""
+and of trained adapters, with identical outputs so any two runs compare.
+
+Library imports sit inside the commands: torch and transformers take seconds to import, and
+`--help` should not wait for them.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,6 @@ from rich.console import Console
 
 from adaptcommand.cli.app import app
 from adaptcommand.cli.options import parse_csv, parse_overrides
-from adaptcommand.evaluation.report_table import print_headline
-from adaptcommand.evaluation.runs import Scope, adapter_settings, evaluate_arm, resolve_config
 
 console = Console()
 
@@ -80,6 +82,8 @@ def baseline(
     Writes results.json, per_persona_summary.csv and predictions.jsonl to --out; an interrupted
     run started again with the same command resumes where it stopped.
     """
+    from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
+
     settings = resolve_config(
         config, cli_overrides(model, split, skip_assistant_turns, sample, overrides)
     )
@@ -112,6 +116,8 @@ def evaluate(
     with that persona's adapter (else the unified adapter, else the base model), personas mixed
     in the same generation batch. The base model is the one the adapters were trained on unless
     --model says otherwise."""
+    from adaptcommand.evaluation.runs import Scope, adapter_settings, evaluate_arm
+
     settings, arm_name = adapter_settings(
         adapters, arm, cli_overrides(model, split, skip_assistant_turns, sample, overrides), config
     )
@@ -121,5 +127,7 @@ def evaluate(
 
 
 def report(results: dict[str, object], out: Path) -> None:
+    from adaptcommand.evaluation.report_table import print_headline
+
     print_headline(console, results)
     console.print(f"Results written to [bold]{out}[/]")

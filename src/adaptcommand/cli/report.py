@@ -6,13 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from adaptcommand.cli.app import app
 from adaptcommand.cli.options import parse_csv
-from adaptcommand.config import first_error
-from adaptcommand.errors import AdaptCommandError
 from adaptcommand.report.build import DEFAULT_TITLE, build_report
 from adaptcommand.report.compare import CompareSettings
 from adaptcommand.report.markdown import verdict_text
@@ -41,28 +38,24 @@ def compare(
     min_helped: Annotated[float, typer.Option(
         "--min-helped", min=0.01, max=1.0, help="Share of personas the primary metric must "
         "improve for an arm to pass.")] = DEFAULTS.min_share_helped,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = DEFAULTS.seed,
     title: Annotated[str, typer.Option("--title", help="Title of the report.")]
         = DEFAULT_TITLE,
 ) -> None:
     """Compare adapted arms with a baseline per persona (deltas, bootstrap CIs, sign test),
     decide pass/fail per arm, and write an HTML report with figures, summary.md and compare.json.
     All runs must be evaluated on the same data and turns."""
-    try:
-        settings = CompareSettings(
-            metrics=parse_csv(metrics) or DEFAULTS.metrics,
-            primary_metric=primary,
-            guard_metrics=parse_csv(guards) or [],
-            min_share_helped=min_helped,
-            seed=seed,
-        )
-    except ValidationError as exc:
-        field, message = first_error(exc)
-        raise AdaptCommandError(f"{field}: {message}") from None
+    settings = CompareSettings(
+        metrics=parse_csv(metrics) or DEFAULTS.metrics,
+        primary_metric=primary,
+        guard_metrics=parse_csv(guards) or [],
+        min_share_helped=min_helped,
+        seed=seed,
+    )
     files = build_report(runs, out, baseline=baseline, settings=settings, title=title)
     for arm in files.comparison.arms:
         console.print(f"[bold]{arm.run.label}[/]: {verdict_text(arm)}", highlight=False)
-    console.print(f"Report written to [bold]{files.html}[/]")
+    console.print(f"Report written to [bold]{files.html}[/]", soft_wrap=True)
 
 
 app.command("compare")(compare)

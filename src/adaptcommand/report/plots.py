@@ -141,7 +141,7 @@ def arm_metrics(comparison: Comparison) -> bytes:
     runs = [comparison.baseline] + [arm.run for arm in comparison.arms]
     metrics = comparison.settings.metrics
     width = 0.8 / len(runs)
-    fig = Figure(figsize=(max(7.0, 1.1 * len(metrics) * max(1, len(runs) / 2)), 4.8),
+    fig = Figure(figsize=(min(16.0, 3.0 + len(metrics) * (0.3 + 0.18 * len(runs))), 4.8),
                  layout="constrained")
     ax = fig.subplots()
     centers = np.arange(len(metrics))
@@ -155,7 +155,7 @@ def arm_metrics(comparison: Comparison) -> bytes:
     ax.set_xticks(centers, metrics, rotation=25, ha="right")
     ax.set_ylabel("value (error bar: session-bootstrap CI)")
     ax.set_title("Metrics per arm (missing bar: undefined, e.g. nothing predicted)")
-    ax.legend(title="arm")
+    ax.legend(title="arm", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return to_png(fig)
 
 

@@ -54,7 +54,9 @@ class AdapterRegistry:
         """The adapter directory for `name`, or None. A directory holding only pickled weights
         raises (refused, never loaded); a symlink leading outside the root counts as absent."""
         if not PERSONA_ID.fullmatch(name):
-            raise InvalidUserError(f"invalid persona id {name[:64]!r}: expected {PERSONA_ID.pattern}")
+            raise InvalidUserError(
+                f"invalid persona id {name[:64]!r}: expected {PERSONA_ID.pattern}"
+            )
         path = self.root / name
         if not path.is_dir() or not path.resolve().is_relative_to(self.root):
             return None
@@ -80,10 +82,11 @@ class AdapterRegistry:
         return names
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    """Identity of an adapter's weights on disk: a retrained adapter gets reloaded."""
+def _stamp(path: Path) -> tuple[int, ...]:
+    """Identity of an adapter's weights file, so a rewritten adapter gets reloaded (ctime too:
+    a copy may preserve mtime, never ctime)."""
     stat = (path / ADAPTER_WEIGHTS).stat()
-    return stat.st_mtime_ns, stat.st_size
+    return stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size
 
 
 class AdapterCache:
@@ -99,7 +102,7 @@ class AdapterCache:
         self.capacity = capacity
         self._base = base
         self._peft: PeftModel | None = None
-        self._loaded: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._loaded: OrderedDict[str, tuple[int, ...]] = OrderedDict()
 
     @property
     def model(self) -> PreTrainedModel | PeftModel:

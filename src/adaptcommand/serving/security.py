@@ -15,7 +15,9 @@ from adaptcommand.serving.schemas import ErrorDetail, ErrorResponse
 ERROR_TYPES = {401: "authentication_error", 413: "request_too_large"}
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """Every error the server sends: `{"error": {message, type, code}}`, as OpenAI does."""
     kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     body = ErrorResponse(error=ErrorDetail(message=message, type=kind, code=status))

@@ -30,8 +30,8 @@ Values = dict[str, Any]
 # Routine shape, tuned so the means land on the published 3.98 / 4.98 / 3.11 / 8.24.
 ROUTINES_PER_USER = {3: 0.03, 4: 0.96, 5: 0.01}
 DROPPED_TRIGGER_RATE = 0.02
-DEVICES_PER_ROUTINE = {1: 0.02, 2: 0.2, 3: 0.45, 4: 0.29, 5: 0.04}
-PARTIAL_DEVICE_RATE = 0.1
+DEVICES_PER_ROUTINE = {1: 0.02, 2: 0.21, 3: 0.45, 4: 0.29, 5: 0.03}
+PARTIAL_DEVICE_RATE = 0.11
 
 _TIME = {"morning": 0.28, "afternoon": 0.22, "evening": 0.3, "night": 0.2}
 _DAY = {"weekday": 0.6, "weekend": 0.4}
@@ -170,9 +170,9 @@ def _routine_values(rng: random.Random, device: str, h: Habits, ctx: Context) ->
     dark = ctx["sun_phase"] in DARK
     temp = ctx["outdoor_temp"]
     if device == "ac":
-        mode = "heat" if temp in ("very cold", "cold") else "cool" if temp in ("warm", "hot") else (
-            "auto")
-        base = {"heat": h.heat_temp, "cool": h.cool_temp}.get(mode, (h.heat_temp + h.cool_temp) // 2)
+        mode = _fitting_mode(rng, ctx, odd=0.03)
+        middle = (h.heat_temp + h.cool_temp) // 2
+        base = {"heat": h.heat_temp, "cool": h.cool_temp}.get(mode, middle)
         extreme = temp in ("very cold", "hot")
         return {"temperature": max(16, min(30, base + rng.choice((-1, 0, 0, 1)))), "mode": mode,
                 "fan_speed": min(3, h.fan_speed + int(extreme and rng.random() < 0.5))}
@@ -241,10 +241,18 @@ def weighted_sample(rng: random.Random, weights: dict[str, float], k: int) -> li
     return [d for d in DEVICE_MODELS if d in chosen]
 
 
+def _fitting_mode(rng: random.Random, ctx: Context, odd: float) -> str:
+    """The AC mode the weather calls for, except in a share `odd` of cases."""
+    if rng.random() < odd:
+        return rng.choice(("cool", "heat", "auto"))
+    temp = ctx["outdoor_temp"]
+    return "heat" if temp in ("very cold", "cold") else "cool" if temp in ("warm", "hot") else "auto"
+
+
 def adhoc_values(rng: random.Random, device: str, ctx: Context) -> Values:
     """Settings for a spontaneous request: any values, a random subset of the parameters."""
     full: Values = {
-        "ac": {"temperature": rng.randint(17, 27), "mode": rng.choice(("cool", "heat", "auto")),
+        "ac": {"temperature": rng.randint(17, 27), "mode": _fitting_mode(rng, ctx, odd=0.25),
                "fan_speed": rng.randint(0, 3)},
         "lights": {"brightness": _step(rng, 10, 100, 5),
                    "color": rng.choice(("warm", "cool", "neutral")),

@@ -27,8 +27,8 @@ from adaptcommand.data.synth.routines import (
 ROUTINE_SHARE = 0.75
 IMPLICIT_SHARE = 0.4
 # Messages per session; mean 9.88 as published, range 4..16.
-LENGTHS = {4: 4, 5: 1, 6: 10, 7: 2, 8: 18, 9: 4, 10: 22, 11: 4, 12: 15, 13: 2, 14: 8, 15: 1,
-           16: 4.4}
+LENGTHS = {4: 4, 5: 1, 6: 9, 7: 2, 8: 17, 9: 4, 10: 22, 11: 4, 12: 16, 13: 2, 14: 10, 15: 1,
+           16: 4.5}
 ADHOC_DEVICES = {1: 0.2, 2: 0.4, 3: 0.3, 4: 0.1}
 ADHOC_DEVICE_WEIGHTS = {"ac": 3.0, "lights": 3.0, "tv": 1.5, "speaker": 0.7, "security": 0.3}
 # People ask for climate and light first (a random term reorders some sessions).

@@ -1,0 +1,96 @@
+"""`adaptcommand serve` (the per-user assistant over HTTP) and `adaptcommand identify`
+(how well user turns identify the persona)."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from adaptcommand.cli.app import app
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.serving.app import create_app
+from adaptcommand.serving.config import ServeSettings
+from adaptcommand.serving.identify import TOP_K, evaluate_identification
+
+console = Console()
+
+
+class QuerySplit(StrEnum):
+    val = "val"
+    test = "test"
+
+
+@app.command("serve")
+def serve(
+    adapters: Annotated[Path, typer.Option(
+        "--adapters", help="Directory of <persona_id>/ and unified/ LoRA adapter directories "
+        "(read live: adapters added later are served without a restart).")],
+    model: Annotated[str, typer.Option(
+        "--model", help="Base model: embedded, tiny-random, a local directory or a cached hub "
+        "id.")] = "embedded",
+    host: Annotated[str, typer.Option(
+        "--host", help="Interface to listen on; anything but loopback requires a token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    cache_size: Annotated[int, typer.Option(
+        "--cache-size", min=1, help="Most adapters loaded at once (least recently used are "
+        "unloaded); also the most distinct adapters in one batch.")] = 8,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="ADAPTCOMMAND_API_TOKEN", show_envvar=True,
+        help="Bearer token required on /v1/* (/healthz stays open).")] = None,
+    max_tokens_limit: Annotated[int, typer.Option(
+        "--max-tokens-limit", min=1, help="Requests asking for more max_tokens get a 400.")
+    ] = 256,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="`data prepare` output: enables identify_user from train-split "
+        "centroids (cached as .npz).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Serve each user's assistant over an OpenAI-compatible HTTP API."""
+    if token is None and not _is_loopback(host):
+        raise AdaptCommandError(f"refusing to listen on {host} without a token: "
+                                "pass --token or set ADAPTCOMMAND_API_TOKEN")
+    settings = ServeSettings(adapters_dir=adapters, model=model, cache_size=cache_size,
+                             token=token, max_tokens_limit=max_tokens_limit,
+                             default_max_tokens=min(64, max_tokens_limit), data_dir=data,
+                             device=device)
+    console.print(f"loading {model} ...")
+    application = create_app(settings)
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command("identify")
+def identify(
+    data: Annotated[Path, typer.Option(
+        "--data", help="Directory from `data prepare` (dialogs_clean.jsonl, edgesplits.json).")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output directory for identify.json and confusion.png "
+        "(default: DATA/identify).")] = None,
+    split: Annotated[QuerySplit, typer.Option(
+        "--split", help="Sessions used as queries (one query per session).")
+    ] = QuerySplit.test,
+) -> None:
+    """Identify the speaker of held-out sessions from train-split centroids: accuracy@1/@5."""
+    out = out or data / "identify"
+    report = evaluate_identification(data, out, split=split.value)
+    console.print(
+        f"{report['n_queries']} {split.value} sessions, {report['n_personas']} personas: "
+        f"accuracy@1 {report['accuracy_at_1']:.3f}, accuracy@{TOP_K} "
+        f"{report[f'accuracy_at_{TOP_K}']:.3f} (chance@1 {report['chance_at_1']:.3f})"
+    )
+    console.print(f"wrote {out / 'identify.json'} and {out / 'confusion.png'}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

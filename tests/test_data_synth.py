@@ -1,0 +1,206 @@
+"""The synthetic EdgeWisePersona generator: schema, statistics, dialogue content, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from adaptcommand.cli import app
+from adaptcommand.data.io import read_source_layout
+from adaptcommand.data.schema import Character, Routine, Session, actions_dict
+from adaptcommand.data.synth import STATS_FILE, SynthSummary, generate_user, synthesize
+from adaptcommand.data.synth.routines import matches, set_triggers
+from adaptcommand.data.synth.stats import (
+    REAL_SAMPLE_DISTINCT,
+    distinct_n,
+    distinct_profile,
+    reference_texts,
+    states_values,
+)
+from adaptcommand.errors import DataError
+from adaptcommand.fileio import read_jsonl
+
+FILES = ("characters.jsonl", "routines.jsonl", "sessions.jsonl", STATS_FILE)
+TOLERANCE = {
+    "routines_per_user": 0.3, "triggers_per_routine": 0.05, "devices_per_routine": 0.3,
+    "actions_per_routine": 0.8, "messages_per_session": 0.8, "routine_driven_share": 0.05,
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[SynthSummary, Path]:
+    """The default 200 x 50 corpus, generated once for the module."""
+    out = tmp_path_factory.mktemp("synth")
+    return synthesize(200, 50, seed=0, out_dir=out), out
+
+
+@pytest.fixture(scope="module")
+def users(corpus) -> list[tuple[Character, list[Routine], list[Session]]]:
+    """The written files, read back through the schema models (line i = user i)."""
+    _, out = corpus
+    read = [[obj for _, obj in read_jsonl(out / name)] for name in FILES[:3]]
+    return [
+        (Character.model_validate(c), [Routine.model_validate(r) for r in rs["routines"]],
+         [Session.model_validate(s) for s in ss["sessions"]])
+        for c, rs, ss in zip(*read, strict=True)
+    ]
+
+
+def _routine_sessions(users):
+    for _, routines, sessions in users:
+        for session in sessions:
+            if session.applied_routines:
+                yield routines[session.applied_routines[0]], session
+
+
+def test_every_record_is_valid_and_lines_are_aligned(corpus, users) -> None:
+    _, out = corpus
+    for name in FILES[:3]:
+        keys = {tuple(obj) for _, obj in read_jsonl(out / name)}
+        assert keys == {(name.removesuffix("s.jsonl") + "s",)} or keys == {("character",)}
+    assert len(users) == 200
+    for character, routines, sessions in users:
+        assert len(character.character) > 80
+        assert [s.session_id for s in sessions] == list(range(50))
+        for session in sessions:
+            roles = [m.role for m in session.messages]
+            assert 4 <= len(roles) <= 16
+            assert roles == ["user", "assistant"] * (len(roles) // 2) + ["user"] * (len(roles) % 2)
+            assert all(0 <= i < len(routines) for i in session.applied_routines)
+            assert session.session_summarization
+
+
+def test_prepare_reads_the_layout_unchanged(corpus) -> None:
+    _, out = corpus
+    dialogues = read_source_layout(out)
+    assert len(dialogues) == 200 * 50
+    assert (dialogues[0].persona_id, dialogues[-1].persona_id) == ("persona_000", "persona_199")
+
+
+def test_statistics_are_close_to_the_published_ones(corpus) -> None:
+    summary, out = corpus
+    for name, tolerance in TOLERANCE.items():
+        assert abs(summary.stats[name] - summary.published[name]) <= tolerance, name
+    assert json.loads((out / STATS_FILE).read_text()) == json.loads(
+        json.dumps(summary.to_json()))
+
+
+def test_session_meta_matches_the_applied_routine_and_no_other(users) -> None:
+    for routine, session in _routine_sessions(users):
+        meta = session.meta.model_dump()
+        assert all(meta[f] == v for f, v in set_triggers(routine).items())
+    for _, routines, sessions in users:
+        for session in sessions:
+            if not session.applied_routines:
+                assert not any(matches(r, session.meta.model_dump()) for r in routines)
+
+
+def test_a_share_of_routine_sessions_never_states_a_value(users, corpus) -> None:
+    driven = list(_routine_sessions(users))
+    value_free = [s for _, s in driven
+                  if not any(states_values(m.text) for m in s.messages if m.role == "user")]
+    assert 0.3 <= len(value_free) / len(driven) <= 0.5
+    assert corpus[0].stats["value_free_routine_share"] == round(len(value_free) / len(driven), 3)
+
+
+@pytest.mark.parametrize(("text", "stated"), [
+    ("Can you turn up the heat a bit?", False),
+    ("Could you set up my usual rainy-evening routine?", False),
+    ("It's warm out and the rain won't stop.", False),
+    ("Set it to 24 degrees, please.", True),
+    ("Could you set the TV to YouTube?", True),
+    ("Dim the lights with a warm color.", True),
+    ("Please arm the security system.", True),
+])
+def test_states_values_detects_setting_values(text: str, stated: bool) -> None:
+    assert states_values(text) is stated
+
+
+def _mentions(text: str, param: str, value: object) -> bool:
+    if param == "armed":
+        return re.search(r"\barm" if value else r"\bdisarm", text, re.IGNORECASE) is not None
+    if isinstance(value, int):
+        return re.search(rf"\b{value}\b", text) is not None
+    return str(value).lower() in text.lower()
+
+
+def test_assistant_applies_every_routine_value_in_words(users) -> None:
+    for routine, session in _routine_sessions(users):
+        said = " ".join(m.text for m in session.messages if m.role == "assistant")
+        for device, settings in actions_dict(routine.actions).items():
+            for param, value in settings.items():
+                assert _mentions(said, param, value), (device, param, value, said)
+
+
+def test_distinct_n_of_generated_text_is_near_the_real_sample(corpus, real_sample) -> None:
+    summary, _ = corpus
+    real = distinct_profile(reference_texts(real_sample))
+    assert {k: real[k] for k in REAL_SAMPLE_DISTINCT} == REAL_SAMPLE_DISTINCT
+    for n in (1, 2, 3):
+        ratio = summary.distinct[f"distinct_{n}"] / real[f"distinct_{n}"]
+        assert 0.8 <= ratio <= 1.25, (n, ratio)
+
+
+def test_distinct_n_counts_unique_ngrams_within_texts() -> None:
+    assert distinct_n(["A b a b"], 2) == pytest.approx(2 / 3)
+    assert distinct_n(["a b", "b a"], 2) == 1.0
+    assert distinct_n(["It's it's"], 1) == 0.5
+
+
+def test_bad_reference_line_is_located(tmp_path) -> None:
+    ref = tmp_path / "ref.jsonl"
+    ref.write_text('{"persona_id": "p", "messages": []}\n{"persona_id": "p"}\n')
+    with pytest.raises(DataError, match=r"ref.jsonl:2: field 'messages'"):
+        reference_texts(ref)
+
+
+def _bytes(directory: Path) -> dict[str, bytes]:
+    return {name: (directory / name).read_bytes() for name in FILES}
+
+
+def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path) -> None:
+    first = _bytes(synthesize(12, 10, seed=7, out_dir=tmp_path / "a").out_dir)
+    again = _bytes(synthesize(12, 10, seed=7, out_dir=tmp_path / "b").out_dir)
+    other = _bytes(synthesize(12, 10, seed=8, out_dir=tmp_path / "c").out_dir)
+    assert first == again
+    assert all(first[name] != other[name] for name in FILES[:3])
+
+
+def test_a_user_does_not_depend_on_how_many_users_are_generated(tmp_path) -> None:
+    synthesize(6, 10, seed=3, out_dir=tmp_path)
+    line = (tmp_path / "sessions.jsonl").read_text().splitlines()[4]
+    sessions = generate_user(3, 4, 10)[2]
+    assert json.loads(line)["sessions"] == [s.model_dump(mode="json") for s in sessions]
+
+
+def test_users_keep_their_own_values_across_routines(users) -> None:
+    """Habits make routine values user-specific: a user's heating temperatures vary little,
+    across users a lot."""
+    spreads, means = [], []
+    for _, routines, _ in users:
+        temps = [r.actions.ac.temperature for r in routines
+                 if r.actions.ac and r.actions.ac.mode == "heat" and r.actions.ac.temperature]
+        if len(temps) >= 2:
+            spreads.append(max(temps) - min(temps))
+            means.append(sum(temps) / len(temps))
+    assert sum(spreads) / len(spreads) <= 2.5
+    assert max(means) - min(means) >= 5
+
+
+def test_cli_prints_statistics_next_to_published_and_writes_files(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path), "--personas", "3",
+                                      "--sessions", "6", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "routines_per_user" in result.output and "3.98" in result.output
+    assert "distinct_2" in result.output and "0.2823" in result.output
+    assert all((tmp_path / name).is_file() for name in FILES)
+    assert len((tmp_path / "sessions.jsonl").read_text().splitlines()) == 3
+
+
+def test_zero_personas_is_refused(tmp_path) -> None:
+    with pytest.raises(DataError, match="at least one"):
+        synthesize(0, 5, seed=0, out_dir=tmp_path)

@@ -1,0 +1,257 @@
+"""compare/report: deltas and sign counts on a hand-computed case, the verdict, refusals of
+incomparable runs, and the files (HTML, Markdown, PNG, JSON) written from runs built in code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib.image
+import pytest
+from typer.testing import CliRunner
+
+from adaptcommand.cli import app
+from adaptcommand.errors import AdaptCommandError, DataError
+from adaptcommand.report.build import build_report
+from adaptcommand.report.compare import DEFAULT_METRICS, CompareSettings, compare_runs
+from adaptcommand.report.examples import fixed_turns
+from adaptcommand.report.runs import PredictionRecord, load_predictions, load_runs
+
+PERSONAS = [f"persona_{i:03d}" for i in range(5)]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURES = ("lift_distribution.png", "baseline_vs_adapted.png", "delta_heatmap.png",
+           "arm_metrics.png")
+SETTINGS = CompareSettings(n_resamples=200)
+
+
+def write_run(
+    directory: Path,
+    arm: str,
+    overrides: dict[str, list[float | None]] | None = None,
+    *,
+    fingerprint: str = "f" * 64,
+    turns: int = 10,
+    predictions: list[dict[str, Any]] | None = None,
+) -> Path:
+    """A run directory as `baseline`/`eval` writes it; every metric is 0.5 for every persona
+    unless `overrides` gives its per-persona values (in PERSONAS order)."""
+    columns = {m: [0.5] * len(PERSONAS) for m in DEFAULT_METRICS} | (overrides or {})
+    per_persona = {p: {"n_turns": 2} | {m: v[i] for m, v in columns.items()}
+                   for i, p in enumerate(PERSONAS)}
+    means = {m: None if None in v else sum(v) / len(v) for m, v in columns.items()}
+    results = {
+        "config": {"model": {"name": "tiny-random"}, "generation": {"do_sample": False},
+                   "evaluation": {"split": "test"}, "prompt": {"max_context_messages": 5}},
+        "arm": arm, "data": "data/dialogs.jsonl", "data_fingerprint": fingerprint,
+        "counts": {"turns": turns, "sessions": 5, "personas": len(PERSONAS)},
+        "metrics": {"n_turns": turns, **means},
+        "confidence_intervals": {
+            m: {"estimate": v, "low": v and v - 0.05, "high": v and v + 0.05}
+            for m, v in means.items()
+        },
+        "actions": {},
+        "per_persona": per_persona,
+    }
+    directory.mkdir(parents=True)
+    (directory / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    lines = [json.dumps(r) for r in predictions or []]
+    (directory / "predictions.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
+
+
+def prediction(persona: str, prediction_actions: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"persona_id": persona, "session_id": 1, "turn_index": 3, "prediction": text,
+            "reference": "Setting the AC to 21 degrees.", "prediction_actions": prediction_actions,
+            "reference_actions": {"ac": {"temperature": 21}}}
+
+
+ARM_PARAM_F1 = [0.7, 0.6, 0.5, 0.4, 0.9]  # against 0.5: +0.2, +0.1, 0, -0.1, +0.4
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> list[Path]:
+    """A baseline and two arms: `per-user` passes, `unified` hurts most personas."""
+    base = write_run(tmp_path / "base", "baseline", predictions=[
+        prediction("persona_001", {}, "Sure, what temperature?")])
+    per_user = write_run(tmp_path / "per_user", "per-user", {"param_f1": ARM_PARAM_F1},
+                         predictions=[prediction("persona_001", {"ac": {"temperature": 21}},
+                                                 "Setting the AC to 21 degrees now.")])
+    unified = write_run(tmp_path / "unified", "unified", {"param_f1": [0.4, 0.4, 0.6, 0.4, 0.4]})
+    return [base, per_user, unified]
+
+
+def test_deltas_and_sign_counts_match_hand_computed_values(runs: list[Path]) -> None:
+    comparison = compare_runs(*load_runs(runs, None), SETTINGS)
+    per_user = comparison.arms[0].metrics["param_f1"]
+    assert per_user.deltas == pytest.approx(
+        dict(zip(PERSONAS, [0.2, 0.1, 0.0, -0.1, 0.4], strict=True)))
+    summary = per_user.summary
+    assert summary.mean.estimate == pytest.approx(0.12)
+    assert summary.mean.low <= 0.12 <= summary.mean.high
+    assert (summary.sign_test.helped, summary.sign_test.hurt, summary.sign_test.tied) == (3, 1, 1)
+    assert summary.sign_test.p_value == pytest.approx(10 / 16)  # 2 * (C(4,0) + C(4,1)) / 2^4
+    assert summary.share_helped == pytest.approx(0.6)
+    assert [p for p, _ in summary.top[:2]] == ["persona_004", "persona_000"]
+    assert summary.bottom[0] == ("persona_003", pytest.approx(-0.1))
+    assert comparison.best.run.label == "per-user"
+
+
+def _verdict(tmp_path: Path, overrides: dict[str, list[float | None]],
+             base_overrides: dict[str, list[float | None]] | None = None):
+    base = write_run(tmp_path / "b", "baseline", base_overrides)
+    arm = write_run(tmp_path / "a", "per-user", {"param_f1": ARM_PARAM_F1} | overrides)
+    return compare_runs(*load_runs([base, arm], None), SETTINGS).arms[0].verdict
+
+
+def test_arm_passes_with_60_percent_helped_and_no_guard_regression(tmp_path: Path) -> None:
+    verdict = _verdict(tmp_path, {"embedding_similarity": [0.51, 0.49, 0.5, 0.5, 0.5]})
+    assert verdict.passes
+    assert verdict.share_helped == pytest.approx(0.6)
+    assert verdict.regressions == [] and verdict.unmeasured == []
+
+
+def test_arm_fails_when_too_few_personas_are_helped(tmp_path: Path) -> None:
+    verdict = _verdict(tmp_path, {"param_f1": [0.7, 0.6, 0.5, 0.4, 0.4]})
+    assert not verdict.passes
+    assert verdict.share_helped == pytest.approx(0.4)
+
+
+def test_arm_fails_when_a_guard_metric_regresses(tmp_path: Path) -> None:
+    verdict = _verdict(tmp_path, {"device_precision": [0.4, 0.3, 0.45, 0.35, 0.4]})
+    assert not verdict.passes
+    assert verdict.regressions == ["device_precision"]
+
+
+def test_guard_without_paired_personas_is_unmeasured_not_failed(tmp_path: Path) -> None:
+    verdict = _verdict(tmp_path, {}, base_overrides={"device_precision": [None] * 5})
+    assert verdict.passes
+    assert verdict.unmeasured == ["device_precision"]
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"fingerprint": "0" * 64}, "data_fingerprint"),
+    ({"turns": 11}, "counts"),
+])
+def test_runs_on_other_data_or_turns_are_refused(tmp_path: Path, kwargs: dict, field: str) -> None:
+    base = write_run(tmp_path / "base", "baseline")
+    other = write_run(tmp_path / "other", "per-user", **kwargs)
+    with pytest.raises(DataError) as caught:
+        load_runs([base, other], None)
+    assert caught.value.field == field
+    assert caught.value.path == str(other / "results.json")
+
+
+def test_invalid_results_are_located_by_file_and_field(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "base", "baseline")
+    other = write_run(tmp_path / "other", "per-user")
+    results = json.loads((other / "results.json").read_text())
+    del results["counts"]["turns"]
+    (other / "results.json").write_text(json.dumps(results))
+    with pytest.raises(DataError, match=r"results\.json: field 'counts\.turns'"):
+        load_runs([base, other], None)
+
+
+def test_unknown_metric_and_missing_arm_are_refused(runs: list[Path]) -> None:
+    with pytest.raises(AdaptCommandError, match="unknown metric"):
+        compare_runs(*load_runs(runs, None), CompareSettings(metrics=["bleu"]))
+    with pytest.raises(AdaptCommandError, match="nothing to compare"):
+        load_runs(runs[:1], None)
+
+
+def test_explicit_baseline_and_repeated_arm_names(tmp_path: Path, runs: list[Path]) -> None:
+    twin = write_run(tmp_path / "per_user_r16", "per-user")
+    base, arms = load_runs([runs[1], twin, runs[0]], runs[0])
+    assert base.label == "baseline"
+    assert [a.label for a in arms] == ["per-user [per_user]", "per-user [per_user_r16]"]
+
+
+@pytest.fixture
+def report(tmp_path: Path, runs: list[Path]) -> Path:
+    (runs[1] / "training_cost.json").write_text(json.dumps(
+        {"train_seconds": 120.5, "adapter_bytes": 3 * 2**20, "n_adapters": 5}))
+    (runs[1] / "probe.json").write_text(json.dumps({"metrics": {"probe_accuracy": 0.75}}))
+    out = tmp_path / "report"
+    build_report(runs, out, settings=SETTINGS, title="Test study")
+    return out
+
+
+def test_html_is_self_contained_with_every_section(report: Path) -> None:
+    html = (report / "report.html").read_text(encoding="utf-8")
+    for heading in ("Test study", "Data and configuration", "Summary", "Figures",
+                    "Verdict per arm", "Bar of success", "Who benefits most and least",
+                    "Example turns", "Training cost", "Preference probe"):
+        assert heading in html
+    assert html.count('src="data:image/png;base64,') == len(FIGURES)
+    assert "http://" not in html and "https://" not in html and "<link" not in html
+    assert "Setting the AC to 21 degrees now." in html  # the turn per-user fixed
+    assert "probe_accuracy" in html and "120.500" in html and "3.00" in html
+
+
+def test_summary_markdown_has_a_row_per_arm_with_verdicts(report: Path) -> None:
+    rows = [line for line in (report / "summary.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| arm")]
+    assert [row.split(" | ")[0] for row in rows] == ["| baseline", "| per-user", "| unified"]
+    assert "PASS (60% helped)" in rows[1]
+    assert "FAIL (20% helped)" in rows[2]
+    assert "Δ +0.120 [" in rows[1]
+
+
+def test_figures_are_valid_pngs(report: Path) -> None:
+    for name in FIGURES:
+        data = (report / name).read_bytes()
+        assert data.startswith(PNG_MAGIC)
+        height, width, _ = matplotlib.image.imread(report / name).shape
+        assert height > 300 and width > 300
+
+
+def test_compare_json_holds_the_numbers_and_is_deterministic(
+    report: Path, runs: list[Path], tmp_path: Path
+) -> None:
+    result = json.loads((report / "compare.json").read_text())
+    per_user = result["arms"][0]
+    assert per_user["verdict"]["passes"] is True
+    assert per_user["deltas"]["param_f1"]["summary"]["sign_test"]["helped"] == 3
+    assert per_user["training_cost"]["n_adapters"] == 5
+    assert result["best_arm"] == "per-user"
+    again = tmp_path / "again"
+    build_report(runs, again, settings=SETTINGS, title="Test study")
+    for name in ("compare.json", "report.html"):
+        assert (again / name).read_bytes() == (report / name).read_bytes()
+
+
+def test_cli_compare_and_report_are_the_same_command(runs: list[Path], tmp_path: Path) -> None:
+    runner = CliRunner()
+    outputs = []
+    for command in ("compare", "report"):
+        out = tmp_path / command
+        result = runner.invoke(app, [command, *map(str, runs), "--out", str(out),
+                                     "--metrics", "param_f1,rougeL", "--min-helped", "0.5"])
+        assert result.exit_code == 0, result.output
+        assert "report.html" in result.output
+        outputs.append(json.loads((out / "compare.json").read_text()))
+    assert outputs[0] == outputs[1]
+    assert outputs[0]["settings"]["metrics"] == ["param_f1", "rougeL"]
+    assert outputs[0]["settings"]["min_share_helped"] == 0.5
+
+
+def test_bad_prediction_line_is_located(tmp_path: Path) -> None:
+    bad = prediction("persona_001", {}, "ok") | {"turn_index": "x"}
+    run = write_run(tmp_path / "run", "baseline",
+                    predictions=[prediction("persona_000", {}, "ok"), bad])
+    with pytest.raises(DataError) as caught:
+        load_predictions(run)
+    assert (caught.value.line, caught.value.field) == (2, "turn_index")
+
+
+def test_fixed_turns_exclude_turns_the_baseline_got_and_rotate_personas() -> None:
+    ac = {"ac": {"temperature": 21}}
+
+    def record(persona: str, turn: int, actions: dict) -> PredictionRecord:
+        return PredictionRecord.model_validate(
+            prediction(persona, actions, "text") | {"turn_index": turn})
+
+    base = [record("a", 1, {}), record("a", 3, {}), record("b", 1, {}), record("b", 3, ac)]
+    arm = [record(r.persona_id, r.turn_index, ac) for r in base]
+    turns = fixed_turns({r.key: r for r in base}, {r.key: r for r in arm})
+    assert [t.key for t in turns] == [("a", 1, 1), ("b", 1, 1), ("a", 1, 3)]
