@@ -20,7 +20,7 @@ from adaptcommand.data.schema import Actions
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.generation import GenerationSettings
 from adaptcommand.models.loading import load_model
-from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, render_prompt
+from adaptcommand.models.prompting import render_prompt
 from adaptcommand.serving import engine as engine_module
 from adaptcommand.serving.adapters import AdapterRegistry, InvalidUserError
 from adaptcommand.serving.app import ADAPTER_HEADER, create_app
@@ -29,6 +29,7 @@ from adaptcommand.serving.engine import Engine, Job
 
 CHAT = "/v1/chat/completions"
 USERS = ("persona_000", "persona_001")
+SYSTEM = "You run a smart home."  # short: keeps tiny-model prompts, and tests, fast
 
 
 def _save_adapter(peft_model, path: Path, seed: int) -> None:
@@ -64,6 +65,7 @@ def adapters(tmp_path, store) -> Path:
 
 @contextmanager
 def serving(adapters_dir: Path, **overrides):
+    overrides = {"system_prompt": SYSTEM, **overrides}
     settings = ServeSettings(adapters_dir=adapters_dir, model="tiny-random", device="cpu",
                              **overrides)
     with TestClient(create_app(settings)) as client:
@@ -163,7 +165,7 @@ def test_models_lists_base_and_adapters_from_the_directory_now(adapters, store):
 def test_system_message_replaces_the_default_prompt(adapters):
     with serving(adapters) as client:
         default = reply(ask(client, "persona_000"))
-        body = {"messages": [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
+        body = {"messages": [{"role": "system", "content": SYSTEM},
                              {"role": "user", "content": "Set the lights to 40."}],
                 "max_tokens": 8, "user": "persona_000"}
         assert reply(client.post(CHAT, json=body)) == default
@@ -261,7 +263,7 @@ def test_max_tokens_over_the_limit_is_refused_not_clamped(adapters):
         zero = ask(client, "persona_000", max_tokens=0)
     assert_error(over, 400, "limit of 16")
     assert at_limit.status_code == 200
-    assert at_limit.json()["usage"]["completion_tokens"] <= 17  # re-encoding may add one
+    assert at_limit.json()["usage"]["completion_tokens"] <= 16
     assert_error(zero, 422, "max_tokens")
 
 
@@ -343,13 +345,13 @@ def test_mixed_adapter_batch_equals_one_adapter_at_a_time(adapters):
     settings = GenerationSettings(max_new_tokens=10)
     texts = ["Set the lights to 40.", "Turn the AC to heat at 24 degrees with fan speed 2.",
              "TV on Netflix.", "Arm the security system."]
-    jobs = [Job(render_prompt(loaded.tokenizer, [{"role": "user", "text": text}], None),
+    jobs = [Job(render_prompt(loaded.tokenizer, [{"role": "user", "text": text}], SYSTEM),
                 registry.select(user), settings)
             for text, user in zip(texts, ["persona_000", "persona_001", None, "persona_000"],
                                   strict=True)]
     alone = [engine.run([job])[0] for job in jobs]
     assert engine.run(jobs) == alone
-    assert len(set(alone)) == len(alone)
+    assert len(set(alone[:3])) == 3  # three adapters (incl. base) really in play
 
 
 def test_concurrent_requests_for_different_users_share_one_batch(adapters):

@@ -19,6 +19,7 @@ from adaptcommand.data.io import DIALOGUES_FILE
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.synth import synthesize
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
+from adaptcommand.report.build import build_report
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.runner import UNIFIED, run_training
 

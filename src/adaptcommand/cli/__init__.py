@@ -6,10 +6,11 @@ Importing a command module registers its sub-command on the root app.
 from adaptcommand.cli import (  # noqa: F401
     actions,
     data,
+    demo,
     evaluate,
     report,
     serve,
-    train,  # noqa: F401
+    train,
 )
 from adaptcommand.cli.app import app, run_app
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,7 +153,9 @@ class AdapterCache:
 
     def _evict(self, name: str) -> None:
         assert self._peft is not None
-        self._peft.delete_adapter(name)
+        with warnings.catch_warnings():  # PEFT re-points its active adapter; we name ours per row
+            warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")
+            self._peft.delete_adapter(name)
         del self._loaded[name]
         log.info("unloaded adapter %s", name)
 

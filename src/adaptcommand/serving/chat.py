@@ -77,10 +77,11 @@ def completion(
     adapter: str,
     identified: Identification | None,
 ) -> ChatResponse:
-    """The response body. Completion tokens are counted by re-encoding the reply, so usage and
+    """The response body. `generate` returns text only, so completion tokens are counted by
+    re-encoding the reply (capped at max_tokens, which generation cannot exceed): usage and
     finish_reason ("length" when the count reaches max_tokens) are close estimates."""
     prompt_tokens = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    reply_tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    reply_tokens = min(len(tokenizer(text, add_special_tokens=False)["input_ids"]), max_tokens)
     return ChatResponse(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),

@@ -146,11 +146,12 @@ def plot_confusion(counts: np.ndarray, persona_ids: list[str], path: Path, title
     ax = fig.subplots()
     image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     fig.colorbar(image, ax=ax, label="share of the true persona's queries")
+    unit = " (index)"
     if len(persona_ids) <= LABELLED_AXIS_MAX:
-        ticks = range(len(persona_ids))
+        ticks, unit = range(len(persona_ids)), ""
         ax.set_xticks(ticks, persona_ids, rotation=90, fontsize=7)
         ax.set_yticks(ticks, persona_ids, fontsize=7)
-    ax.set(xlabel="predicted persona (index)", ylabel="true persona (index)", title=title)
+    ax.set(xlabel=f"predicted persona{unit}", ylabel=f"true persona{unit}", title=title)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
 

@@ -65,8 +65,7 @@ def generate_user(seed: int, user: int, n_sessions: int) -> tuple[Character, lis
     return character, routines, make_sessions(rng, persona, routines, n_sessions)
 
 
-def synthesize(n_personas: int = 200, n_sessions: int = 50, seed: int = 0,
-               out_dir: str | Path = "data/synth",
+def synthesize(n_personas: int, n_sessions: int, seed: int, out_dir: str | Path,
                reference: str | Path | None = None) -> SynthSummary:
     """Generate and write the corpus; `reference` (the real sample) is the distinct-n baseline,
     the recorded figures of the real sample when None."""
@@ -74,18 +73,19 @@ def synthesize(n_personas: int = 200, n_sessions: int = 50, seed: int = 0,
         raise DataError("need at least one persona and one session per persona")
     users = [generate_user(seed, user, n_sessions) for user in range(n_personas)]
     out_dir = Path(out_dir)
-    write_jsonl_atomic(out_dir / "characters.jsonl", (c.model_dump(mode="json") for c, _, _ in users))
+    characters, routines, sessions = (list(column) for column in zip(*users, strict=True))
+    write_jsonl_atomic(out_dir / "characters.jsonl",
+                       (c.model_dump(mode="json") for c in characters))
     write_jsonl_atomic(out_dir / "routines.jsonl",
-                       ({"routines": [r.model_dump(mode="json") for r in rs]} for _, rs, _ in users))
+                       ({"routines": [r.model_dump(mode="json") for r in rs]} for rs in routines))
     write_jsonl_atomic(out_dir / "sessions.jsonl",
-                       ({"sessions": [s.model_dump(mode="json") for s in ss]} for _, _, ss in users))
-    sessions = [ss for _, _, ss in users]
+                       ({"sessions": [s.model_dump(mode="json") for s in ss]} for ss in sessions))
     real = REAL_SAMPLE_DISTINCT
     if reference is not None:
         real = distinct_profile(reference_texts(reference))
     summary = SynthSummary(
         out_dir=out_dir, n_personas=n_personas, n_sessions=n_sessions, seed=seed,
-        stats=corpus_stats([rs for _, rs, _ in users], sessions), published=dict(PUBLISHED),
+        stats=corpus_stats(routines, sessions), published=dict(PUBLISHED),
         distinct=distinct_profile(comparable_texts(sessions)), distinct_real=dict(real),
         real_source=str(reference) if reference is not None else "recorded",
     )

@@ -9,13 +9,12 @@ its values as the schema spells them (numbers as digits, enum words verbatim); v
 
 from __future__ import annotations
 
-import itertools
 import random
-from functools import cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
+
+from adaptcommand.data.synth.sampling import favourite
 
 Values = dict[str, Any]
-T = TypeVar("T")
 
 
 class Name(NamedTuple):
@@ -43,8 +42,7 @@ PARAM_NOUNS: dict[tuple[str, str], str] = {
     ("lights", "brightness"): "brightness", ("lights", "color"): "color",
     ("lights", "mode"): "mode", ("tv", "volume"): "volume", ("tv", "brightness"): "brightness",
     ("tv", "input_source"): "input source", ("speaker", "volume"): "volume",
-    ("speaker", "equalizer"): "equalizer", ("security", "armed"): "arming",
-    ("security", "alarm_volume"): "alarm volume",
+    ("speaker", "equalizer"): "equalizer", ("security", "alarm_volume"): "alarm volume",
 }
 
 _ATTR: dict[tuple[str, str], tuple[str, ...]] = {
@@ -98,17 +96,6 @@ class Clause(NamedTuple):
 
     def perfect(self) -> str:
         return f"{VERB_FORMS[self.verb][1]} {self.rest}"
-
-
-@cache
-def _zipf(n: int) -> tuple[float, ...]:
-    return tuple(itertools.accumulate(rank ** -2 for rank in range(1, n + 1)))
-
-
-def favourite(rng: random.Random, options: tuple[T, ...]) -> T:
-    """Earlier options more often (weights 1/rank^2): real speech keeps coming back
-    to its favourite wordings."""
-    return rng.choices(options, cum_weights=_zipf(len(options)))[0]
 
 
 def attr(rng: random.Random, device: str, param: str, value: Any) -> str:

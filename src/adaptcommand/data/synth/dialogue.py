@@ -14,10 +14,11 @@ import random
 from dataclasses import dataclass, field
 
 from adaptcommand.data.synth.devices import Values
+from adaptcommand.data.synth.sampling import pick
 
 MAX_CHUNKS = 3
-MAX_FILLER = 2
-FILLER_WEIGHTS = {0: 0.3, 1: 0.45, 2: 0.25}
+FILLER_WEIGHTS = {0: 0.3, 1: 0.45, 2: 0.25}  # non-device turns per session
+MAX_FILLER = max(FILLER_WEIGHTS)
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _fit(rng: random.Random, tasks: list[Task], piggy: list[bool], target: int) 
 
 def plan(rng: random.Random, tasks: list[Task], n_beats: int, group: bool) -> list[Beat]:
     """Beats for `tasks` in about `n_beats` turns; `group` asks for everything in turn one."""
-    filler = min(n_beats - 1, rng.choices(list(FILLER_WEIGHTS), list(FILLER_WEIGHTS.values()))[0])
+    filler = min(n_beats - 1, pick(rng, FILLER_WEIGHTS))
     piggy = [group and j > 0 for j in range(len(tasks))]
     if not group:
         piggy = [_can_piggyback(tasks, j) and rng.random() < 0.45 for j in range(len(tasks))]

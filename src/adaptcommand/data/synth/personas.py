@@ -96,11 +96,11 @@ def character_text(rng: random.Random, p: Persona) -> str:
     hobbies = _listing([h.noun for h in p.hobbies])
     aged = f"{article(str(p.age))} {p.age}-year-old"
     job = f"{article(p.occupation)} {p.occupation}"
+    home = p.home.description
     intro = rng.choice((
-        f"{full} is {aged} {p.occupation} who {p.home.description}. {pron} loves {hobbies}.",
-        f"{p.first} {p.surname}, {p.age}, is {job}. {pron} {p.home.description} and spends {poss} spare "
-        f"time on {hobbies}.",
-        f"{aged.capitalize()} {p.occupation}, {full} {p.home.description}. Favourite pastimes: {hobbies}.",
-        f"{full} ({p.age}) is {job} who {p.home.description}. {pron} is passionate about {hobbies}.",
+        f"{full} is {aged} {p.occupation} who {home}. {pron} loves {hobbies}.",
+        f"{full}, {p.age}, is {job}. {pron} {home} and spends {poss} spare time on {hobbies}.",
+        f"{aged.capitalize()} {p.occupation}, {full} {home}. Favourite pastimes: {hobbies}.",
+        f"{full} ({p.age}) is {job} who {home}. {pron} is passionate about {hobbies}.",
     ))
     return f"{intro} {_style_sentence(rng, p)}"

@@ -1,9 +1,9 @@
 """The user's side of a dialogue: how a person wraps a request in words.
 
-A user turn is composed, not templated whole: opener x context remark (weather, time, day) x
-request frame x device phrase x activity remark x closer, each drawn from banks. Each persona
-keeps a personal phrasebook (a few openers, frames, answers and closers drawn from their
-register's pool) so they sound consistent, and style transforms (exclamations, contractions, a
+A user turn is composed, not templated whole: opener x remark (`remarks`) x request frame x
+device phrase (`devices`) x reason x closer, each drawn from banks. Each persona keeps a personal
+phrasebook (a few openers, frames, answers and closers drawn from their register's pool, the
+first a favourite) so they sound consistent, and style transforms (exclamations, contractions, a
 country drawl, slang tags) finish the text.
 """
 
@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 
 from adaptcommand.data.schema import SessionMeta
-from adaptcommand.data.synth.devices import favourite
-from adaptcommand.data.synth.lexicon import QUIRK_CLOSERS, QUIRK_OPENERS, Hobby
+from adaptcommand.data.synth.lexicon import QUIRK_CLOSERS, QUIRK_OPENERS
+from adaptcommand.data.synth.sampling import favourite
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ _FRAMES = {
     "casual": ("Can you {vp}?", "{vp}.", "Go ahead and {vp}.", "Could ya {vp}?",
                "{vp}, would you?", "Can you {vp} real quick?", "How about you {vp}?",
                "Let's {vp}.", "{vp}, will ya?"),
-    "terse": ("{vp}.", "{vp}, please.", "Please {vp}.", "{vp} now."),
+    "terse": ("{vp}.", "{vp}, please.", "Please {vp}.", "{vp}, thanks."),
 }
 _ANSWERS = {
     "formal": ("I would like {x}, please.", "{x}, if you would.", "Please set {it} to {x}.",
@@ -86,52 +86,6 @@ FAREWELLS = ("Bye for now.", "See you later.", "Talk to you later.", "Catch you 
              "That's it from me.", "Okay, bye!")
 DONE_REMARKS = ("That's all for now.", "That's everything.", "That's perfect.", "Looks good.",
                 "That'll do.", "All set, I think.", "Nothing else for now.")
-
-_WEATHER = {
-    "rainy": ("it's pouring outside", "the rain is really coming down",
-              "it's been raining all {period}", "the rain is tapping on the windows",
-              "it's wet and grey out there", "it's drizzling out",
-              "there's a proper downpour out there", "the rain won't stop"),
-    "snowy": ("it's snowing like crazy", "the snow is coming down hard",
-              "everything's white with snow", "it's been snowing all {period}",
-              "the snow is falling softly outside", "there's a blizzard out there",
-              "the snow keeps piling up"),
-    "sunny": ("the sun is out", "it's bright and sunny", "the sun's blazing",
-              "it's a lovely clear {period}", "the sunlight is streaming in",
-              "there's not a cloud in the sky"),
-    "cloudy": ("it's grey and overcast", "the sky is all clouds", "it's a gloomy {period}",
-               "the clouds are rolling in", "it's cloudy out", "the sky looks heavy"),
-}
-_CLEAR_DARK = ("the sky is clear tonight", "it's a clear, still night", "the stars are out")
-_TEMP = {
-    "very cold": ("it's freezing out there", "it's bitterly cold", "it's well below freezing",
-                  "the cold bites right through you"),
-    "cold": ("it's chilly", "it's rather cold", "there's a nip in the air", "it's a bit cold out"),
-    "mild": ("it's mild out", "the air is pleasant", "it's neither hot nor cold",
-             "the weather is gentle"),
-    "warm": ("it's warm out", "it's quite warm today", "it's a balmy {period}",
-             "the air is warm"),
-    "hot": ("it's boiling hot", "it's sweltering", "the heat is unbearable",
-            "it's scorching out there"),
-}
-_TEMP_ADJ = {"very cold": "freezing", "cold": "chilly", "mild": "mild", "warm": "warm",
-             "hot": "hot"}
-_WEATHER_ADJ = {"rainy": ("rainy", "soggy", "dreary"), "snowy": ("snowy", "wintry"),
-                "sunny": ("sunny", "bright"), "cloudy": ("grey", "cloudy", "gloomy")}
-_WHEN = {"morning": "this morning", "afternoon": "this afternoon", "evening": "this evening",
-         "night": "tonight"}
-_DAY = {
-    "weekend": ("Finally the weekend.", "Lazy weekend {period}.", "No work today.",
-                "It's the weekend at last.", "Weekends are the best."),
-    "weekday": ("Long day at work.", "Busy day today.", "Another workday.",
-                "Work was exhausting.", "Back to the grind."),
-}
-_ACTIVITY = ("I'm about to {do}.", "I'm {doing} right now.", "Just {done}.",
-             "I need to focus on {doing}.", "I'm going to {do} for a bit.",
-             "I want to {do} in peace.", "Time to {do}.", "I just {done}.",
-             "I'll be {doing} for a while.", "Perfect time for {doing}.",
-             "It helps when I'm {doing}.", "I'd like to be comfortable while I {do}.")
-
 
 def make_phrasebook(rng: random.Random, style: Style) -> Phrasebook:
     """A person's own small selection from their register's pools (plus their quirk)."""
@@ -177,40 +131,15 @@ def opener(rng: random.Random, book: Phrasebook, meta: SessionMeta) -> str:
     return favourite(rng, book.openers).format(period=when, Period=when.capitalize())
 
 
-def request(rng: random.Random, book: Phrasebook, vp: str) -> str:
-    return sentence(favourite(rng, book.frames).format(vp=vp))
+def request(rng: random.Random, book: Phrasebook, vp: str, first: bool = True) -> str:
+    """A request in the person's words; a further request in the same turn varies the frame
+    (or drops it) instead of repeating the favourite."""
+    frame = favourite(rng, book.frames) if first else rng.choice((*book.frames, "{vp}."))
+    return sentence(frame.format(vp=vp))
 
 
 def answer(rng: random.Random, book: Phrasebook, listed: str, pronoun: str) -> str:
     return sentence(favourite(rng, book.answers).format(x=listed, it=pronoun))
-
-
-def context_remark(rng: random.Random, meta: SessionMeta) -> str:
-    """A remark about the weather and time drawn from the session's meta."""
-    when = meta.time_of_day
-    clear_dark = meta.weather == "sunny" and meta.sun_phase != "daylight"
-    weather = rng.choice(_CLEAR_DARK if clear_dark else _WEATHER[meta.weather])
-    temp = rng.choice(_TEMP[meta.outdoor_temp])
-    timed = "{period}" in weather + temp  # already says when: no 'this evening' after it
-    weather, temp = weather.format(period=when), temp.format(period=when)
-    cold, hot = meta.outdoor_temp in ("very cold", "cold"), meta.outdoor_temp == "hot"
-    shapes = [f"{weather}, and {temp}", weather, f"{temp} and {weather}"]
-    if not timed:
-        shapes += [f"{weather} {_WHEN[when]}", f"{temp} {_WHEN[when]}"]
-    if not clear_dark:
-        adj = rng.choice(_WEATHER_ADJ[meta.weather])
-        shapes.append(f"it's a {_TEMP_ADJ[meta.outdoor_temp]}, {adj} {when}")
-        shapes.append(f"what a {adj} {when}")
-    if cold or hot:
-        shapes.append(f"{'Brr' if cold else 'Phew'}, {temp}")
-    text = sentence(rng.choice(shapes))
-    if rng.random() < 0.2:
-        text += " " + rng.choice(_DAY[meta.day_of_week]).format(period=when)
-    return text
-
-
-def activity_remark(rng: random.Random, hobby: Hobby) -> str:
-    return rng.choice(_ACTIVITY).format(do=hobby.do, doing=hobby.doing, done=hobby.done)
 
 
 def closer(rng: random.Random, book: Phrasebook) -> str:
@@ -244,18 +173,6 @@ def stylize(rng: random.Random, text: str, style: Style) -> str:
     return text
 
 
-_LABEL_ADJ = {"weather": {"rainy": "rainy", "snowy": "snowy", "sunny": "sunny", "cloudy": "grey"},
-              "outdoor_temp": {"very cold": "freezing", "cold": "chilly", "mild": "mild",
-                               "warm": "warm", "hot": "hot"},
-              "day_of_week": {"weekday": "workday", "weekend": "weekend"}}
-
-
-def routine_label(rng: random.Random, triggers: dict[str, str]) -> tuple[str, str]:
-    """How a person names a routine: ('rainy', 'evening'), ('weekend', 'morning')."""
-    adjectives = [_LABEL_ADJ[f][v] for f, v in triggers.items() if f in _LABEL_ADJ]
-    return rng.choice(adjectives or ["everyday"]), triggers.get("time_of_day", "day")
-
-
 def group_request(rng: random.Random, label: tuple[str, str], cosy: bool) -> str:
     """Asking for a whole routine by name, with no value in it."""
     adj, noun = label
@@ -266,38 +183,3 @@ def group_request(rng: random.Random, label: tuple[str, str], cosy: bool) -> str
     if cosy:
         options.append("make it cosy like always")
     return rng.choice(options)
-
-
-_REASONS = {
-    "heat": ("It's a bit chilly in here.", "I need to warm up.", "My fingers are freezing.",
-             "I can't stop shivering.", "The house feels like an icebox."),
-    "cool": ("It's getting warm in here.", "It's stuffy in here.", "I'm sweating already.",
-             "The room feels like an oven."),
-    "auto": ("I just want it comfortable.", "The air feels a bit off.",
-             "Let's keep the temperature steady."),
-    "dim": ("It's too bright for this time of day.", "I want a cosy atmosphere.",
-            "My eyes are tired.", "The light feels harsh right now."),
-    "bright": ("I need to see what I'm doing.", "It's too dark in here.",
-               "I need good light for this."),
-    "tv": ("I want to watch something.", "I'm in the mood for a movie.",
-           "There's a show I've been meaning to catch up on.", "I need some background noise."),
-    "speaker": ("I'd like some background music.", "I need some tunes.",
-                "Music helps me think.", "It's too quiet in here."),
-    "security": ("I'm heading to bed soon.", "I'm heading out in a bit.",
-                 "Better safe than sorry.", "I'm expecting a delivery later."),
-}
-_HOBBY_REASONS = ("I want it just right while I {do}.", "It should help while I'm {doing}.",
-                  "I'm about to {do}.", "I need to focus on {doing}.", "I just {done}.",
-                  "I'm going to {do} later.", "It's perfect for {doing}.")
-
-
-def reason(rng: random.Random, device: str, values: dict, hobby: Hobby) -> str:
-    """Why the user wants a device changed; never states a setting value."""
-    if rng.random() < 0.6:
-        return rng.choice(_HOBBY_REASONS).format(do=hobby.do, doing=hobby.doing, done=hobby.done)
-    key = device
-    if device == "ac":
-        key = values.get("mode", "auto")
-    elif device == "lights":
-        key = "dim" if values.get("brightness", 50) <= 50 else "bright"
-    return rng.choice(_REASONS[key])

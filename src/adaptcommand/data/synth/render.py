@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from adaptcommand.data.schema import Message, SessionMeta
 from adaptcommand.data.synth import devices, replies
-from adaptcommand.data.synth.devices import Name, favourite
+from adaptcommand.data.synth.devices import Name
 from adaptcommand.data.synth.dialogue import Beat, Task
 from adaptcommand.data.synth.lexicon import Hobby
 from adaptcommand.data.synth.personas import Persona
@@ -18,18 +18,17 @@ from adaptcommand.data.synth.phrasing import (
     FAREWELLS,
     REPLY_LEADS,
     USUAL_ANSWERS,
-    activity_remark,
     answer,
     closer,
-    context_remark,
     glue,
     group_request,
     opener,
-    reason,
     request,
     sentence,
     stylize,
 )
+from adaptcommand.data.synth.remarks import activity_remark, context_remark, reason
+from adaptcommand.data.synth.sampling import favourite
 
 P_OPENER = {"terse": 0.15, "moderate": 0.5, "verbose": 0.75}
 P_CONTEXT = {"terse": 0.1, "moderate": 0.45, "verbose": 0.85}
@@ -37,7 +36,7 @@ P_ACTIVITY = {"terse": 0.05, "moderate": 0.2, "verbose": 0.4}
 P_REASON = {"terse": 0.1, "moderate": 0.3, "verbose": 0.5}
 P_CLOSER = {"formal": 0.35, "neutral": 0.2, "casual": 0.15}
 SMALL_TALK = ("How's your day going?", "Just thought I'd mention it.", "It's been a good day.",
-              "I'm in a great mood.", "Can't complain.", "Anyway.")
+              "I'm in a great mood.", "Anyway.")
 QUERIES = ("What {be} the {n} set to now?", "Can you remind me what the {n} {be} at?",
            "What are the {n} settings right now?", "Remind me, how {be} the {n} set?",
            "What did you set the {n} to?")
@@ -110,20 +109,27 @@ def _user_turn(s: Scene, i: int, beat: Beat) -> str:
     elif beat.kind == "thanks":
         parts += [rng.choice(DONE_REMARKS)] * (rng.random() < 0.5) + [closer(rng, s.persona.book)]
     else:
-        s.chat_topic = rng.choice(("hobby", "weather", "home"))
-        parts.append({"hobby": lambda: activity_remark(rng, s.hobby),
-                      "weather": lambda: context_remark(rng, s.meta),
-                      "home": lambda: rng.choice(s.persona.home.remarks)}[s.chat_topic]())
+        parts.append(_small_talk(s))
         parts += [rng.choice(SMALL_TALK)] * (rng.random() < 0.3)
     return stylize(rng, glue(parts), style)
+
+
+def _small_talk(s: Scene) -> str:
+    """A remark about the user's hobby, the weather or their home (remembered for the reply)."""
+    s.chat_topic = s.rng.choice(("hobby", "weather", "home"))
+    if s.chat_topic == "hobby":
+        return activity_remark(s.rng, s.hobby)
+    if s.chat_topic == "weather":
+        return context_remark(s.rng, s.meta)
+    return s.rng.choice(s.persona.home.remarks)
 
 
 def _requests(s: Scene, i: int, beat: Beat) -> list[str]:
     rng, book = s.rng, s.persona.book
     t, c = beat.items[0]
     if s.group:
-        cosy = any(t.values.get("mode") == "heat" or t.values.get("color") == "warm"
-                   for t in s.tasks)
+        cosy = any(task.values.get("mode") == "heat" or task.values.get("color") == "warm"
+                   for task in s.tasks)
         said = [request(rng, book, group_request(rng, s.label, cosy))]
     else:
         said = [sentence for k, item in enumerate(beat.items) for sentence in _item(s, k, *item)]
@@ -141,7 +147,7 @@ def _requests(s: Scene, i: int, beat: Beat) -> list[str]:
 def _item(s: Scene, k: int, t: int, c: int) -> list[str]:
     """The k-th request of a turn, linked to the one before, maybe with a reason."""
     rng, task = s.rng, s.tasks[t]
-    said = [_chunk(s, t, c)]
+    said = [_chunk(s, t, c, first=k == 0)]
     if k > 0 and rng.random() < 0.75:
         said[0] = glue([rng.choice(ALSO), said[0]])
     chance = P_REASON[s.persona.style.verbosity] * (0.4 if c > 0 else 1.0)
@@ -150,23 +156,28 @@ def _item(s: Scene, k: int, t: int, c: int) -> list[str]:
     return said
 
 
-def _chunk(s: Scene, t: int, c: int) -> str:
-    """What the user says for one chunk of one task."""
+def _chunk(s: Scene, t: int, c: int, first: bool) -> str:
+    """What the user says for one chunk of one task (`first`: the turn's first request)."""
     rng, book = s.rng, s.persona.book
     task, name = s.tasks[t], s.names[t]
     chunk = task.chunks[c]
     if chunk.kind == "yes":
         return rng.choice(ACCEPTS)
-    if chunk.kind == "usual":
-        return rng.choice(USUAL_ANSWERS) if c > 0 else request(rng, book, devices.usual(rng, name))
-    if chunk.kind == "vague":
-        return request(rng, book, devices.vague(rng, task.device, task.values, name))
-    if chunk.kind == "switch":
-        return request(rng, book, devices.switch(rng, task.device, task.on, name))
-    values = {p: task.values[p] for p in chunk.params}
-    if c > 0:
+    if chunk.kind == "usual" and c > 0:
+        return rng.choice(USUAL_ANSWERS)
+    if chunk.kind == "state" and c > 0:
+        values = {p: task.values[p] for p in chunk.params}
         return answer(rng, book, devices.attrs(rng, task.device, values), name.pronoun)
-    return request(rng, book, devices.command(rng, task.device, values, name).imperative())
+    if chunk.kind == "usual":
+        vp = devices.usual(rng, name)
+    elif chunk.kind == "vague":
+        vp = devices.vague(rng, task.device, task.values, name)
+    elif chunk.kind == "switch":
+        vp = devices.switch(rng, task.device, task.on, name)
+    else:
+        values = {p: task.values[p] for p in chunk.params}
+        vp = devices.command(rng, task.device, values, name).imperative()
+    return request(rng, book, vp, first)
 
 
 def _assistant_turn(s: Scene, beat: Beat, following: Beat | None) -> str:
@@ -257,9 +268,9 @@ def _closing(s: Scene, after_thanks: bool) -> str:
     rng = s.rng
     if after_thanks:
         return stylize(rng, rng.choice(FAREWELLS), s.persona.style)
-    text = rng.choice((
-        f"{rng.choice(DONE_REMARKS)} {closer(rng, s.persona.book)}",
-        closer(rng, s.persona.book),
-        f"{closer(rng, s.persona.book)} {activity_remark(rng, s.hobby)}",
-    ))
+    shape, text = rng.randrange(3), closer(rng, s.persona.book)
+    if shape == 1:
+        text = f"{rng.choice(DONE_REMARKS)} {text}"
+    elif shape == 2:
+        text = f"{text} {activity_remark(rng, s.hobby)}"
     return stylize(rng, text, s.persona.style)

@@ -13,9 +13,10 @@ import re
 
 from adaptcommand.data.schema import SessionMeta
 from adaptcommand.data.synth import devices
-from adaptcommand.data.synth.devices import Name, Values, favourite
+from adaptcommand.data.synth.devices import Name, Values
 from adaptcommand.data.synth.lexicon import Hobby
 from adaptcommand.data.synth.phrasing import sentence
+from adaptcommand.data.synth.sampling import favourite
 
 ACKS = ("Sure.", "Of course.", "Certainly.", "Got it.", "Understood.", "Absolutely.",
         "No problem.", "Right away.", "Sure thing.", "Okay.", "Will do.", "Alright.")
@@ -93,10 +94,9 @@ def switch_report(rng: random.Random, device: str, on: bool, name: Name) -> str:
         return sentence(rng.choice((f"Playing some music on {the}", f"{the} is now playing",
                                     f"I've started some music on {the}")))
     word = "on" if on else "off"
-    have = "have" if name.plural else "has"
+    have, be = ("have", "are") if name.plural else ("has", "is")
     return sentence(rng.choice((f"{the} {have} been turned {word}", f"Turning {word} {the}",
-                                f"I've turned {word} {the}", f"{the} {'are' if name.plural else 'is'}"
-                                f" now {word}")))
+                                f"I've turned {word} {the}", f"{the} {be} now {word}")))
 
 
 def offer(rng: random.Random, device: str, values: Values, name: Name) -> str:
@@ -105,9 +105,11 @@ def offer(rng: random.Random, device: str, values: Values, name: Name) -> str:
     if rng.random() < 0.5:
         clause = devices.command(rng, device, values, name)
         return f"Shall I also {clause.imperative()}, like usual?"
-    return rng.choice((f"Would you like me to set {the} the way you usually have {name.pronoun} too?",
-                       f"Shall I also set up {the} like usual?",
-                       f"Should I do {the} as well, like always?"))
+    return rng.choice((
+        f"Would you like me to set {the} the way you usually have {name.pronoun} too?",
+        f"Shall I also set up {the} like usual?",
+        f"Should I do {the} as well, like always?",
+    ))
 
 
 def yours(text: str) -> str:

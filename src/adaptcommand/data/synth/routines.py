@@ -23,6 +23,7 @@ from adaptcommand.data.schema import (
     SessionMeta,
     Triggers,
 )
+from adaptcommand.data.synth.sampling import pick, weighted_sample
 
 Context = dict[str, str]
 Values = dict[str, Any]
@@ -124,10 +125,6 @@ class Habits:
     alarm_volume: int
 
 
-def _pick(rng: random.Random, weights: dict[Any, float]) -> Any:
-    return rng.choices(list(weights), weights=list(weights.values()))[0]
-
-
 def _step(rng: random.Random, low: int, high: int, step: int) -> int:
     return rng.randrange(low, high + 1, step)
 
@@ -137,14 +134,14 @@ def make_habits(rng: random.Random) -> Habits:
     return Habits(
         heat_temp=heat, cool_temp=rng.randint(17, min(heat - 1, 24)), fan_speed=rng.randint(1, 3),
         bright_day=_step(rng, 60, 100, 5), bright_dark=_step(rng, 20, 50, 5),
-        color_dark=_pick(rng, {"warm": 0.7, "neutral": 0.2, "cool": 0.1}),
-        color_day=_pick(rng, {"neutral": 0.4, "cool": 0.35, "warm": 0.25}),
-        light_mode=_pick(rng, {"static": 0.65, "dynamic": 0.35}),
+        color_dark=pick(rng, {"warm": 0.7, "neutral": 0.2, "cool": 0.1}),
+        color_day=pick(rng, {"neutral": 0.4, "cool": 0.35, "warm": 0.25}),
+        light_mode=pick(rng, {"static": 0.65, "dynamic": 0.35}),
         tv_volume=_step(rng, 15, 45, 5), tv_brightness=_step(rng, 40, 80, 10),
-        tv_source=_pick(rng, {"Netflix": 0.35, "YouTube": 0.25, "HDMI1": 0.2, "HDMI2": 0.1,
+        tv_source=pick(rng, {"Netflix": 0.35, "YouTube": 0.25, "HDMI1": 0.2, "HDMI2": 0.1,
                               "AV": 0.1}),
         speaker_volume=_step(rng, 20, 60, 5),
-        equalizer=_pick(rng, {"balanced": 0.45, "bass boost": 0.35, "treble boost": 0.2}),
+        equalizer=pick(rng, {"balanced": 0.45, "bass boost": 0.35, "treble boost": 0.2}),
         alarm_volume=_step(rng, 50, 100, 10),
     )
 
@@ -214,12 +211,12 @@ def make_routines(rng: random.Random, habits: Habits) -> list[Routine]:
     """3-5 routines with pairwise exclusive triggers, values derived from `habits`."""
     taken: list[Context] = []
     routines = []
-    for _ in range(_pick(rng, ROUTINES_PER_USER)):
+    for _ in range(pick(rng, ROUTINES_PER_USER)):
         triggers = _triggers(rng, taken)
         taken.append(triggers)
         full = sample_context(rng, triggers)
         weights = _device_weights(full)
-        devices = weighted_sample(rng, weights, _pick(rng, DEVICES_PER_ROUTINE))
+        devices = weighted_sample(rng, weights, pick(rng, DEVICES_PER_ROUTINE))
         actions = {}
         for device in devices:
             values = _routine_values(rng, device, habits, full)
@@ -230,23 +227,12 @@ def make_routines(rng: random.Random, habits: Habits) -> list[Routine]:
     return routines
 
 
-def weighted_sample(rng: random.Random, weights: dict[str, float], k: int) -> list[str]:
-    """k distinct keys drawn by weight, returned in the schema's device order."""
-    pool = dict(weights)
-    chosen = []
-    for _ in range(k):
-        key = _pick(rng, pool)
-        chosen.append(key)
-        del pool[key]
-    return [d for d in DEVICE_MODELS if d in chosen]
-
-
 def _fitting_mode(rng: random.Random, ctx: Context, odd: float) -> str:
     """The AC mode the weather calls for, except in a share `odd` of cases."""
     if rng.random() < odd:
         return rng.choice(("cool", "heat", "auto"))
     temp = ctx["outdoor_temp"]
-    return "heat" if temp in ("very cold", "cold") else "cool" if temp in ("warm", "hot") else "auto"
+    return {"very cold": "heat", "cold": "heat", "warm": "cool", "hot": "cool"}.get(temp, "auto")
 
 
 def adhoc_values(rng: random.Random, device: str, ctx: Context) -> Values:

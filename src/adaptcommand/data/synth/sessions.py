@@ -12,31 +12,33 @@ from __future__ import annotations
 import random
 
 from adaptcommand.data.schema import Routine, Session, SessionMeta, actions_dict
-from adaptcommand.data.synth.devices import NAMES, SHORT, favourite, join_and
+from adaptcommand.data.synth.devices import NAMES, SHORT, join_and
 from adaptcommand.data.synth.dialogue import MAX_FILLER, Chunk, Task, capacity, plan
 from adaptcommand.data.synth.personas import Persona
-from adaptcommand.data.synth.phrasing import routine_label
+from adaptcommand.data.synth.remarks import routine_label
 from adaptcommand.data.synth.render import Scene, render
-from adaptcommand.data.synth.routines import (
-    adhoc_values,
-    session_meta,
-    set_triggers,
-    weighted_sample,
-)
+from adaptcommand.data.synth.routines import adhoc_values, session_meta, set_triggers
+from adaptcommand.data.synth.sampling import favourite, pick, weighted_sample
 
 ROUTINE_SHARE = 0.75
 IMPLICIT_SHARE = 0.4
-# Messages per session; mean 9.88 as published, range 4..16.
+# Messages per session (4..16), weighted so that after fitting the plans (a session with few
+# devices is cut short rather than padded with small talk) the mean is the published 9.88.
 LENGTHS = {4: 4, 5: 1, 6: 9, 7: 2, 8: 17, 9: 4, 10: 22, 11: 4, 12: 16, 13: 2, 14: 10, 15: 1,
            16: 4.5}
+# Ways of asking for one device: "all"/"some" values stated, "vague" ("turn up the heat"),
+# "usual" ("the way I like it"), "yes" to the assistant's offer, or two-turn combinations in
+# which the assistant asks a clarifying question in between.
+EXPLICIT_ASKING = {"all": 0.35, "some": 0.15, "vague": 0.05, "vague-all": 0.2, "some-rest": 0.15,
+                   "yes": 0.05, "usual": 0.05}
+IMPLICIT_ASKING = {"usual": 0.4, "vague": 0.25, "vague-usual": 0.2, "yes": 0.15}
+ADHOC_ASKING = {"all": 0.5, "vague": 0.14, "vague-all": 0.24, "some-rest": 0.12}
+SPREAD_WAYS = ("vague-usual", "vague-all", "some-rest")  # not for the security system
 ADHOC_DEVICES = {1: 0.2, 2: 0.4, 3: 0.3, 4: 0.1}
+SWITCH_SHARE = 0.13  # spontaneous requests that only switch a device on or off
 ADHOC_DEVICE_WEIGHTS = {"ac": 3.0, "lights": 3.0, "tv": 1.5, "speaker": 0.7, "security": 0.3}
 # People ask for climate and light first (a random term reorders some sessions).
 ASKING_ORDER = {"ac": 0.0, "lights": 0.1, "tv": 0.5, "speaker": 0.7, "security": 0.9}
-
-
-def _pick(rng: random.Random, weights: dict) -> object:
-    return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
 def make_sessions(rng: random.Random, persona: Persona, routines: list[Routine],
@@ -52,7 +54,7 @@ def make_sessions(rng: random.Random, persona: Persona, routines: list[Routine],
 
 def _session(rng: random.Random, persona: Persona, routines: list[Routine], session_id: int,
              is_routine: bool) -> Session:
-    n_beats, trailing = divmod(_pick(rng, LENGTHS), 2)
+    n_beats, trailing = divmod(pick(rng, LENGTHS), 2)
     index = rng.randrange(len(routines)) if is_routine else None
     routine = routines[index] if index is not None else None
     meta = session_meta(rng, routine, routines)
@@ -63,7 +65,7 @@ def _session(rng: random.Random, persona: Persona, routines: list[Routine], sess
         tasks = _routine_tasks(rng, routine, implicit, group)
         label = routine_label(rng, set_triggers(routine))
     else:
-        tasks = _adhoc_tasks(rng, meta, max(_pick(rng, ADHOC_DEVICES), (n_beats - 1) // 3))
+        tasks = _adhoc_tasks(rng, meta, max(pick(rng, ADHOC_DEVICES), (n_beats - 1) // 3))
     n_beats = min(n_beats, sum(map(capacity, tasks)) + MAX_FILLER)
     beats = plan(rng, tasks, n_beats, group)
     scene = Scene(rng=rng, persona=persona, meta=meta, tasks=tasks,
@@ -81,29 +83,30 @@ def _split(rng: random.Random, params: tuple[str, ...]) -> tuple[tuple[str, ...]
     return params[:cut], params[cut:]
 
 
-def _routine_chunks(rng: random.Random, device: str, params: tuple[str, ...], first: bool,
-                    implicit: bool) -> list[Chunk]:
-    """How the user asks for one routine device; implicit sessions never state values."""
-    if implicit:
-        kind = rng.choices(("usual", "vague", "vague-usual", "yes"), (0.4, 0.25, 0.2, 0.15))[0]
-    else:
-        kind = rng.choices(("all", "some", "vague", "vague-all", "some-rest", "yes", "usual"),
-                           (0.35, 0.15, 0.05, 0.2, 0.15, 0.05, 0.05))[0]
-    if kind == "yes" and first:
-        kind = "usual" if implicit else "all"
-    if device == "security" and kind in ("vague-usual", "vague-all", "some-rest"):
-        kind = "usual" if implicit else "all"
-    if kind in ("some", "some-rest") and len(params) < 2:
-        kind = "all"
-    if kind == "some":
-        return [Chunk("state", tuple(rng.sample(params, rng.randint(1, len(params) - 1))))]
-    if kind == "some-rest":
+def _chunks(rng: random.Random, way: str, params: tuple[str, ...]) -> list[Chunk]:
+    """The turns of one way of asking for a device (the keys of the *_ASKING tables)."""
+    if way == "some":
+        chosen = rng.sample(params, rng.randint(1, len(params) - 1))
+        return [Chunk("state", tuple(p for p in params if p in chosen))]
+    if way == "some-rest":
         return [Chunk("state", part) for part in _split(rng, params)]
     return {
         "usual": [Chunk("usual")], "vague": [Chunk("vague")], "yes": [Chunk("yes")],
         "vague-usual": [Chunk("vague"), Chunk("usual")], "all": [Chunk("state", params)],
         "vague-all": [Chunk("vague"), Chunk("state", params)],
-    }[kind]
+    }[way]
+
+
+def _routine_chunks(rng: random.Random, device: str, params: tuple[str, ...], first: bool,
+                    implicit: bool) -> list[Chunk]:
+    """How the user asks for one routine device; implicit sessions never state values."""
+    plain = "usual" if implicit else "all"
+    way = pick(rng, IMPLICIT_ASKING if implicit else EXPLICIT_ASKING)
+    if (way == "yes" and first) or (device == "security" and way in SPREAD_WAYS):
+        way = plain
+    if way in ("some", "some-rest") and len(params) < 2:
+        way = "all"
+    return _chunks(rng, way, params)
 
 
 def _routine_tasks(rng: random.Random, routine: Routine, implicit: bool,
@@ -123,19 +126,14 @@ def _adhoc_tasks(rng: random.Random, meta: SessionMeta, n_devices: int) -> list[
     devices.sort(key=lambda d: ASKING_ORDER[d] + rng.random())
     tasks = []
     for device in devices:
-        values = adhoc_values(rng, device, meta.model_dump())
-        params = tuple(values)
-        kind = rng.choices(("all", "vague", "vague-all", "some-rest", "switch"),
-                           (0.45, 0.12, 0.2, 0.1, 0.13))[0]
-        if kind == "some-rest" and len(params) < 2 or device == "security" and kind != "switch":
-            kind = "all"
-        chunks = {"all": [Chunk("state", params)], "vague": [Chunk("vague")],
-                  "vague-all": [Chunk("vague"), Chunk("state", params)],
-                  "switch": [Chunk("switch")]}.get(kind)
-        if kind == "switch":
-            tasks.append(Task(device, {}, chunks, on=rng.random() < 0.5))
+        if rng.random() < SWITCH_SHARE:
+            tasks.append(Task(device, {}, [Chunk("switch")], on=rng.random() < 0.5))
             continue
-        tasks.append(Task(device, values, chunks or [Chunk("state", p) for p in _split(rng, params)]))
+        values = adhoc_values(rng, device, meta.model_dump())
+        way = pick(rng, ADHOC_ASKING)
+        if device == "security" or (way == "some-rest" and len(values) < 2):
+            way = "all"
+        tasks.append(Task(device, values, _chunks(rng, way, tuple(values))))
     return tasks
 
 
