@@ -77,9 +77,13 @@ def run_loop(config: TrainingConfig, examples: dict[str, list[Example]], steps: 
         mark = time.perf_counter()
         loaded = load_model(config.model, device=config.device, dtype=config.dtype)
         loaded.tokenizer.padding_side = "right"  # training pads right; positions stay correct
+        if loaded.model.hf_quantizer is not None:
+            # The cached embedded checkpoint still declares its GGUF origin, so Trainer refuses
+            # it as "quantized"; its weights are plain floats, so the marker can go.
+            loaded.model.hf_quantizer.remove_quantization_config(loaded.model)
         phases["load"] += time.perf_counter() - mark
         mark = time.perf_counter()
-        model = get_peft_model(loaded.model, lora_config(config, config.model))
+        model = get_peft_model(loaded.model, lora_config(config, None))
         args = TrainingArguments(
             output_dir=str(out / "trainer"), per_device_train_batch_size=config.batch_size,
             max_steps=steps, learning_rate=config.learning_rate,
@@ -130,7 +134,7 @@ def run_engine(config: TrainingConfig, jobs: list[AdapterJob], out: Path) -> dic
 
 def _arm(total: float, adapters: int, examples: dict[str, list[Example]],
          phases: dict[str, float]) -> dict[str, Any]:
-    tokens = sum(len(e) for rows in examples.values() for e in rows)
+    tokens = sum(len(e) for rows in examples.values() for e in rows)  # same for every arm
     return {"seconds": round(total, 2), "adapters": adapters,
             "seconds_per_adapter": round(total / adapters, 2), "tokens": tokens,
             "phases": {k: round(v, 2) for k, v in phases.items()}}
@@ -147,9 +151,14 @@ def main() -> None:
                         help="Engine: personas packed into one forward/backward pass.")
     parser.add_argument("--skip-loop", action="store_true",
                         help="Only time the engine arms (the loop is the slow one).")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice); 1 is steadier on a "
+                        "busy machine.")
     parser.add_argument("--output", type=Path, default=Path("runs/train_speed.json"),
                         help="Where to write the JSON result.")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     config = TrainingConfig(model=args.model, system_prompt=DEFAULT_SYSTEM_PROMPT, epochs=1,
                             adapters_per_step=args.adapters_per_step)

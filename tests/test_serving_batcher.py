@@ -57,7 +57,7 @@ def test_concurrent_submissions_form_one_batch_and_get_their_own_replies():
         return [f"{j.prompt}!" for j in jobs]
 
     async def scenario():
-        batcher = MicroBatcher(echo, max_batch=8, max_adapters=8, wait_s=0.2)
+        batcher = MicroBatcher(echo, max_batch=3, max_adapters=8, wait_s=5)
         await batcher.start()
         replies = await asyncio.gather(*(batcher.submit(job(p, f"u{i}"))
                                          for i, p in enumerate("xyz")))

@@ -11,9 +11,16 @@ import torch
 from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 from transformers import LlamaConfig, LlamaForCausalLM, get_scheduler
 
+from adaptcommand.training import engine
 from adaptcommand.training.batching import IGNORE_INDEX, Example, epoch_batches, pack
 from adaptcommand.training.config import TrainingConfig
-from adaptcommand.training.engine import AdapterJob, AdapterResult, early_stopping, train_adapters
+from adaptcommand.training.engine import (
+    AdapterJob,
+    AdapterResult,
+    early_stopping,
+    shared_prefix_length,
+    train_adapters,
+)
 from adaptcommand.training.multi_lora import MultiLora
 
 VOCAB = 48
@@ -27,12 +34,15 @@ def tiny_model(seed: int = 0) -> LlamaForCausalLM:
     return LlamaForCausalLM(config).eval()
 
 
-def synthetic_examples(n: int, seed: int) -> list[Example]:
+SYSTEM = tuple(range(1, 11))  # every prompt opens with it, like the real system prompt
+
+
+def synthetic_examples(n: int, seed: int, prefix: tuple[int, ...] = SYSTEM) -> list[Example]:
     """Prompts of varied length followed by a short target that depends on the persona."""
     rng = random.Random(seed)
     examples = []
     for _ in range(n):
-        prompt = [rng.randrange(VOCAB) for _ in range(rng.randint(3, 20))]
+        prompt = [*prefix, *(rng.randrange(VOCAB) for _ in range(rng.randint(3, 20)))]
         target = [(seed * 7 + i) % VOCAB for i in range(rng.randint(2, 5))]
         examples.append(Example(tuple(prompt + target),
                                 tuple([IGNORE_INDEX] * len(prompt) + target)))
@@ -162,7 +172,8 @@ def test_early_stopping_keeps_best_epoch_and_respects_patience() -> None:
 def test_early_stopped_adapter_keeps_its_best_weights() -> None:
     base = tiny_model()
     # Targets in val contradict train targets, so val loss rises once training bites.
-    job = AdapterJob("p0", synthetic_examples(8, seed=0), synthetic_examples(4, seed=5))
+    job = AdapterJob("p0", synthetic_examples(8, seed=0, prefix=()),
+                     synthetic_examples(4, seed=5, prefix=()))
     result = run_engine(copy.deepcopy(base), [job], engine_config(epochs=6, patience=1,
                                                                   learning_rate=5e-2))
     assert result["p0"].stopped_early
@@ -202,3 +213,32 @@ def test_exported_adapter_loads_in_peft_with_identical_logits(tmp_path) -> None:
     with torch.no_grad():
         plain = base(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     assert (plain - mixed).abs().max() > 1e-3  # the adapters do change the output
+
+
+def test_shared_prefix_runs_once_per_adapter_with_the_same_losses_and_gradients(
+        monkeypatch) -> None:
+    model = tiny_model()
+    lora = MultiLora(model, ["q_proj", "v_proj"], r=4, alpha=8, dropout=0.0)
+    for name in ("a", "b"):
+        lora.add_adapter(name, seed=0)
+        for layer in lora.layers.values():
+            torch.nn.init.normal_(layer.lora_B[name])  # non-zero adapters that differ
+    batch = pack([synthetic_examples(3, seed=1), synthetic_examples(2, seed=2)],
+                 torch.device("cpu"))
+    assert shared_prefix_length(batch) >= len(SYSTEM)
+
+    def losses_and_grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        sums, counts = engine._token_losses(model, lora, ("a", "b"), batch)
+        (sums / counts).sum().backward()
+        params = lora.parameters_of("a") + lora.parameters_of("b")
+        grads = [p.grad.clone() for p in params]
+        for p in params:
+            p.grad = None
+        return sums / counts, grads
+
+    shared_losses, shared_grads = losses_and_grads()
+    monkeypatch.setattr(engine, "MIN_SHARED_PREFIX", 10**6)  # force one full pass
+    full_losses, full_grads = losses_and_grads()
+    torch.testing.assert_close(shared_losses, full_losses, atol=1e-5, rtol=1e-5)
+    for shared, full in zip(shared_grads, full_grads, strict=True):
+        torch.testing.assert_close(shared, full, atol=1e-4, rtol=1e-4)

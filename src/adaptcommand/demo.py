@@ -1,5 +1,6 @@
-"""The main job end to end: data -> baseline -> three training strategies -> evaluation ->
-report. Every stage is resumable, so a demo started again continues where it stopped.
+"""The main job end to end: data -> baseline -> three training strategies -> evaluation and
+preference probe -> report. Every stage is resumable, so a demo started again continues where
+it stopped.
 
 The default plan is sized for a 2-core CPU (under 15 minutes with the embedded model); the full
 plan is the reference setup (200 x 50 sessions, Qwen2.5-0.5B-Instruct, reference LoRA) for a GPU.
@@ -18,6 +19,7 @@ from rich.console import Console
 from adaptcommand.data.io import DIALOGUES_FILE
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.synth import synthesize
+from adaptcommand.evaluation.probe import run_probe
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
 from adaptcommand.report.build import build_report
 from adaptcommand.training.config import TrainingConfig
@@ -72,6 +74,7 @@ def run_demo(out: Path, plan: DemoPlan, console: Console | None = None) -> Path:
     settings = resolve_config(None, {"model.name": plan.model, **plan.evaluation})
     runs = [out / "runs" / "baseline"]
     _stage(console, "baseline", lambda: evaluate_arm(settings, scope, runs[0], "baseline"))
+    _stage(console, "probe baseline", lambda: run_probe(settings, scope, runs[0], "baseline"))
     config = TrainingConfig.model_validate({"model": plan.model, "seed": plan.seed,
                                             **plan.training})
     adapters = out / "adapters"
@@ -81,6 +84,8 @@ def run_demo(out: Path, plan: DemoPlan, console: Console | None = None) -> Path:
             arm, config, data, adapters / arm, init_from=init.get(arm)))
         runs.append(out / "runs" / arm)
         _stage(console, f"eval {arm}", lambda arm=arm: evaluate_arm(
+            settings, scope, runs[-1], arm, adapters=adapters / arm))
+        _stage(console, f"probe {arm}", lambda arm=arm: run_probe(
             settings, scope, runs[-1], arm, adapters=adapters / arm))
     report_dir = out / "report"
     _stage(console, "report", lambda: build_report(runs, report_dir))

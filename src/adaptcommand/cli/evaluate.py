@@ -45,6 +45,12 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override any config field, e.g. --set generation.batch_size=16.")]
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Discard an existing run in --out made with a different config or data.")]
+RetrievalOpt = Annotated[int, typer.Option(
+    "--retrieval-k", min=0, help="Retrieval memory: put the persona's K most similar train "
+    "exchanges into each prompt (needs --data; 0 = off). The arm name gets '+memory'.")]
+ArmOpt = Annotated[str | None, typer.Option(
+    "--arm", help="Name of this arm in reports (default: the training strategy, or baseline "
+    "without adapters; '+memory' appended with --retrieval-k).")]
 
 
 def cli_overrides(
@@ -74,6 +80,7 @@ def baseline(
     split: SplitOpt = None,
     skip_assistant_turns: SkipOpt = None,
     sample: SampleOpt = False,
+    retrieval_k: RetrievalOpt = 0,
     overrides: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
@@ -82,13 +89,14 @@ def baseline(
     Writes results.json, per_persona_summary.csv and predictions.jsonl to --out; an interrupted
     run started again with the same command resumes where it stopped.
     """
-    from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
+    from adaptcommand.evaluation.runs import Scope, arm_name, evaluate_arm, resolve_config
 
     settings = resolve_config(
         config, cli_overrides(model, split, skip_assistant_turns, sample, overrides)
     )
     scope = Scope(data, dialogues, parse_csv(personas), max_examples)
-    results = evaluate_arm(settings, scope, out, "baseline", force=force)
+    results = evaluate_arm(settings, scope, out, arm_name(None, "baseline", retrieval_k),
+                           retrieval_k=retrieval_k, force=force)
     report(results, out)
 
 
@@ -107,8 +115,8 @@ def evaluate(
     split: SplitOpt = None,
     skip_assistant_turns: SkipOpt = None,
     sample: SampleOpt = False,
-    arm: Annotated[str | None, typer.Option(
-        "--arm", help="Name of this arm in reports (default: the training strategy).")] = None,
+    arm: ArmOpt = None,
+    retrieval_k: RetrievalOpt = 0,
     overrides: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
@@ -116,13 +124,14 @@ def evaluate(
     with that persona's adapter (else the unified adapter, else the base model), personas mixed
     in the same generation batch. The base model is the one the adapters were trained on unless
     --model says otherwise."""
-    from adaptcommand.evaluation.runs import Scope, adapter_settings, evaluate_arm
+    from adaptcommand.evaluation.runs import Scope, adapter_settings, arm_name, evaluate_arm
 
-    settings, arm_name = adapter_settings(
-        adapters, arm, cli_overrides(model, split, skip_assistant_turns, sample, overrides), config
+    settings, strategy = adapter_settings(
+        adapters, cli_overrides(model, split, skip_assistant_turns, sample, overrides), config
     )
     scope = Scope(data, dialogues, parse_csv(personas), max_examples)
-    results = evaluate_arm(settings, scope, out, arm_name, adapters=adapters, force=force)
+    results = evaluate_arm(settings, scope, out, arm_name(arm, strategy, retrieval_k),
+                           adapters=adapters, retrieval_k=retrieval_k, force=force)
     report(results, out)
 
 

@@ -14,22 +14,30 @@ from adaptcommand.models.prompting import render_prompt
 Predictor = Callable[[Sequence[Turn]], list[str]]
 AdapterRouter = Callable[[str], str]
 """Maps a persona id to the PEFT adapter name its turns are generated with."""
+SystemPrompts = Callable[[Sequence[Turn]], list[str | None]]
+"""The system prompt of each turn, when it varies by turn (e.g. retrieved memories)."""
 
 
 def make_predictor(
-    loaded: LoadedModel, config: EvalConfig, router: AdapterRouter | None = None
+    loaded: LoadedModel,
+    config: EvalConfig,
+    router: AdapterRouter | None = None,
+    system_prompts: SystemPrompts | None = None,
 ) -> Predictor:
-    """A predictor over the base model, or over a PeftModel whose adapters `router` selects."""
+    """A predictor over the base model, or over a PeftModel whose adapters `router` selects;
+    every turn gets the config's system prompt unless `system_prompts` gives one per turn."""
 
     def predict(turns: Sequence[Turn]) -> list[str]:
+        systems = (system_prompts(turns) if system_prompts
+                   else [config.prompt.system_prompt] * len(turns))
         prompts = [
             render_prompt(
                 loaded.tokenizer,
                 turn.context,
-                config.prompt.system_prompt,
+                system,
                 config.prompt.max_context_messages,
             )
-            for turn in turns
+            for turn, system in zip(turns, systems, strict=True)
         ]
         adapters = [router(turn.persona_id) for turn in turns] if router else None
         return generate(

@@ -1,6 +1,7 @@
 """One evaluation arm from user-level choices: config, turns, model and adapters, results.
 
-`baseline` and `eval` (and the demo) share all of this; they differ only in the adapters.
+`baseline` and `eval` (and the demo) share all of this; they differ only in the adapters. The
+preference probe reuses the arm setup, so it generates exactly as the evaluation does.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.adapted import adapter_arm, training_cost
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.harness import run_evaluation
-from adaptcommand.evaluation.predictor import make_predictor
+from adaptcommand.evaluation.memory import RetrievalMemory, memory_system_prompts
+from adaptcommand.evaluation.predictor import Predictor, SystemPrompts, make_predictor
 from adaptcommand.evaluation.turns import Turn, group_by_persona, select_turns
 from adaptcommand.fileio import write_json_atomic
 from adaptcommand.models.adapters import adapter_router, attach_adapters, discover_adapters
 from adaptcommand.models.loading import load_model
+
+MEMORY_SUFFIX = "+memory"
 
 
 @dataclass(frozen=True)
@@ -82,14 +86,59 @@ def run_info(scope: Scope, arm: str, extra: dict[str, Any] | None = None) -> dic
 
 
 def adapter_settings(
-    adapters: Path, arm: str | None, overrides: dict[str, Any], config_path: Path | None
+    adapters: Path, overrides: dict[str, Any], config_path: Path | None
 ) -> tuple[EvalConfig, str]:
-    """The eval config for an adapter run: the base model is the one the adapters were trained
-    on unless overridden; the arm is named after the training strategy unless given."""
-    arm_name, base_model = adapter_arm(adapters, arm)
+    """(eval config, default arm name) of an adapter run: the base model is the one the adapters
+    were trained on unless overridden; the arm is named after the training strategy."""
+    strategy, base_model = adapter_arm(adapters, None)
     if base_model and "model.name" not in overrides:
         overrides = {**overrides, "model.name": base_model}
-    return resolve_config(config_path, overrides), arm_name
+    return resolve_config(config_path, overrides), strategy
+
+
+def arm_name(arm: str | None, default: str, retrieval_k: int = 0) -> str:
+    """The user's --arm, else `default`, marked as a memory arm when retrieval is on."""
+    return arm or (default + MEMORY_SUFFIX if retrieval_k else default)
+
+
+def retrieval_prompts(scope: Scope, settings: EvalConfig, retrieval_k: int) -> SystemPrompts:
+    """System prompts with each turn's k most similar exchanges from its persona's train split."""
+    if scope.data is None:
+        raise AdaptCommandError("--retrieval-k needs --data: the memory is each persona's train "
+                                "split of a prepared data directory")
+    memory = RetrievalMemory(load_split(scope.data, "train"), retrieval_k,
+                             settings.evaluation.embedding_batch_size)
+    return memory_system_prompts(memory, settings.prompt.system_prompt)
+
+
+@dataclass(frozen=True)
+class ArmSetup:
+    """The model of an arm, ready to predict, and what its run records about it."""
+
+    predictor: Predictor
+    adapters: dict[str, Path]
+    info: dict[str, Any]
+
+
+def setup_arm(
+    settings: EvalConfig, scope: Scope, adapters: Path | None = None, retrieval_k: int = 0
+) -> ArmSetup:
+    """The base model, or the adapters in `adapters` routed per persona (own adapter, else the
+    unified adapter, else the base model), plus retrieved memories when `retrieval_k` > 0."""
+    found = discover_adapters(adapters) if adapters is not None else {}
+    prompts = retrieval_prompts(scope, settings, retrieval_k) if retrieval_k else None
+    loaded = load_model(settings.model.name, device=settings.model.device,
+                        dtype=settings.model.dtype)
+    router = None
+    info: dict[str, Any] = {}
+    if found:
+        loaded.model = attach_adapters(loaded.model, found)
+        own, fallback = adapter_router(found)
+        router = lambda persona: own.get(persona, fallback)  # noqa: E731
+        info = {"adapters": str(adapters), "n_adapters": len(found)}
+    if retrieval_k:
+        info["retrieval_k"] = retrieval_k  # absent when off, so earlier runs still resume
+    return ArmSetup(make_predictor(loaded, settings, router, prompts), found, info)
 
 
 def evaluate_arm(
@@ -99,25 +148,19 @@ def evaluate_arm(
     arm: str,
     *,
     adapters: Path | None = None,
+    retrieval_k: int = 0,
     force: bool = False,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate the base model, or the adapters in `adapters` routed per persona (else the
-    unified adapter, else the base model) in mixed-adapter batches; write the run to `out`."""
+    """Evaluate the base model or `adapters` (see `setup_arm`) and write the run to `out`."""
+    if retrieval_k and settings.evaluation.split == "train":
+        raise AdaptCommandError("--retrieval-k retrieves from the train split, so it cannot "
+                                "evaluate the train split (the turn would retrieve itself)")
     turns = load_turns(scope, settings)
-    found = discover_adapters(adapters) if adapters is not None else {}
-    loaded = load_model(settings.model.name, device=settings.model.device,
-                        dtype=settings.model.dtype)
-    router = None
-    extra: dict[str, Any] = {}
-    if found:
-        loaded.model = attach_adapters(loaded.model, found)
-        own, fallback = adapter_router(found)
-        router = lambda persona: own.get(persona, fallback)  # noqa: E731
-        extra = {"adapters": str(adapters), "n_adapters": len(found)}
-    results = run_evaluation(turns, make_predictor(loaded, settings, router), settings, out,
-                             run_info(scope, arm, extra), force=force,
+    arm_setup = setup_arm(settings, scope, adapters, retrieval_k)
+    results = run_evaluation(turns, arm_setup.predictor, settings, out,
+                             run_info(scope, arm, arm_setup.info), force=force,
                              show_progress=show_progress)
-    if found:
-        write_json_atomic(out / "training_cost.json", training_cost(adapters, found))
+    if arm_setup.adapters:
+        write_json_atomic(out / "training_cost.json", training_cost(adapters, arm_setup.adapters))
     return results

@@ -25,7 +25,7 @@ from adaptcommand.models.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, UNIFIE
 
 log = logging.getLogger(__name__)
 
-BASE = "base"  # what responses and /v1/models call "no adapter"
+BASE_ID = "base"  # what responses and /v1/models call "no adapter" (PEFT says __base__)
 # Stricter than models.adapters.ADAPTER_NAME: no dots, because a PEFT adapter name becomes a
 # torch module key (which may not contain '.') and dots are the start of every traversal trick.
 PERSONA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -69,7 +69,7 @@ class AdapterRegistry:
         if own is not None:
             return Selection(user, own)
         unified = self.path_of(UNIFIED)
-        return Selection(UNIFIED, unified) if unified else Selection(BASE, None)
+        return Selection(UNIFIED, unified) if unified else Selection(BASE_ID, None)
 
     def available(self) -> list[str]:
         """Servable adapter names, sorted; refused or malformed directories are left out."""
@@ -107,8 +107,8 @@ class AdapterCache:
 
     @property
     def model(self) -> PreTrainedModel | PeftModel:
-        """The model to generate with: the PeftModel once any adapter was loaded."""
-        return self._peft if self._peft is not None else self._base
+        """The PeftModel while any adapter is loaded, else the bare base model."""
+        return self._peft if self._peft is not None and self._loaded else self._base
 
     @property
     def loaded(self) -> list[str]:
@@ -123,13 +123,12 @@ class AdapterCache:
             return
         if name in self._loaded:
             self._evict(name)  # stale: the directory was rewritten since we loaded it
-        self._make_room(keep | {name}, room_for=1)
+        self._make_room(keep - {name})
         try:
             self._load(name, path)
         except Exception:
-            self._discard_partial(name)
+            self._discard(name)
             raise
-        self._make_room(keep | {name}, room_for=0)
 
     def _load(self, name: str, path: Path) -> None:
         _check_loadable(path)
@@ -138,15 +137,16 @@ class AdapterCache:
             self._peft = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
         else:
             self._peft.load_adapter(str(path), adapter_name=name)
+        # PEFT's active adapter may be one we evicted; rows name their adapter, but it must exist.
+        self._peft.set_adapter(name, inference_mode=True)
         self._peft.eval()
         self._loaded[name] = stamp
         log.info("loaded adapter %s", name)
 
-    def _make_room(self, keep: frozenset[str], room_for: int) -> None:
-        """Evict LRU adapters not in `keep` until `room_for` more fit. The last adapter stays
-        until its successor is loaded: PEFT breaks when its only adapter is deleted."""
+    def _make_room(self, keep: frozenset[str]) -> None:
+        """Evict least recently used adapters outside `keep` until one more fits."""
         for name in list(self._loaded):
-            if len(self._loaded) + room_for <= self.capacity or len(self._loaded) <= 1:
+            if len(self._loaded) < self.capacity:
                 return
             if name not in keep:
                 self._evict(name)
@@ -159,10 +159,11 @@ class AdapterCache:
         del self._loaded[name]
         log.info("unloaded adapter %s", name)
 
-    def _discard_partial(self, name: str) -> None:
-        if self._peft is not None and name in self._peft.peft_config and self._loaded:
-            self._peft.delete_adapter(name)
+    def _discard(self, name: str) -> None:
+        """Remove what a failed load left of `name` in the PeftModel."""
         self._loaded.pop(name, None)
+        if self._peft is not None and name in self._peft.peft_config:
+            self._peft.delete_adapter(name)
 
 
 def _check_loadable(path: Path) -> None:

@@ -23,7 +23,7 @@ from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.adapters import UNIFIED
 from adaptcommand.models.loading import load_model
 from adaptcommand.models.prompting import render_prompt
-from adaptcommand.serving.adapters import BASE, PERSONA_ID, AdapterRegistry, InvalidUserError
+from adaptcommand.serving.adapters import BASE_ID, PERSONA_ID, AdapterRegistry, InvalidUserError
 from adaptcommand.serving.batcher import MicroBatcher
 from adaptcommand.serving.chat import (
     BadRequestError,
@@ -65,6 +65,7 @@ class Server:
         self.centroids: Centroids | None = (
             load_centroids(settings.data_dir) if settings.data_dir else None
         )
+        self._identify_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
@@ -84,7 +85,7 @@ class Server:
 
     async def models(self) -> ModelList:
         """The base model and every servable adapter, read from the directory now."""
-        cards = [ModelCard(id=BASE, kind="base")]
+        cards = [ModelCard(id=BASE_ID, kind="base")]
         cards += [ModelCard(id=name, kind="unified" if name == UNIFIED else "user")
                   for name in self.registry.available()]
         return ModelList(data=cards)
@@ -94,16 +95,16 @@ class Server:
         settings = decoding(request, self.settings)
         identified = await self._identify(request) if request.user is None else None
         selection = self.registry.select(_persona(request, identified))
-        tokenizer = self.engine.loaded.tokenizer
-        prompt = render_prompt(tokenizer, turns, system, self.settings.max_context_messages)
+        prompt = render_prompt(self.engine.loaded.tokenizer, turns, system,
+                               self.settings.max_context_messages)  # template only, no encoding
         try:
-            text = await self.batcher.submit(Job(prompt, selection, settings))
+            reply = await self.batcher.submit(Job(prompt, selection, settings))
         except Exception as exc:  # the request fails, the server keeps serving
             log.exception("generation failed")
             return error_response(500, f"generation failed: {type(exc).__name__}: {exc}")
-        response = completion(text=text, prompt=prompt, tokenizer=tokenizer,
-                              max_tokens=settings.max_new_tokens, model=self.settings.model,
-                              adapter=selection.adapter, identified=identified)
+        response = completion(reply, max_tokens=settings.max_new_tokens,
+                              model=self.settings.model, adapter=selection.adapter,
+                              identified=identified)
         headers = {ADAPTER_HEADER: selection.adapter}
         if request.stream:
             return StreamingResponse(sse_events(response), media_type="text/event-stream",
@@ -119,7 +120,8 @@ class Server:
         texts = [m.content for m in request.messages if m.role == "user" and m.content.strip()]
         if not texts:
             raise BadRequestError("identify_user needs a non-empty user message")
-        ranked = await asyncio.to_thread(identify, self.centroids, texts)
+        async with self._identify_lock:  # one encoder, one thread at a time (its tokenizer)
+            ranked = await asyncio.to_thread(identify, self.centroids, texts)
         return Identification(persona_id=ranked[0][0], score=ranked[0][1],
                               candidates=[Candidate(persona_id=p, score=s) for p, s in ranked])
 

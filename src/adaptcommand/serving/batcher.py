@@ -15,11 +15,11 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from adaptcommand.serving.engine import Job
+from adaptcommand.serving.engine import Job, Reply
 
 log = logging.getLogger(__name__)
-Pending = tuple[Job, asyncio.Future[str]]
-RunBatch = Callable[[list[Job]], list[str | Exception]]
+Pending = tuple[Job, asyncio.Future[Reply]]
+RunBatch = Callable[[list[Job]], list[Reply | Exception]]
 
 
 def take_batch(
@@ -67,11 +67,11 @@ class MicroBatcher:
                 await self._task
         self._task = None
 
-    async def submit(self, job: Job) -> str:
+    async def submit(self, job: Job) -> Reply:
         """The reply to `job`; raises the job's own error."""
         if self._queue is None or self._task is None or self._task.done():
             raise RuntimeError("the batcher is not running")
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((job, future))
         return await future
 
@@ -105,7 +105,7 @@ class MicroBatcher:
         jobs = [job for job, _ in batch]
         self.batch_sizes.append(len(jobs))
         try:
-            results: list[str | Exception] = await asyncio.to_thread(self._run_batch, jobs)
+            results: list[Reply | Exception] = await asyncio.to_thread(self._run_batch, jobs)
         except Exception as exc:  # the whole batch failed; the loop must keep serving
             log.exception("batch of %d failed", len(jobs))
             results = [exc] * len(jobs)

@@ -8,13 +8,12 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from transformers import PreTrainedTokenizerBase
-
 from adaptcommand.data.schema import Actions, actions_dict
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.models.generation import GenerationSettings
 from adaptcommand.serving.config import ServeSettings
+from adaptcommand.serving.engine import Reply
 from adaptcommand.serving.schemas import (
     ActionsOut,
     AssistantMessage,
@@ -68,30 +67,21 @@ def reply_actions(text: str) -> ActionsOut:
 
 
 def completion(
-    *,
-    text: str,
-    prompt: str,
-    tokenizer: PreTrainedTokenizerBase,
-    max_tokens: int,
-    model: str,
-    adapter: str,
-    identified: Identification | None,
+    reply: Reply, *, max_tokens: int, model: str, adapter: str, identified: Identification | None
 ) -> ChatResponse:
-    """The response body. `generate` returns text only, so completion tokens are counted by
-    re-encoding the reply (capped at max_tokens, which generation cannot exceed): usage and
-    finish_reason ("length" when the count reaches max_tokens) are close estimates."""
-    prompt_tokens = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    reply_tokens = min(len(tokenizer(text, add_special_tokens=False)["input_ids"]), max_tokens)
+    """The response body; finish_reason is "length" when the reply used all of max_tokens."""
     return ChatResponse(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
         model=model,
-        choices=[Choice(message=AssistantMessage(content=text),
-                        finish_reason="length" if reply_tokens >= max_tokens else "stop")],
-        usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=reply_tokens,
-                    total_tokens=prompt_tokens + reply_tokens),
+        choices=[Choice(message=AssistantMessage(content=reply.text),
+                        finish_reason="length" if reply.completion_tokens >= max_tokens
+                        else "stop")],
+        usage=Usage(prompt_tokens=reply.prompt_tokens,
+                    completion_tokens=reply.completion_tokens,
+                    total_tokens=reply.prompt_tokens + reply.completion_tokens),
         adapter=adapter,
-        actions=reply_actions(text),
+        actions=reply_actions(reply.text),
         identified_user=identified,
     )
 

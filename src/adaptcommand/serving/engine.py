@@ -9,12 +9,12 @@ from pathlib import Path
 
 from peft import PeftModel
 
+from adaptcommand.models.adapters import BASE as PEFT_BASE  # "no adapter" in a mixed batch
 from adaptcommand.models.generation import GenerationSettings, generate
 from adaptcommand.models.loading import LoadedModel
 from adaptcommand.serving.adapters import AdapterCache, Selection
 
 log = logging.getLogger(__name__)
-PEFT_BASE = "__base__"  # PEFT's adapter name for "no adapter" within a mixed batch
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,16 @@ class Job:
     settings: GenerationSettings
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A generated reply and its token counts. `generate` returns text only, so the reply is
+    re-encoded (capped at max_new_tokens, which generation cannot exceed): a close estimate."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class Engine:
     """The loaded base model plus the adapter cache; `run` is the batcher's work function."""
 
@@ -33,11 +43,15 @@ class Engine:
         self.loaded = loaded
         self.cache = AdapterCache(loaded.model, cache_size)
 
-    def run(self, jobs: list[Job]) -> list[str | Exception]:
+    def run(self, jobs: list[Job]) -> list[Reply | Exception]:
         """A reply or the error for each job. The jobs share `settings` (the batcher groups them
-        so); a job whose adapter fails to load gets that error and the others still run."""
+        so); a job whose adapter fails to load gets that error and the others still run. All
+        tokenizer use happens here, in one thread: fast tokenizers fail when shared across
+        threads ("Already borrowed")."""
         failed = self._activate({job.selection.adapter: job.selection.path for job in jobs})
-        results: list[str | Exception] = [failed.get(job.selection.adapter, "") for job in jobs]
+        results: list[Reply | Exception] = [
+            failed.get(job.selection.adapter, RuntimeError("not run")) for job in jobs
+        ]
         runnable = [i for i, job in enumerate(jobs) if job.selection.adapter not in failed]
         if not runnable:
             return results
@@ -53,9 +67,13 @@ class Engine:
             adapter_names=names if isinstance(self.cache.model, PeftModel) else None,
             end_of_turn_ids=self.loaded.end_of_turn_ids,
         )
-        for i, reply in zip(runnable, replies, strict=True):
-            results[i] = reply
+        for i, text in zip(runnable, replies, strict=True):
+            results[i] = Reply(text, self._count(jobs[i].prompt),
+                               min(self._count(text), settings.max_new_tokens))
         return results
+
+    def _count(self, text: str) -> int:
+        return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _activate(self, adapters: dict[str, Path | None]) -> dict[str, Exception]:
         """Load every adapter of the batch; failures by adapter name."""

@@ -25,7 +25,7 @@ CONFIG_FILE = "adapter_config.json"
 RECORD_FILE = "training_record.json"
 
 
-def lora_config(config: TrainingConfig, base_model: str) -> LoraConfig:
+def lora_config(config: TrainingConfig, base_model: str | None) -> LoraConfig:
     """The PEFT config describing adapters trained with `config`."""
     return LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM",

@@ -1,0 +1,82 @@
+"""`adaptcommand probe`: the preference probe (routine recall from trigger context alone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from adaptcommand.cli.app import app
+from adaptcommand.cli.evaluate import (
+    ArmOpt,
+    ConfigOpt,
+    DataOpt,
+    DialoguesOpt,
+    ModelOpt,
+    PersonasOpt,
+    RetrievalOpt,
+    SetOpt,
+    cli_overrides,
+)
+from adaptcommand.cli.options import parse_csv
+
+console = Console()
+
+
+@app.command()
+def probe(
+    out: Annotated[Path, typer.Option(
+        "--out", help="Output directory; give an arm's eval run directory to show the probe "
+        "next to its turn metrics in the report (eval files are left untouched).")],
+    adapters: Annotated[Path | None, typer.Option(
+        "--adapters", help="Adapters written by `train` (routed per persona like `eval`); "
+        "without it the base model is probed.")] = None,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    dialogues: DialoguesOpt = None,
+    personas: PersonasOpt = None,
+    model: ModelOpt = None,
+    arm: ArmOpt = None,
+    retrieval_k: RetrievalOpt = 0,
+    overrides: SetOpt = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Probe again even when --out holds a finished identical probe.")] = False,
+) -> None:
+    """Ask for each routine of each persona with its trigger context only ("It's a rainy, cold
+    weekday evening after sunset. Set things up the way I like.") and score the reply's actions
+    against the routine: device P/R/F1, parameter recall and value accuracy (numbers within a
+    tolerance), per persona and overall, with persona-bootstrap intervals. Decoding is greedy.
+    Writes probe.json and probe_predictions.jsonl to --out. Needs data with routines."""
+    from adaptcommand.evaluation.probe import run_probe
+    from adaptcommand.evaluation.runs import Scope, adapter_settings, arm_name, resolve_config
+
+    named = cli_overrides(model, None, None, False, overrides)
+    if adapters is None:
+        settings, default = resolve_config(config, named), "baseline"
+    else:
+        settings, default = adapter_settings(adapters, named, config)
+    scope = Scope(data, dialogues, parse_csv(personas))
+    result = run_probe(settings, scope, out, arm_name(arm, default, retrieval_k),
+                       adapters=adapters, retrieval_k=retrieval_k, force=force)
+    print_probe(result)
+    console.print(f"Probe written to [bold]{out}[/]")
+
+
+def print_probe(result: dict[str, Any]) -> None:
+    """The overall probe metrics with the intervals that were computed."""
+    from adaptcommand.evaluation.report_table import fmt
+
+    counts = result["counts"]
+    table = Table(title=f"probe {result['arm']}: {counts['routines']} routines, "
+                  f"{counts['personas']} personas")
+    for column in ("metric", "value", "95% CI (personas)"):
+        table.add_column(column)
+    for name, value in result["metrics"].items():
+        interval = result["confidence_intervals"].get(name)
+        ci = f"[{fmt(interval['low'])}, {fmt(interval['high'])}]" if interval else ""
+        table.add_row(name, fmt(value), escape(ci))
+    console.print(table)

@@ -1,0 +1,236 @@
+"""The preference probe: does the model recall a user's routine from its trigger context alone?
+
+Turn metrics reward echoing what the context already states; here the prompt says only *when*
+it is ("It's a rainy, cold weekday evening after sunset. Set things up the way I like.") and
+never what to set, so every matching value comes from what the model knows about the user.
+Each routine of each persona is one prompt, generated greedily exactly like an evaluated turn
+(same system prompt, same adapter routing), and scored by `probe_scoring`.
+
+Outputs (`probe.json`, `probe_predictions.jsonl`) never share a name with an evaluation's, so a
+probe can be written into the run directory of the same arm and the report shows both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adaptcommand.data.io import DIALOGUES_FILE, read_dialogues_file
+from adaptcommand.data.schema import Message, Routine, Triggers, actions_dict
+from adaptcommand.errors import AdaptCommandError, DataError
+from adaptcommand.evaluation.actions import extract_actions
+from adaptcommand.evaluation.config import EvalConfig
+from adaptcommand.evaluation.harness import RESULTS, progress_bar
+from adaptcommand.evaluation.predictor import Predictor
+from adaptcommand.evaluation.probe_scoring import VALUE_TOLERANCES, RecallScores, score_recall
+from adaptcommand.evaluation.runs import Scope, run_info, setup_arm
+from adaptcommand.evaluation.stats import Statistic, bootstrap_ci, mean_of_sums, micro_f1
+from adaptcommand.evaluation.turns import Turn, group_by_persona
+from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
+
+PROBE_FILE = "probe.json"
+PROBE_PREDICTIONS = "probe_predictions.jsonl"
+PROBE_REQUEST = "Set things up the way I like."
+SUN_PHASE_WORDS = {"before_sunrise": "before sunrise", "daylight": "in daylight",
+                   "after_sunset": "after sunset"}
+SUN_PHASE_ALONE = {**SUN_PHASE_WORDS, "daylight": "daytime"}
+
+
+def trigger_sentence(triggers: Triggers) -> str:
+    """The triggers as one sentence, e.g. "It's a rainy, cold weekday evening after sunset.";
+    unset fields are left out, and no trigger at all gives ""."""
+    adjectives = ", ".join(v for v in (triggers.weather, triggers.outdoor_temp) if v)
+    nouns = [v for v in (triggers.day_of_week, triggers.time_of_day) if v]
+    head = " ".join([adjectives, *(nouns or ["day"])]) if adjectives else " ".join(nouns)
+    if not head:
+        return f"It's {SUN_PHASE_ALONE[triggers.sun_phase]}." if triggers.sun_phase else ""
+    article = "" if head == triggers.time_of_day else ("an " if head[0] in "aeiou" else "a ")
+    sun = f" {SUN_PHASE_WORDS[triggers.sun_phase]}" if triggers.sun_phase else ""
+    return f"It's {article}{head}{sun}."
+
+
+def probe_prompt(triggers: Triggers) -> str:
+    """The user's message of one probe: the trigger context, then the request."""
+    return " ".join(part for part in (trigger_sentence(triggers), PROBE_REQUEST) if part)
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    """One routine of one persona, as the prompt asked and the actions expected."""
+
+    persona_id: str
+    routine_index: int
+    prompt: str
+    actions: dict[str, dict[str, object]]
+
+    def as_turn(self) -> Turn:
+        """The prompt as a one-message conversation, so it goes through the evaluation's own
+        predictor (the routine index stands in for the session id)."""
+        return Turn(self.persona_id, self.routine_index, 1,
+                    (Message(role="user", text=self.prompt),), "")
+
+
+def load_routines(scope: Scope) -> dict[str, list[Routine]]:
+    """persona_id -> routines for the personas of `scope`; data without routines is refused."""
+    if (scope.data is None) == (scope.dialogues is None):
+        raise AdaptCommandError("give exactly one of --data DIR or --dialogues FILE")
+    source = scope.dialogues or scope.data / DIALOGUES_FILE
+    by_persona = group_by_persona(read_dialogues_file(source))
+    unknown = sorted(set(scope.personas or []) - set(by_persona))
+    if unknown:
+        raise AdaptCommandError(f"unknown persona(s): {', '.join(unknown)}")
+    routines: dict[str, list[Routine]] = {}
+    for pid in scope.personas or list(by_persona):
+        known = by_persona[pid][0].routines
+        if known is None:
+            raise DataError(
+                f"{pid} has no routines, and the preference probe asks for them: it needs data "
+                "prepared from the three-file layout (`data prepare --source`), not dialogues "
+                "alone such as the real sample", path=source, field="routines")
+        routines[pid] = known
+    return routines
+
+
+def probe_items(routines: Mapping[str, Sequence[Routine]]) -> list[ProbeItem]:
+    """Every routine of every persona, in persona then routine order."""
+    items = [ProbeItem(pid, index, probe_prompt(routine.triggers), actions_dict(routine.actions))
+             for pid, persona_routines in routines.items()
+             for index, routine in enumerate(persona_routines)]
+    if not items:
+        raise AdaptCommandError("the chosen personas have no routines to probe")
+    return items
+
+
+def predict_items(
+    items: Sequence[ProbeItem], predictor: Predictor, chunk_size: int, show_progress: bool
+) -> list[str]:
+    """Replies in item order, in chunks so the progress bar moves."""
+    replies: list[str] = []
+    with progress_bar() as progress:
+        task = progress.add_task("probing", total=len(items), visible=show_progress)
+        for start in range(0, len(items), chunk_size):
+            chunk = items[start : start + chunk_size]
+            replies += predictor([item.as_turn() for item in chunk])
+            progress.advance(task, len(chunk))
+    return replies
+
+
+def score_items(
+    items: Sequence[ProbeItem], replies: Sequence[str]
+) -> tuple[list[dict[str, Any]], dict[str, RecallScores]]:
+    """One prediction record per item, and the pooled scores of each persona."""
+    records: list[dict[str, Any]] = []
+    by_persona: dict[str, RecallScores] = {}
+    for item, reply in zip(items, replies, strict=True):
+        predicted = extract_actions(reply)
+        scores = score_recall(predicted, item.actions)
+        by_persona[item.persona_id] = by_persona.get(item.persona_id, RecallScores()) + scores
+        records.append({"persona_id": item.persona_id, "routine_index": item.routine_index,
+                        "prompt": item.prompt, "reply": reply, "reply_actions": predicted,
+                        "routine_actions": item.actions, "score": scores.to_dict()})
+    return records, by_persona
+
+
+def persona_intervals(by_persona: Mapping[str, RecallScores], settings: EvalConfig) -> dict:
+    """Persona-bootstrap intervals: a persona's routines share one memory of that user, so the
+    persona, not the routine, is the independent unit."""
+    scores = list(by_persona.values())
+    rows: dict[str, tuple[list[tuple[int, ...]], Statistic]] = {
+        "value_accuracy": ([(s.correct, s.params) for s in scores], mean_of_sums),
+        "param_recall": ([(s.present, s.params) for s in scores], mean_of_sums),
+        "device_f1": ([(s.device.tp, s.device.fp, s.device.fn) for s in scores], micro_f1),
+    }
+    pooled = sum(scores, RecallScores()).metrics()
+    options = settings.evaluation
+    intervals: dict[str, dict[str, float | None]] = {}
+    for name, (sums, statistic) in rows.items():
+        if pooled[name] is None:
+            intervals[name] = {"estimate": None, "low": None, "high": None}
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            interval = bootstrap_ci(np.array(sums, float), statistic,
+                                    options.bootstrap_resamples, options.confidence, options.seed)
+        intervals[name] = {"estimate": interval.estimate, "low": interval.low,
+                           "high": interval.high}
+    return intervals
+
+
+def probe_summary(by_persona: Mapping[str, RecallScores], settings: EvalConfig) -> dict:
+    """The numbers of probe.json: overall (micro) metrics, intervals, per persona."""
+    pooled = sum(by_persona.values(), RecallScores())
+    return {
+        "counts": {"personas": len(by_persona), "routines": pooled.routines,
+                   "params": pooled.params},
+        "metrics": pooled.metrics(),
+        "confidence_intervals": persona_intervals(by_persona, settings),
+        "per_persona": {pid: {**s.metrics(), "routines": s.routines}
+                        for pid, s in by_persona.items()},
+        "tolerances": {f"{device}.{param}": tol
+                       for (device, param), tol in VALUE_TOLERANCES.items()},
+    }
+
+
+def check_same_arm(out: Path, arm: str) -> None:
+    """A probe written next to an evaluation must be of the same arm, or the report would show
+    one arm's probe beside another's turn metrics."""
+    path = out / RESULTS
+    if not path.is_file():
+        return
+    try:
+        evaluated = json.loads(path.read_text(encoding="utf-8")).get("arm")
+    except json.JSONDecodeError as exc:
+        raise DataError(f"malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    if evaluated != arm:
+        raise AdaptCommandError(f"{out} holds the evaluation of arm {evaluated!r}, not {arm!r}; "
+                                f"probe with --arm {evaluated} (same adapters) or another --out")
+
+
+def finished_probe(out: Path, identity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The probe already in `out` when it was made with the same identity (greedy decoding makes
+    it a pure function of that), else None."""
+    path = out / PROBE_FILE
+    if not path.is_file() or not (out / PROBE_PREDICTIONS).is_file():
+        return None
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    return previous if {k: previous.get(k) for k in identity} == dict(identity) else None
+
+
+def run_probe(
+    settings: EvalConfig,
+    scope: Scope,
+    out: Path,
+    arm: str,
+    *,
+    adapters: Path | None = None,
+    retrieval_k: int = 0,
+    force: bool = False,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Probe every routine of the personas in `scope` with the arm's model (base, `adapters`
+    routed per persona, optionally with retrieved memories) and write probe.json and
+    probe_predictions.jsonl to `out`; a finished identical probe is returned, not redone."""
+    greedy = settings.generation.model_copy(update={"do_sample": False})
+    settings = settings.model_copy(update={"generation": greedy})
+    items = probe_items(load_routines(scope))
+    identity = {"config": settings.model_dump(),
+                **run_info(scope, arm, {"adapters": str(adapters) if adapters else None,
+                                        "retrieval_k": retrieval_k})}
+    check_same_arm(out, arm)
+    previous = None if force else finished_probe(out, identity)
+    if previous is not None:
+        return previous
+    predictor = setup_arm(settings, scope, adapters, retrieval_k).predictor
+    replies = predict_items(items, predictor, settings.generation.batch_size * 4, show_progress)
+    records, by_persona = score_items(items, replies)
+    probe = {**identity, **probe_summary(by_persona, settings)}
+    write_jsonl_atomic(out / PROBE_PREDICTIONS, records)
+    write_json_atomic(out / PROBE_FILE, probe)
+    return probe
