@@ -68,14 +68,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(adapters: Path, model: str, cache_size: int, log: Path) -> tuple[Any, str]:
+def start_server(adapters: Path, model: str, cache_size: int, threads: int | None,
+                 log: Path) -> tuple[Any, str]:
     """The server as a subprocess, returned once /healthz answers."""
     port = free_port()
     command = [sys.executable, "-m", "adaptcommand", "serve", "--adapters", str(adapters),
                "--model", model, "--host", HOST, "--port", str(port),
                "--cache-size", str(cache_size)]
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     with log.open("w") as sink:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     url = f"http://{HOST}:{port}"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -115,6 +117,7 @@ async def drive(url: str, users: list[str | None], clients: int, duration: float
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
         for user in users:
             await one_request(client, user, USER_TURNS[0], max_tokens)
+        before = (await client.get("/healthz")).json()
         deadline = time.perf_counter() + duration
 
         async def run_client(index: int) -> None:
@@ -133,7 +136,7 @@ async def drive(url: str, users: list[str | None], clients: int, duration: float
         start = time.perf_counter()
         await asyncio.gather(*(run_client(i) for i in range(clients)))
         elapsed = time.perf_counter() - start
-        health = (await client.get("/healthz")).json()
+        after = (await client.get("/healthz")).json()
     return {
         "requests": len(latencies) + errors,
         "errors": errors,
@@ -141,13 +144,21 @@ async def drive(url: str, users: list[str | None], clients: int, duration: float
         "requests_per_s": round(len(latencies) / elapsed, 3),
         "p50_latency_s": round(float(np.percentile(latencies, 50)), 3) if latencies else None,
         "p95_latency_s": round(float(np.percentile(latencies, 95)), 3) if latencies else None,
-        "mean_batch_size": round(health["mean_batch_size"], 2),
+        "mean_batch_size": timed_mean_batch(before, after),
     }
+
+
+def timed_mean_batch(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    """Mean batch size of the timed phase alone, from /healthz's running totals (warm-up
+    requests run one by one and would drag the mean down)."""
+    batches = after["batches_run"] - before["batches_run"]
+    requests = after["requests_run"] - before["requests_run"]
+    return round(requests / batches, 2) if batches > 0 else None
 
 
 def run_arm(adapters: Path, users: list[str | None], args: argparse.Namespace,
             log: Path) -> dict[str, Any]:
-    process, url = start_server(adapters, args.model, max(len(users), 1), log)
+    process, url = start_server(adapters, args.model, max(len(users), 1), args.threads, log)
     try:
         stats = asyncio.run(drive(url, users, args.clients, args.duration, args.max_requests,
                                   args.max_tokens))
@@ -173,6 +184,9 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=2000,
                         help="Stop an arm after this many requests even before --duration.")
     parser.add_argument("--max-tokens", type=int, default=32, help="max_tokens per request.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP_NUM_THREADS for the server (default: torch's choice). On a "
+                        "shared CPU use 1: spinning OpenMP threads stall badly under contention.")
     parser.add_argument("--output", type=Path, default=Path("runs/serve_load.json"),
                         help="Where the JSON results go.")
     args = parser.parse_args()

@@ -26,6 +26,16 @@ from adaptcommand.training.multi_lora import MultiLora
 VOCAB = 48
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models run fastest on one thread; two threads spin-wait badly on a busy 2-core box
+    (measured: 0.7 s against 59 s for the same test)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_model(seed: int = 0) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,

@@ -16,6 +16,7 @@ from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
 from adaptcommand.training import runner
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.export import RECORD_FILE, WEIGHTS_FILE
+from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
 PERSONAS = ["persona_000", "persona_001", "persona_002"]
 SESSIONS = 5  # 3 train, 1 val, 1 test

@@ -20,7 +20,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 UNIFIED = "unified"
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")  # no dots: PEFT module keys
 
 
 def is_adapter_dir(path: Path) -> bool:

@@ -76,12 +76,10 @@ class Server:
             await self.batcher.stop()
 
     async def health(self) -> dict[str, object]:
-        sizes = list(self.batcher.batch_sizes)
         return {"status": "ok", "model": self.settings.model,
                 "loaded_adapters": self.engine.cache.loaded,
                 "identify": self.centroids is not None,
-                "recent_batches": len(sizes),
-                "mean_batch_size": sum(sizes) / len(sizes) if sizes else 0.0}
+                "batches_run": self.batcher.batches_run, "requests_run": self.batcher.jobs_run}
 
     async def models(self) -> ModelList:
         """The base model and every servable adapter, read from the directory now."""

@@ -59,6 +59,8 @@ class AdapterResult:
 
     name: str
     state: dict[str, Tensor]
+    train_examples: int
+    val_examples: int
     steps: int
     best_epoch: int  # 1-based epoch whose weights are kept
     train_loss: list[float]  # per epoch, mean of the step losses
@@ -70,6 +72,7 @@ class AdapterResult:
     def record(self) -> dict[str, object]:
         """The JSON-ready summary of this adapter (everything but the weights)."""
         return {
+            "train_examples": self.train_examples, "val_examples": self.val_examples,
             "steps": self.steps, "epochs_run": len(self.train_loss), "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early, "train_loss": self.train_loss,
             "val_loss": self.val_loss, "tokens": self.tokens, "seconds": round(self.seconds, 3),
@@ -260,7 +263,8 @@ def _end_epoch(run: _Run, val: float | None, lora: MultiLora,
         _queue_epoch(run, config)
         return None
     assert run.best_state is not None
-    return AdapterResult(run.job.name, run.best_state, run.steps, best_index + 1,
+    return AdapterResult(run.job.name, run.best_state, len(run.job.train), len(run.job.val),
+                         run.steps, best_index + 1,
                          run.train_loss, run.val_loss, run.tokens, run.seconds,
                          stopped_early=stop and not finished)
 

@@ -116,22 +116,15 @@ def train_shard(plan: RunPlan, names: list[str],
     peft_config = lora_config(config, config.model)
     jobs = _jobs(plan, names, loaded.tokenizer,
                  turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids))
-    meta: dict[str, dict[str, Any]] = {}
 
     def save(result: AdapterResult) -> None:
-        record = {"adapter": result.name, **meta.pop(result.name), **result.record(),
-                  "run_key": plan.run_key}
+        record = {"adapter": result.name, "personas": _personas_of(plan, result.name),
+                  **result.record(), "run_key": plan.run_key}
         save_adapter(plan.out_dir / result.name, result.state, peft_config, record)
         if on_saved is not None:
             on_saved(result.name)
 
-    def tracked() -> Iterator[AdapterJob]:
-        for job in jobs:
-            meta[job.name] = {"personas": _personas_of(plan, job.name),
-                              "train_examples": len(job.train), "val_examples": len(job.val)}
-            yield job
-
-    train_adapters(loaded.model, lora, tracked(), config, save, on_step)
+    train_adapters(loaded.model, lora, jobs, config, save, on_step)
 
 
 def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
