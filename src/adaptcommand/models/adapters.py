@@ -20,7 +20,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 UNIFIED = "unified"
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")  # no dots: PEFT module keys
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")  # no dots: PEFT module keys
 
 
 def is_adapter_dir(path: Path) -> bool:
@@ -45,7 +45,7 @@ def discover_adapters(directory: str | Path) -> dict[str, Path]:
     found = {
         child.name: child
         for child in sorted(directory.iterdir())
-        if child.is_dir() and ADAPTER_NAME.match(child.name) and is_adapter_dir(child)
+        if child.is_dir() and ADAPTER_NAME.fullmatch(child.name) and is_adapter_dir(child)
     }
     if not found:
         raise AdaptCommandError(f"no adapters in {directory} (expected <persona_id>/ or "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,14 +20,18 @@ from safetensors import SafetensorError, safe_open
 from transformers import PreTrainedModel
 
 from adaptcommand.errors import AdaptCommandError
-from adaptcommand.models.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, UNIFIED, is_adapter_dir
+from adaptcommand.models.adapters import (
+    ADAPTER_CONFIG,
+    ADAPTER_NAME,
+    ADAPTER_WEIGHTS,
+    UNIFIED,
+    is_adapter_dir,
+)
 
 log = logging.getLogger(__name__)
 
 BASE_ID = "base"  # what responses and /v1/models call "no adapter" (PEFT says __base__)
-# Stricter than models.adapters.ADAPTER_NAME: no dots, because a PEFT adapter name becomes a
-# torch module key (which may not contain '.') and dots are the start of every traversal trick.
-PERSONA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+PERSONA_ID = ADAPTER_NAME  # no dots: no traversal tricks, and valid PEFT module keys
 
 
 class InvalidUserError(AdaptCommandError):
