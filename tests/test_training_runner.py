@@ -77,6 +77,16 @@ def test_per_user_run_writes_adapters_summary_and_manifest(tmp_path: Path) -> No
     assert len(manifest["data_fingerprint"]) == 64 and manifest["package_version"]
 
 
+def test_same_seed_gives_byte_identical_adapters(tmp_path: Path) -> None:
+    data = make_data(tmp_path)
+    for out in ("a", "b"):
+        train(data, tmp_path / out, personas=["persona_002"], config=tiny_config(epochs=1))
+    weights = [(tmp_path / out / "persona_002" / WEIGHTS_FILE).read_bytes() for out in "ab"]
+    assert weights[0] == weights[1]
+    train(data, tmp_path / "c", personas=["persona_002"], config=tiny_config(epochs=1, seed=1))
+    assert (tmp_path / "c" / "persona_002" / WEIGHTS_FILE).read_bytes() != weights[0]
+
+
 def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch) -> None:
     data, out = make_data(tmp_path), tmp_path / "out"
     saved: list[str] = []

@@ -41,22 +41,27 @@ class DemoPlan:
     personas: int
     sessions: int
     model: str
-    training: dict[str, Any]
-    evaluation: dict[str, Any]
+    training: dict[str, Any]  # TrainingConfig fields shared by every arm
+    evaluation: dict[str, Any]  # dotted EvalConfig overrides
+    arm_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-arm extras
     seed: int = 0
     source: Path | None = None  # real EdgeWisePersona files instead of synthetic ones
-    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def small(cls) -> DemoPlan:
         prompt = {"system_prompt": SHORT_SYSTEM_PROMPT, "max_context_messages": 3}
         return cls(
-            personas=6,
-            sessions=20,
+            personas=4,
+            sessions=16,
             model="embedded",
-            training={"epochs": 3, "max_length": 256, "patience": None, "learning_rate": 1e-3,
-                      **prompt},
+            # One adapter per pass keeps CPU batches at the size a CPU runs fastest.
+            training={"epochs": 1, "max_length": 256, "patience": None, "learning_rate": 1e-3,
+                      "adapters_per_step": 1, **prompt},
+            # A per-user adapter sees only its own user's sessions: give it a second epoch.
+            arm_training={"per-user": {"epochs": 2}},
+            # Evaluate from the second assistant turn on: more turns for the same sessions.
             evaluation={"generation.max_new_tokens": 40, "generation.batch_size": 8,
+                        "evaluation.skip_assistant_turns": 1,
                         **{f"prompt.{k}": v for k, v in prompt.items()}},
         )
 
@@ -75,12 +80,12 @@ def run_demo(out: Path, plan: DemoPlan, console: Console | None = None) -> Path:
     runs = [out / "runs" / "baseline"]
     _stage(console, "baseline", lambda: evaluate_arm(settings, scope, runs[0], "baseline"))
     _stage(console, "probe baseline", lambda: run_probe(settings, scope, runs[0], "baseline"))
-    config = TrainingConfig.model_validate({"model": plan.model, "seed": plan.seed,
-                                            **plan.training})
     adapters = out / "adapters"
     init = {"hybrid": adapters / "unified" / UNIFIED}
     for arm in ARMS:
-        _stage(console, f"train {arm}", lambda arm=arm: run_training(
+        config = TrainingConfig.model_validate({"model": plan.model, "seed": plan.seed,
+                                                **plan.training, **plan.arm_training.get(arm, {})})
+        _stage(console, f"train {arm}", lambda arm=arm, config=config: run_training(
             arm, config, data, adapters / arm, init_from=init.get(arm)))
         runs.append(out / "runs" / arm)
         _stage(console, f"eval {arm}", lambda arm=arm: evaluate_arm(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -37,6 +39,9 @@ def root(
 
 def run_app() -> None:
     """Entry point: a user-facing error becomes one red line and exit code 2."""
+    # Our own progress bars say what is happening; the libraries' per-load bars are noise.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
     try:
         app(standalone_mode=False)
     except AdaptCommandError as exc:

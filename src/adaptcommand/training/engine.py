@@ -214,13 +214,14 @@ def _train_step(model: nn.Module, lora: MultiLora, runs: list[_Run],
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
     tokens = [sum(len(ex) for ex in group) for group in groups]
+    values = losses.tolist()
     seconds = time.perf_counter() - started
-    for run, loss, n in zip(runs, losses.tolist(), tokens, strict=True):
+    for run, loss, n in zip(runs, values, tokens, strict=True):
         run.epoch_losses.append(loss)
         run.steps += 1
         run.tokens += n
         run.seconds += seconds * n / sum(tokens)
-    return StepReport({r.job.name: v for r, v in zip(runs, losses.tolist(), strict=True)},
+    return StepReport({r.job.name: v for r, v in zip(runs, values, strict=True)},
                       {r.job.name: r.steps / r.planned_steps for r in runs}, sum(tokens), seconds)
 
 
