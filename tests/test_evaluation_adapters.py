@@ -78,3 +78,17 @@ def test_eval_cli_routes_each_persona_to_its_adapter(tmp_path: Path, real_sample
     assert results["arm"] == "per-user" and results["n_adapters"] == 2
     cost = json.loads((tmp_path / "eval" / "training_cost.json").read_text())
     assert cost["n_adapters"] == 2 and cost["adapter_bytes"] > 0
+
+
+def test_adapters_are_evaluated_with_the_prompt_they_were_trained_with(tmp_path: Path) -> None:
+    from adaptcommand.evaluation.runs import adapter_settings
+
+    manifest = {"strategy": "hybrid", "base_model": "tiny-random",
+                "config": {"system_prompt": "Be brief.", "max_context_messages": 2}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    settings, arm = adapter_settings(tmp_path, {}, None)
+    assert arm == "hybrid" and settings.model.name == "tiny-random"
+    assert settings.prompt.system_prompt == "Be brief."
+    assert settings.prompt.max_context_messages == 2
+    overridden, _ = adapter_settings(tmp_path, {"prompt.max_context_messages": 4}, None)
+    assert overridden.prompt.max_context_messages == 4

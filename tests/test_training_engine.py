@@ -148,12 +148,20 @@ def test_engine_matches_training_each_adapter_alone_with_peft() -> None:
 
 def test_engine_results_do_not_depend_on_packing() -> None:
     base = tiny_model()
-    packed = run_engine(copy.deepcopy(base), make_jobs(), engine_config(adapters_per_step=3))
     alone = run_engine(copy.deepcopy(base), make_jobs(), engine_config(adapters_per_step=1))
-    for name, result in alone.items():
-        assert packed[name].val_loss == pytest.approx(result.val_loss, abs=1e-5)
-        for key, tensor in result.state.items():
-            torch.testing.assert_close(packed[name].state[key], tensor, atol=1e-5, rtol=1e-4)
+    packed = run_engine(copy.deepcopy(base), make_jobs(), engine_config(adapters_per_step=3))
+    steps: list[int] = []  # adapters per step under a token budget that fits one or two
+    budget = engine_config(adapters_per_step=3, max_tokens_per_step=60)
+    lora = MultiLora(budgeted := copy.deepcopy(base), budget.target_modules, 4, 8, 0.0)
+    capped: dict[str, AdapterResult] = {}
+    train_adapters(budgeted, lora, make_jobs(), budget, lambda r: capped.__setitem__(r.name, r),
+                   lambda report: steps.append(len(report.losses)))
+    assert max(steps) > 1 and min(steps) == 1 and sum(steps) == sum(r.steps for r in alone.values())
+    for other in (packed, capped):
+        for name, result in alone.items():
+            assert other[name].val_loss == pytest.approx(result.val_loss, abs=1e-5)
+            for key, tensor in result.state.items():
+                torch.testing.assert_close(other[name].state[key], tensor, atol=1e-5, rtol=1e-4)
 
 
 def test_lora_init_and_peft_key_names() -> None:

@@ -16,11 +16,19 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def adapter_arm(directory: Path, arm: str | None) -> tuple[str, str | None]:
-    """(arm name, base model) from the run's manifest; the name falls back to the directory's."""
+def trained_with(directory: Path) -> tuple[str, dict[str, Any]]:
+    """(strategy, eval overrides) from the run's manifest: the base model and the prompt the
+    adapters were trained with, so they are evaluated on the prompt format they learned.
+    Without a manifest: the directory's name and no overrides."""
     manifest = _read_json(Path(directory) / MANIFEST)
-    name = arm or manifest.get("strategy") or Path(directory).name
-    return name, manifest.get("base_model")
+    config = manifest.get("config", {})
+    overrides: dict[str, Any] = {}
+    if manifest.get("base_model"):
+        overrides["model.name"] = manifest["base_model"]
+    for key in ("system_prompt", "max_context_messages"):
+        if key in config:
+            overrides[f"prompt.{key}"] = config[key]
+    return manifest.get("strategy") or Path(directory).name, overrides
 
 
 def training_cost(directory: Path, adapters: dict[str, Path]) -> dict[str, Any]:

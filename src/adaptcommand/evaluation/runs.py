@@ -14,7 +14,7 @@ from typing import Any
 from adaptcommand.config import load_config, set_dotted
 from adaptcommand.data.io import load_split, read_dialogues_file
 from adaptcommand.errors import AdaptCommandError
-from adaptcommand.evaluation.adapted import adapter_arm, training_cost
+from adaptcommand.evaluation.adapted import trained_with, training_cost
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.harness import run_evaluation
 from adaptcommand.evaluation.memory import RetrievalMemory, memory_system_prompts
@@ -88,12 +88,10 @@ def run_info(scope: Scope, arm: str, extra: dict[str, Any] | None = None) -> dic
 def adapter_settings(
     adapters: Path, overrides: dict[str, Any], config_path: Path | None
 ) -> tuple[EvalConfig, str]:
-    """(eval config, default arm name) of an adapter run: the base model is the one the adapters
-    were trained on unless overridden; the arm is named after the training strategy."""
-    strategy, base_model = adapter_arm(adapters, None)
-    if base_model and "model.name" not in overrides:
-        overrides = {**overrides, "model.name": base_model}
-    return resolve_config(config_path, overrides), strategy
+    """(eval config, default arm name) of an adapter run: the base model and prompt are the ones
+    the adapters were trained with unless overridden; the arm is named after the strategy."""
+    strategy, trained = trained_with(adapters)
+    return resolve_config(config_path, {**trained, **overrides}), strategy
 
 
 def arm_name(arm: str | None, default: str, retrieval_k: int = 0) -> str:

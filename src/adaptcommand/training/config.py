@@ -14,9 +14,10 @@ from typing import Literal
 from pydantic import Field
 
 from adaptcommand.config import StrictModel
+from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
 
 # Fields that only change how fast a run goes, not what it learns: free to change on resume.
-THROUGHPUT_FIELDS = frozenset({"adapters_per_step", "eval_batch_size"})
+THROUGHPUT_FIELDS = frozenset({"adapters_per_step", "max_tokens_per_step", "eval_batch_size"})
 
 
 class TrainingConfig(StrictModel):
@@ -51,10 +52,14 @@ class TrainingConfig(StrictModel):
     seed: int = Field(0, description="Seeds adapter init, per-adapter shuffling and dropout.")
     max_context_messages: int = Field(5, ge=1, description="User/assistant pairs of context "
                                       "before the turn being learned.")
-    system_prompt: str | None = Field(None, description="System prompt of every example; null "
-                                      "means the project default (models.prompting).")
+    system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of "
+                                      "every example (the same as evaluation's); null for none.")
     adapters_per_step: int = Field(8, ge=1, description="Adapters whose batches share one "
                                    "forward/backward pass (throughput only).")
+    max_tokens_per_step: int = Field(4096, ge=1, description="Cap on rows x padded length of "
+                                     "one packed step (activation memory; fp32 SmolLM2 needs "
+                                     "about 1.3 MB per token); one adapter's batch always runs. "
+                                     "Throughput only.")
     length_bucket_batches: int = Field(8, ge=1, description="Examples are sorted by length within "
                                        "windows of this many batches to cut padding; 1 = plain "
                                        "shuffled batches.")

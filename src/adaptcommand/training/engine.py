@@ -1,8 +1,9 @@
 """The multi-adapter training loop: many adapters advance in the same forward/backward passes.
 
-Each step packs the next batch of up to `adapters_per_step` adapters into one padded batch,
-routes every sample through its own adapter (multi_lora), and minimises the sum over adapters of
-each adapter's mean token loss. Adapters share no parameters, so each one's gradient is exactly
+Each step packs the next batch of up to `adapters_per_step` adapters (as many as fit in
+`max_tokens_per_step`, which bounds activation memory) into one padded batch, routes every
+sample through its own adapter (multi_lora), and minimises the sum over adapters of each
+adapter's mean token loss. Adapters share no parameters, so each one's gradient is exactly
 the gradient of its own batch loss; each has its own AdamW, schedule and clipping. Hence an
 adapter trained here follows the same trajectory as trained alone (up to float rounding), while
 the per-step cost is shared. When an adapter finishes or stops early it leaves its slot and the
@@ -197,6 +198,19 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _within_budget(slots: list[_Run], max_tokens: int) -> list[_Run]:
+    """The leading slots whose next batches, packed, stay within `max_tokens` padded tokens."""
+    chosen: list[_Run] = []
+    rows = width = 0
+    for run in slots:
+        batch = run.pending[0]
+        rows, width = rows + len(batch), max(width, *(len(ex) for ex in batch))
+        if chosen and rows * width > max_tokens:
+            break
+        chosen.append(run)
+    return chosen
+
+
 def _train_step(model: nn.Module, lora: MultiLora, runs: list[_Run],
                 config: TrainingConfig) -> StepReport:
     """One packed forward/backward, then each adapter's own clip + AdamW + schedule step."""
@@ -292,6 +306,8 @@ def train_adapters(model: nn.Module, lora: MultiLora, jobs: Iterable[AdapterJob]
                     lora.remove_adapter(run.job.name)
                     on_result(result)
             continue
-        report = _train_step(model, lora, slots, config)
+        stepping = _within_budget(slots, config.max_tokens_per_step)
+        report = _train_step(model, lora, stepping, config)
+        slots = slots[len(stepping):] + stepping  # the ones left out go first next time
         if on_step is not None:
             on_step(report)

@@ -29,7 +29,6 @@ from adaptcommand.data.io import (
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic
 from adaptcommand.models.loading import load_model
-from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
 from adaptcommand.training.config import TrainingConfig, config_hash
 from adaptcommand.training.engine import AdapterJob, AdapterResult, StepReport, train_adapters
 from adaptcommand.training.examples import build_examples, turn_terminator
@@ -74,8 +73,6 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
                  executor: Literal["local", "ray"] = "local", workers: int | None = None,
                  show_progress: bool = True) -> dict[str, Any]:
     """Train whatever adapters of the run are not finished yet; return the training summary."""
-    if config.system_prompt is None:
-        config = config.model_copy(update={"system_prompt": DEFAULT_SYSTEM_PROMPT})
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     init_path = _check_init(strategy, init_from)
     manifest = build_manifest(strategy, config, data_dir, init_path)
