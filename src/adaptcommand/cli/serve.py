@@ -9,14 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from adaptcommand.cli.app import app
 from adaptcommand.errors import AdaptCommandError
-from adaptcommand.serving.app import create_app
 from adaptcommand.serving.config import ServeSettings
-from adaptcommand.serving.identify import TOP_K, evaluate_identification
 
 console = Console()
 
@@ -56,6 +53,10 @@ def serve(
     if token is None and not _is_loopback(host):
         raise AdaptCommandError(f"refusing to listen on {host} without a token: "
                                 "pass --token or set ADAPTCOMMAND_API_TOKEN")
+    import uvicorn
+
+    from adaptcommand.serving.app import create_app
+
     settings = ServeSettings(adapters_dir=adapters, model=model, cache_size=cache_size,
                              token=token, max_tokens_limit=max_tokens_limit,
                              default_max_tokens=min(64, max_tokens_limit), data_dir=data,
@@ -78,6 +79,8 @@ def identify(
 ) -> None:
     """Identify the speaker of held-out sessions from train-split centroids: accuracy@1/@5."""
     out = out or data / "identify"
+    from adaptcommand.serving.identify import TOP_K, evaluate_identification
+
     report = evaluate_identification(data, out, split=split.value)
     console.print(
         f"{report['n_queries']} {split.value} sessions, {report['n_personas']} personas: "

@@ -13,7 +13,6 @@ from adaptcommand.cli.app import app
 from adaptcommand.cli.options import parse_csv, parse_overrides
 from adaptcommand.config import load_config
 from adaptcommand.training.config import TrainingConfig
-from adaptcommand.training.runner import run_training
 
 
 class StrategyOption(StrEnum):
@@ -63,6 +62,8 @@ def train(
     if model is not None:
         settings["model"] = model
     training = load_config(config, TrainingConfig, settings)
+    from adaptcommand.training.runner import run_training
+
     summary = run_training(
         strategy.value, training, data, out,
         personas=parse_csv(personas),

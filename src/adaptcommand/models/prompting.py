@@ -4,14 +4,16 @@ model is always trained on exactly the prompt format it is evaluated on."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from transformers import PreTrainedTokenizerBase
 
 from adaptcommand.config import first_error
 from adaptcommand.data.schema import Message
 from adaptcommand.errors import AdaptCommandError, DataError
+
+if TYPE_CHECKING:  # transformers takes seconds to import; only its type is needed here
+    from transformers import PreTrainedTokenizerBase
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a smart-home assistant. You control these devices: "
