@@ -62,7 +62,7 @@ def synthetic_examples(n: int, seed: int, prefix: tuple[int, ...] = SYSTEM) -> l
 def engine_config(**overrides: object) -> TrainingConfig:
     base = {"r": 4, "alpha": 8, "dropout": 0.0, "learning_rate": 2e-2, "epochs": 3,
             "batch_size": 2, "patience": None, "adapters_per_step": 2, "seed": 3,
-            "length_bucket_batches": 2, "warmup_ratio": 0.2}
+            "length_bucket_batches": 2, "warmup_ratio": 0.2, "pack_padding_slack": 100.0}
     return TrainingConfig.model_validate(base | overrides)
 
 

@@ -17,7 +17,8 @@ from adaptcommand.config import StrictModel
 from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
 
 # Fields that only change how fast a run goes, not what it learns: free to change on resume.
-THROUGHPUT_FIELDS = frozenset({"adapters_per_step", "max_tokens_per_step", "eval_batch_size"})
+THROUGHPUT_FIELDS = frozenset({"adapters_per_step", "max_tokens_per_step", "pack_padding_slack",
+                               "eval_batch_size"})
 
 
 class TrainingConfig(StrictModel):
@@ -60,6 +61,11 @@ class TrainingConfig(StrictModel):
                                      "one packed step (activation memory; fp32 SmolLM2 needs "
                                      "about 1.3 MB per token); one adapter's batch always runs. "
                                      "Throughput only.")
+    pack_padding_slack: float = Field(0.1, ge=0, description="Pack another adapter's batch into "
+                                      "a step only if that adds at most this fraction of padding "
+                                      "over running the batches apart: padding is pure waste on "
+                                      "a CPU, while a GPU gains from bigger batches (raise it). "
+                                      "Throughput only.")
     length_bucket_batches: int = Field(8, ge=1, description="Examples are sorted by length within "
                                        "windows of this many batches to cut padding; 1 = plain "
                                        "shuffled batches.")

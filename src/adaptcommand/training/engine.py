@@ -198,16 +198,21 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _within_budget(slots: list[_Run], max_tokens: int) -> list[_Run]:
-    """The leading slots whose next batches, packed, stay within `max_tokens` padded tokens."""
-    chosen: list[_Run] = []
-    rows = width = 0
-    for run in slots:
-        batch = run.pending[0]
-        rows, width = rows + len(batch), max(width, *(len(ex) for ex in batch))
-        if chosen and rows * width > max_tokens:
-            break
-        chosen.append(run)
+def _width(run: _Run) -> int:
+    return max(len(ex) for ex in run.pending[0])
+
+
+def _pick(slots: list[_Run], max_tokens: int, slack: float) -> list[_Run]:
+    """The first slot (round-robin fairness) plus the slots whose next batches are closest to it
+    in length, as long as the pack stays within `max_tokens` padded tokens and packing adds at
+    most `slack` padding over running the batches apart."""
+    anchor, *others = slots
+    chosen, rows, width = [anchor], len(anchor.pending[0]), _width(anchor)
+    for run in sorted(others, key=lambda r: abs(_width(r) - _width(anchor))):
+        more, wider = rows + len(run.pending[0]), max(width, _width(run))
+        apart = rows * width + len(run.pending[0]) * _width(run)
+        if more * wider <= max_tokens and more * wider <= (1 + slack) * apart:
+            chosen, rows, width = [*chosen, run], more, wider
     return chosen
 
 
@@ -306,8 +311,8 @@ def train_adapters(model: nn.Module, lora: MultiLora, jobs: Iterable[AdapterJob]
                     lora.remove_adapter(run.job.name)
                     on_result(result)
             continue
-        stepping = _within_budget(slots, config.max_tokens_per_step)
+        stepping = _pick(slots, config.max_tokens_per_step, config.pack_padding_slack)
         report = _train_step(model, lora, stepping, config)
-        slots = slots[len(stepping):] + stepping  # the ones left out go first next time
+        slots = [run for run in slots if run not in stepping] + stepping  # left-out ones first
         if on_step is not None:
             on_step(report)

@@ -46,8 +46,9 @@ Strategy = Literal["per-user", "unified", "hybrid"]
 UNIFIED = "unified"
 MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "training_summary.json"
-CHECKED_FIELDS = ("strategy", "base_model", "config_hash", "data_fingerprint",
-                  "init_fingerprint")
+# Manifest fields a resumed run must match, with the words the refusal uses for them.
+CHECKED_FIELDS = {"strategy": "strategy", "base_model": "base model", "config_hash": "config",
+                  "data_fingerprint": "data", "init_fingerprint": "--init-from adapter"}
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,8 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
                           show_progress) as progress:
 
         def on_saved(names: list[str]) -> None:
-            done = write_summary(plan)
-            progress.set_done(len(done["adapters"]), names)
+            summary = write_summary(plan)
+            progress.set_done(summary["adapters_done"], names)
 
         if executor == "ray":
             from adaptcommand.training.ray_executor import run_on_ray
@@ -219,7 +220,8 @@ def check_resume(out_dir: Path, manifest: dict[str, Any], force: bool) -> None:
         previous = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         raise AdaptCommandError(f"{path}: unreadable manifest; pass --force to retrain") from None
-    changed = [field for field in CHECKED_FIELDS if previous.get(field) != manifest[field]]
+    changed = [f"{label} ({field})" for field, label in CHECKED_FIELDS.items()
+               if previous.get(field) != manifest[field]]
     if changed:
         raise AdaptCommandError(f"{path}: {out_dir} was trained with a different "
                                 f"{', '.join(changed)}; use another --out, or --force to retrain "
