@@ -7,6 +7,7 @@ weights are accepted: pickled `adapter_model.bin` files are refused, never loade
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,10 +15,11 @@ from pathlib import Path
 from peft import PeftModel
 from transformers import PreTrainedModel
 
-from adaptcommand.errors import AdaptCommandError
+from adaptcommand.errors import AdaptCommandError, DataError
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+TRAINING_RECORD = "training_record.json"  # ours, beside PEFT's files: who the adapter learned
 UNIFIED = "unified"
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")  # no dots: PEFT module keys
@@ -63,8 +65,29 @@ def attach_adapters(model: PreTrainedModel, adapters: Mapping[str, Path]) -> Pef
     return peft_model
 
 
+def trained_personas(path: Path) -> list[str]:
+    """The personas an adapter directory was trained on, from its training record ([] when it
+    has none, e.g. an adapter trained elsewhere)."""
+    record_path = path / TRAINING_RECORD
+    if not record_path.is_file():
+        return []
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"malformed JSON ({exc.msg})", path=record_path) from None
+    personas = record.get("personas") if isinstance(record, dict) else None
+    return [p for p in personas if isinstance(p, str)] if isinstance(personas, list) else []
+
+
 def adapter_router(adapters: Mapping[str, Path]) -> tuple[dict[str, str], str]:
-    """(persona -> adapter name for personas with their own adapter, fallback adapter name):
-    personas without one use the unified adapter when there is one, else the base model."""
-    own = {name: name for name in adapters if name != UNIFIED}
-    return own, (UNIFIED if UNIFIED in adapters else BASE)
+    """(persona -> adapter name, fallback adapter name). A persona uses the adapter named after
+    it, else the smallest group adapter trained on it (a cluster's); others use the unified
+    adapter when there is one, else the base model."""
+    routes: dict[str, str] = {}
+    groups = sorted(((name, trained_personas(path)) for name, path in adapters.items()
+                     if name != UNIFIED), key=lambda group: len(group[1]))
+    for name, personas in groups:
+        for persona in personas:
+            routes.setdefault(persona, name)
+    routes.update({name: name for name in adapters if name != UNIFIED})
+    return routes, (UNIFIED if UNIFIED in adapters else BASE)

@@ -18,11 +18,11 @@ from torch import Tensor
 
 from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.fileio import atomic_dir
+from adaptcommand.models.adapters import TRAINING_RECORD as RECORD_FILE
 from adaptcommand.training.config import TrainingConfig
 
 WEIGHTS_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "adapter_config.json"
-RECORD_FILE = "training_record.json"
 
 
 def lora_config(config: TrainingConfig, base_model: str | None) -> LoraConfig:

@@ -59,13 +59,23 @@ class RunPlan:
     config: TrainingConfig
     data_dir: Path
     out_dir: Path
-    personas: tuple[str, ...]
+    groups: tuple[tuple[str, tuple[str, ...]], ...]  # (adapter name, personas it learns from)
     init_from: Path | None
     run_key: str  # hash of the manifest's checked fields, stamped into every adapter record
 
     @property
     def adapter_names(self) -> list[str]:
-        return [UNIFIED] if self.strategy == UNIFIED else list(self.personas)
+        return [name for name, _ in self.groups]
+
+    def personas_of(self, name: str) -> list[str]:
+        return list(dict(self.groups)[name])
+
+
+def adapter_groups(strategy: Strategy, personas: list[str]) -> dict[str, list[str]]:
+    """Adapter name -> the personas whose train data it learns from."""
+    if strategy == UNIFIED:
+        return {UNIFIED: personas}
+    return {persona: [persona] for persona in personas}
 
 
 def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Path,
@@ -76,10 +86,12 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
     """Train whatever adapters of the run are not finished yet; return the training summary."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     init_path = _check_init(strategy, init_from)
+    groups = adapter_groups(strategy, _select_personas(data_dir, personas))
     manifest = build_manifest(strategy, config, data_dir, init_path)
     check_resume(out_dir, manifest, force)
     plan = RunPlan(strategy, config, data_dir, out_dir,
-                   tuple(_select_personas(data_dir, personas)), init_path, _run_key(manifest))
+                   tuple((name, tuple(members)) for name, members in groups.items()),
+                   init_path, _run_key(manifest))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / MANIFEST_FILE, manifest)
     remove_stale_temporaries(out_dir)
@@ -116,7 +128,7 @@ def train_shard(plan: RunPlan, names: list[str],
                  turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids))
 
     def save(result: AdapterResult) -> None:
-        record = {"adapter": result.name, "personas": _personas_of(plan, result.name),
+        record = {"adapter": result.name, "personas": plan.personas_of(result.name),
                   **result.record(), "run_key": plan.run_key}
         save_adapter(plan.out_dir / result.name, result.state, peft_config, record)
         if on_saved is not None:
@@ -140,7 +152,7 @@ def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
                               max_length=config.max_length)
 
     for name in names:
-        personas = _personas_of(plan, name)
+        personas = plan.personas_of(name)
         job = AdapterJob(name, examples(train, personas), examples(val, personas), init_state)
         if not job.train:
             raise AdaptCommandError(f"{name}: no assistant turn in its train split "
@@ -148,19 +160,17 @@ def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
         yield job
 
 
-def _personas_of(plan: RunPlan, name: str) -> list[str]:
-    return list(plan.personas) if name == UNIFIED else [name]
-
-
 def _select_personas(data_dir: Path, requested: list[str] | None) -> list[str]:
-    available = list(load_splits(data_dir))
+    """The requested personas, default all that have train sessions (held-out cold-start users
+    have none and are never trained on)."""
+    available = [pid for pid, entry in load_splits(data_dir).items() if entry["train"]]
     if not requested:
         return available
     unknown = [p for p in requested if p not in available]
     if unknown:
-        raise AdaptCommandError(f"unknown persona(s) {', '.join(unknown)}: "
-                                f"{data_dir / SPLITS_FILE} has {len(available)} personas "
-                                f"({', '.join(available[:3])}, ...)")
+        raise AdaptCommandError(f"unknown or untrainable persona(s) {', '.join(unknown)}: "
+                                f"{data_dir / SPLITS_FILE} has {len(available)} personas with "
+                                f"train sessions ({', '.join(available[:3])}, ...)")
     return list(dict.fromkeys(requested))
 
 
