@@ -1,10 +1,13 @@
-"""Evaluation speed: turns per second of `baseline` generation at batch size 1 and batched.
+"""Evaluation speed: turns per second of `baseline` generation, with and without prefix caching.
 
-    .venv/bin/python benchmarks/baseline_speed.py --model embedded --turns 32 --batch-size 8
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/baseline_speed.py --model embedded --turns 32
 
-Both arms generate the same turns (a synthesized, prepared corpus; greedy, reference prompt)
-on the same loaded model in one process, so the ratio is measured in one run on one machine.
-Greedy replies must be identical in both arms; the script checks it.
+Three arms generate the same turns (a synthesized, prepared corpus; greedy, reference prompt)
+on the same loaded model in one process, so the ratio is measured in one run on one machine:
+one turn at a time without the prefix cache (the usual way), one turn at a time with it, and
+the default batch size with it. Turns go through the evaluation harness's `predict_turns` in
+the chunks `run_evaluation` uses (4 batches), so the shared system-prompt prefix is reused the
+way `eval` reuses it. Greedy replies must be identical in all arms; the script checks it.
 """
 
 from __future__ import annotations
@@ -20,16 +23,21 @@ from adaptcommand.data.io import load_split
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.synth import synthesize
 from adaptcommand.evaluation.config import EvalConfig
+from adaptcommand.evaluation.harness import predict_turns
 from adaptcommand.evaluation.predictor import make_predictor
 from adaptcommand.evaluation.turns import select_turns
 from adaptcommand.fileio import write_json_atomic
 from adaptcommand.models.loading import load_model
 
 
-def timed_predictions(predictor, turns) -> tuple[list[str], float]:
-    start = time.perf_counter()
-    replies = predictor(turns)
-    return replies, time.perf_counter() - start
+def timed_predictions(loaded, config: EvalConfig, turns) -> tuple[list[str], float]:
+    """Replies and seconds, chunked as `run_evaluation` chunks (no resume: a fresh directory)."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        start = time.perf_counter()
+        records = predict_turns(turns, make_predictor(loaded, config), Path(out_dir),
+                                config.generation.batch_size * 4, show_progress=False)
+        seconds = time.perf_counter() - start
+    return [record["prediction"] for record in records], seconds
 
 
 def main() -> None:
@@ -49,20 +57,23 @@ def main() -> None:
         prepare_from_source(Path(tmp) / "raw", Path(tmp) / "data")
         turns = select_turns(load_split(Path(tmp) / "data", "test"), 2)[: args.turns]
     loaded = load_model(args.model)
-    results = {}
-    replies = {}
-    for batch in (1, args.batch_size):
+    arms = {"batch_1": (1, False), "batch_1_prefix_cache": (1, True),
+            f"batch_{args.batch_size}_prefix_cache": (args.batch_size, True)}
+    results, replies = {}, {}
+    for name, (batch, prefix_cache) in arms.items():
         config = EvalConfig.model_validate({"model": {"name": args.model}, "generation": {
-            "batch_size": batch, "max_new_tokens": args.max_new_tokens}})
-        replies[batch], seconds = timed_predictions(make_predictor(loaded, config), turns)
-        results[f"batch_{batch}"] = {"seconds": round(seconds, 2),
-                                     "turns_per_second": round(len(turns) / seconds, 3)}
-        print(f"batch {batch:>3}: {len(turns)} turns in {seconds:.1f} s "
+            "batch_size": batch, "max_new_tokens": args.max_new_tokens,
+            "prefix_cache": prefix_cache}})
+        replies[name], seconds = timed_predictions(loaded, config, turns)
+        results[name] = {"batch_size": batch, "prefix_cache": prefix_cache,
+                         "seconds": round(seconds, 2),
+                         "turns_per_second": round(len(turns) / seconds, 3)}
+        print(f"{name:>24}: {len(turns)} turns in {seconds:.1f} s "
               f"({len(turns) / seconds:.2f} turns/s)")
-    speedup = results[f"batch_{args.batch_size}"]["turns_per_second"] / results["batch_1"][
-        "turns_per_second"]
-    identical = replies[1] == replies[args.batch_size]
-    print(f"batched / one at a time: {speedup:.2f}x; identical replies: {identical}")
+    first, last = list(arms)[0], list(arms)[-1]
+    speedup = results[last]["turns_per_second"] / results[first]["turns_per_second"]
+    identical = all(replies[name] == replies[first] for name in arms)
+    print(f"{last} / {first}: {speedup:.2f}x; identical replies: {identical}")
     write_json_atomic(args.output, {"model": args.model, "turns": len(turns),
                                     "threads": torch.get_num_threads(),
                                     "max_new_tokens": args.max_new_tokens, **results,

@@ -1,21 +1,24 @@
 """Training speed: the usual one-Trainer-per-persona loop against the multi-adapter engine.
 
-    .venv/bin/python benchmarks/train_speed.py --model embedded --personas 8 --steps 10
+    .venv/bin/python benchmarks/train_speed.py --model embedded --personas 8 --sessions 4 \
+        --epochs 1 --threads 1
 
-Every arm trains on the same examples (each persona's first `steps * batch_size` assistant
-turns of its train split, one epoch, so `steps` optimizer steps per adapter) with the reference
-hyper-parameters, in one process on one machine:
+Every arm learns the same thing: each persona's first `sessions` train sessions, every
+assistant reply in them supervised once with its evaluation prompt, for `epochs` epochs, with
+the reference hyper-parameters, in one process on one machine:
 
 - loop: per persona, load the base model, `peft.get_peft_model`, a fresh `transformers.Trainer`
-  (right-padding `DataCollatorForSeq2Seq`), train, `save_pretrained`: the usual way.
-- engine: load once, `training.engine.train_adapters` with `adapters_per_step` personas per pass,
-  each adapter saved as it finishes.
+  (right-padding `DataCollatorForSeq2Seq`) over one example per assistant turn, train,
+  `save_pretrained`: the usual way, as published runs do it.
+- engine: load once, `training.engine.train_adapters` with its defaults (session examples,
+  `adapters_per_step` personas per pass), each adapter saved as it finishes.
 - unified: the same engine, one adapter over all personas' examples (tokens/s reference).
 
 Prints the loop/engine ratio of seconds per adapter (target >= 5) and per-user engine tokens/s
 over unified tokens/s (target >= 0.8), each by wall clock and by this process's CPU time (other
 jobs on a shared machine inflate the first, hardly the second; `--threads 1` steadies both),
-and writes every phase's timings as JSON (--output).
+and writes every phase's timings as JSON (--output). `tokens` counts the tokens an arm feeds
+the model (session examples need fewer); `supervised_tokens`, equal across arms, what it learns.
 """
 
 from __future__ import annotations
@@ -36,10 +39,10 @@ from adaptcommand.data.io import load_split
 from adaptcommand.fileio import write_json_atomic
 from adaptcommand.models.loading import load_model
 from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
-from adaptcommand.training.batching import Example
+from adaptcommand.training.batching import IGNORE_INDEX, Example
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.engine import AdapterJob, StepReport, train_adapters
-from adaptcommand.training.examples import build_examples, turn_terminator
+from adaptcommand.training.examples import ExampleUnit, build_examples, turn_terminator
 from adaptcommand.training.export import lora_config, save_adapter
 from adaptcommand.training.multi_lora import MultiLora
 
@@ -57,16 +60,18 @@ def benchmark_data(data: Path | None, personas: int, workdir: Path) -> Path:
 
 
 def persona_examples(config: TrainingConfig, data: Path, personas: int,
-                     n_examples: int) -> dict[str, list[Example]]:
-    """Each persona's first `n_examples` training examples, in the project's prompt format."""
+                     sessions: int) -> dict[ExampleUnit, dict[str, list[Example]]]:
+    """Per example unit, the examples of each persona's first `sessions` train sessions in the
+    project's prompt format: both units supervise the same reply tokens in the same contexts."""
     loaded = load_model(config.model, device=config.device, dtype=config.dtype)
     eot = turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids)
     train = load_split(data, "train")
-    chosen = list(train)[:personas]
-    return {p: build_examples(loaded.tokenizer, train[p], end_of_turn_id=eot,
-                              system_prompt=config.system_prompt,
-                              max_context_messages=config.max_context_messages,
-                              max_length=config.max_length)[:n_examples] for p in chosen}
+    units: tuple[ExampleUnit, ...] = ("turn", "session")
+    return {unit: {p: build_examples(loaded.tokenizer, train[p][:sessions], end_of_turn_id=eot,
+                                     system_prompt=config.system_prompt,
+                                     max_context_messages=config.max_context_messages,
+                                     max_length=config.max_length, unit=unit)
+                   for p in list(train)[:personas]} for unit in units}
 
 
 class Phases:
@@ -84,20 +89,24 @@ class Phases:
         self.wall[name] += time.perf_counter() - wall
         self.cpu[name] += time.process_time() - cpu
 
-    def report(self, adapters: int, tokens: int) -> dict[str, Any]:
+    def report(self, examples: dict[str, list[Example]]) -> dict[str, Any]:
         """Totals, per-adapter seconds and train-phase tokens/s, by both clocks."""
-        result: dict[str, Any] = {"adapters": adapters, "tokens": tokens}
+        rows = [e for group in examples.values() for e in group]
+        tokens = sum(len(e) for e in rows)
+        result: dict[str, Any] = {
+            "adapters": len(examples), "examples": len(rows), "tokens": tokens,
+            "supervised_tokens": sum(t != IGNORE_INDEX for e in rows for t in e.labels)}
         for clock, phases in (("wall", self.wall), ("cpu", self.cpu)):
             total = sum(phases.values())
             result[clock] = {"phases": {k: round(v, 2) for k, v in phases.items()},
-                             "seconds_per_adapter": round(total / adapters, 2),
+                             "seconds_per_adapter": round(total / len(examples), 2),
                              "train_tokens_per_second": round(tokens / phases["train"], 1)}
         return result
 
 
-def run_loop(config: TrainingConfig, examples: dict[str, list[Example]], steps: int,
+def run_loop(config: TrainingConfig, examples: dict[str, list[Example]],
              out: Path) -> dict[str, Any]:
-    """The usual way, per persona: load, PEFT + Trainer setup, train, save."""
+    """The usual way, per persona: load, PEFT + Trainer setup, train `config.epochs`, save."""
     from peft import get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
@@ -107,16 +116,11 @@ def run_loop(config: TrainingConfig, examples: dict[str, list[Example]], steps: 
         with clock("load"):
             loaded = load_model(config.model, device=config.device, dtype=config.dtype)
             loaded.tokenizer.padding_side = "right"  # training pads right: positions stay put
-            quantizer = getattr(loaded.model, "hf_quantizer", None)
-            if quantizer is not None:
-                # The cached embedded checkpoint still declares its GGUF origin, so Trainer
-                # refuses it as "quantized"; its weights are plain floats, so the marker can go.
-                quantizer.remove_quantization_config(loaded.model)
         with clock("setup"):
             model = get_peft_model(loaded.model, lora_config(config, None))
             args = TrainingArguments(
                 output_dir=str(out / "trainer"), per_device_train_batch_size=config.batch_size,
-                max_steps=steps, learning_rate=config.learning_rate,
+                num_train_epochs=config.epochs, learning_rate=config.learning_rate,
                 weight_decay=config.weight_decay, warmup_steps=config.warmup_ratio,
                 lr_scheduler_type=config.lr_scheduler,
                 max_grad_norm=config.max_grad_norm or 0.0, seed=config.seed,
@@ -132,7 +136,7 @@ def run_loop(config: TrainingConfig, examples: dict[str, list[Example]], steps: 
             model.save_pretrained(str(out / "loop" / persona))
         # tokens the Trainer's batches carry with padding (its own seeded sampler order)
         padded += sum(batch["input_ids"].numel() for batch in trainer.get_train_dataloader())
-    return clock.report(len(examples), _tokens(examples)) | {"padded_tokens": padded}
+    return clock.report(examples) | {"padded_tokens": padded}
 
 
 def run_engine(config: TrainingConfig, jobs: list[AdapterJob], out: Path) -> dict[str, Any]:
@@ -149,13 +153,7 @@ def run_engine(config: TrainingConfig, jobs: list[AdapterJob], out: Path) -> dic
                        lambda result: save_adapter(out / result.name, result.state, peft_config,
                                                    result.record()),
                        steps.append)
-    return clock.report(len(jobs), _tokens({j.name: j.train for j in jobs})) | {
-        "steps": len(steps)}
-
-
-def _tokens(examples: dict[str, list[Example]]) -> int:
-    """Non-padding example tokens: the same work for every arm, whatever each one computes."""
-    return sum(len(e) for rows in examples.values() for e in rows)
+    return clock.report({j.name: j.train for j in jobs}) | {"steps": len(steps)}
 
 
 def _ratios(loop: dict[str, Any] | None, per_user: dict[str, Any],
@@ -175,7 +173,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="embedded", help="Base model name (load_model).")
     parser.add_argument("--personas", type=int, default=8, help="Personas (adapters) to train.")
-    parser.add_argument("--steps", type=int, default=5, help="Optimizer steps per adapter.")
+    parser.add_argument("--sessions", type=int, default=4,
+                        help="Train sessions per persona (its first ones) every arm learns.")
+    parser.add_argument("--epochs", type=int, default=1, help="Epochs over those sessions.")
     parser.add_argument("--data", type=Path, default=None,
                         help="Prepared data directory (default: synthesize one).")
     parser.add_argument("--adapters-per-step", type=int, default=8,
@@ -191,24 +191,25 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    config = TrainingConfig(model=args.model, system_prompt=DEFAULT_SYSTEM_PROMPT, epochs=1,
-                            adapters_per_step=args.adapters_per_step)
+    config = TrainingConfig(model=args.model, system_prompt=DEFAULT_SYSTEM_PROMPT,
+                            epochs=args.epochs, adapters_per_step=args.adapters_per_step)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = benchmark_data(args.data, args.personas, work)
-        examples = persona_examples(config, data, args.personas,
-                                    args.steps * config.batch_size)
+        by_unit = persona_examples(config, data, args.personas, args.sessions)
+        examples = by_unit[config.example_unit]  # the engine's default
         per_user = run_engine(config, [AdapterJob(p, rows, []) for p, rows in examples.items()],
                               work / "engine")
         unified = run_engine(config, [AdapterJob("unified", [e for rows in examples.values()
                                                              for e in rows], [])],
                              work / "unified")
-        loop = None if args.skip_loop else run_loop(config, examples, args.steps, work)
+        loop = None if args.skip_loop else run_loop(config, by_unit["turn"], work)
     result = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available()},
-        "model": args.model, "personas": len(examples), "steps_per_adapter": args.steps,
-        "batch_size": config.batch_size, "adapters_per_step": config.adapters_per_step,
+        "model": args.model, "personas": len(examples), "sessions_per_persona": args.sessions,
+        "epochs": config.epochs, "batch_size": config.batch_size,
+        "adapters_per_step": config.adapters_per_step, "engine_example_unit": config.example_unit,
         "loop": loop, "engine": per_user, "unified": unified,
         "ratios": _ratios(loop, per_user, unified),
     }

@@ -6,10 +6,11 @@ import time
 
 import pytest
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PrefixTuningConfig, get_peft_model
 from pydantic import ValidationError
 
 from adaptcommand.errors import AdaptCommandError
+from adaptcommand.models.adapters import BASE
 from adaptcommand.models.generation import (
     GenerationSettings,
     decode_reply,
@@ -17,6 +18,12 @@ from adaptcommand.models.generation import (
     generation_config,
 )
 from adaptcommand.models.loading import load_model
+from adaptcommand.models.prefix_cache import (
+    batch_inputs,
+    build_prefix_cache,
+    shared_prefix_length,
+    uses_prompt_learning,
+)
 from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, render_prompt
 
 GREEDY = GenerationSettings(max_new_tokens=12, batch_size=2)
@@ -154,3 +161,127 @@ def test_embedded_model_replies_in_text():
     print(f"embedded load + 24-token reply: {elapsed:.1f}s: {reply!r}")
     assert len(reply.split()) >= 3
     assert "<|im_end|>" not in reply and "<|im_start|>" not in reply
+
+
+# --- prefix cache: the shared system-prompt KV is prefilled once, outputs never change -------
+
+CACHED = GenerationSettings(max_new_tokens=12, batch_size=2)
+UNCACHED = CACHED.model_copy(update={"prefix_cache": False})
+
+
+def _system_prompts(tokenizer, system_prompt, turns=USER_TURNS):
+    return [
+        render_prompt(tokenizer, [{"role": "user", "text": t}], system_prompt) for t in turns
+    ]
+
+
+def _encode(tokenizer, prompts):
+    return tokenizer(prompts, add_special_tokens=False)["input_ids"]
+
+
+def test_shared_prefix_length_stops_before_the_shortest_prompt_ends():
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == 3
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2
+    assert shared_prefix_length([[7, 2], [8, 2]]) == 0
+    assert shared_prefix_length([[1, 2, 3]]) == 2
+
+
+def test_prefix_cache_replies_equal_uncached_and_one_at_a_time(tiny):
+    prompts = _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT)
+    encoded = _encode(tiny.tokenizer, prompts)
+    assert len({len(ids) for ids in encoded}) == len(prompts)  # tails need padding
+    prefix = build_prefix_cache(tiny.model, encoded, None)
+    assert prefix is not None and len(prefix.ids) > 150  # the whole system prompt is shared
+    single = _one_by_one(tiny.model, tiny.tokenizer, prompts, UNCACHED)
+    assert all(single) and len(set(single)) >= 3  # real replies that depend on the tail
+    for batch_size in (1, 2, 3, 8):  # several batches of one call reuse the one prefix
+        settings = CACHED.model_copy(update={"batch_size": batch_size})
+        assert generate(tiny.model, tiny.tokenizer, prompts, settings) == single
+        assert generate(tiny.model, tiny.tokenizer, prompts, UNCACHED.model_copy(
+            update={"batch_size": batch_size})) == single
+
+
+def test_batch_layout_puts_padding_between_prefix_and_tail(tiny):
+    prompts = _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT)[:2]
+    encoded = _encode(tiny.tokenizer, prompts)
+    prefix = build_prefix_cache(tiny.model, encoded, None)
+    batch = batch_inputs(tiny.tokenizer, encoded, None, prefix, tiny.model.device)
+    n = len(prefix.ids)
+    short, long = sorted(range(2), key=lambda i: len(encoded[i]))
+    pads = len(encoded[long]) - len(encoded[short])
+    assert batch["input_ids"][long].tolist() == encoded[long]
+    assert batch["input_ids"][short, :n].tolist() == prefix.ids
+    assert batch["input_ids"][short, n + pads :].tolist() == encoded[short][n:]
+    assert batch["attention_mask"][short].tolist() == [1] * n + [0] * pads + [1] * (
+        len(encoded[short]) - n)
+    assert batch["cache"].get_seq_length() == n
+    assert prefix.cache.layers[0].keys.shape[0] == 1  # the stored prefix is not grown
+
+
+def test_different_system_prompts_share_only_what_they_share(tiny):
+    other = _system_prompts(tiny.tokenizer, "You are a pirate.", USER_TURNS[:2])
+    default = _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT, USER_TURNS[2:])
+    assert build_prefix_cache(tiny.model, _encode(tiny.tokenizer, other + default), None) is None
+    memory = _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT + " Earlier: lights 40.",
+                             USER_TURNS[:2])
+    mixed = memory + default
+    prefix = build_prefix_cache(tiny.model, _encode(tiny.tokenizer, mixed), None)
+    assert prefix is not None and tiny.tokenizer.decode(prefix.ids).endswith(DEFAULT_SYSTEM_PROMPT)
+    for prompts in (other + default, mixed):
+        single = _one_by_one(tiny.model, tiny.tokenizer, prompts, UNCACHED)
+        assert generate(tiny.model, tiny.tokenizer, prompts, CACHED) == single
+
+
+def test_prefix_cache_with_mixed_adapters_and_the_base_model(tiny):
+    base = load_model("tiny-random", device="cpu")
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    torch.manual_seed(2)
+    model = get_peft_model(base.model, config, adapter_name="alice")
+    model.add_adapter("bob", config)
+    model.eval()
+    prompts = _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT)
+    names = ["bob", BASE, "alice", "bob", BASE]
+    prefix = build_prefix_cache(model, _encode(tiny.tokenizer, prompts), names)
+    assert prefix is not None and prefix.rows == {"bob": 0, BASE: 1, "alice": 2}
+    values = prefix.cache.layers[0].values  # LoRA on v_proj: each adapter has its own row
+    assert not torch.equal(values[0], values[1]) and not torch.equal(values[1], values[2])
+    alone = {
+        name: _one_by_one(model, tiny.tokenizer, prompts, UNCACHED, adapter_names=[name])
+        for name in ("alice", "bob", BASE)
+    }
+    expected = [alone[name][i] for i, name in enumerate(names)]
+    assert len({alone["alice"][0], alone["bob"][0], alone[BASE][0]}) == 3
+    assert alone[BASE] == _one_by_one(tiny.model, tiny.tokenizer, prompts, UNCACHED)
+    for batch_size in (2, 5):
+        settings = CACHED.model_copy(update={"batch_size": batch_size})
+        assert generate(model, tiny.tokenizer, prompts, settings, adapter_names=names) == expected
+
+
+def test_prompt_learning_adapters_disable_the_prefix_cache(tiny):
+    base = load_model("tiny-random", device="cpu")
+    model = get_peft_model(base.model, PrefixTuningConfig(task_type="CAUSAL_LM",
+                                                          num_virtual_tokens=4))
+    encoded = _encode(tiny.tokenizer, _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT))
+    assert uses_prompt_learning(model) and not uses_prompt_learning(tiny.model)
+    assert build_prefix_cache(model, encoded, None) is None
+
+
+def test_sampling_with_prefix_cache_is_seeded(tiny):
+    prompts = _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT)
+    sampled = CACHED.model_copy(update={"do_sample": True, "seed": 3})
+    first = generate(tiny.model, tiny.tokenizer, prompts, sampled)
+    assert generate(tiny.model, tiny.tokenizer, prompts, sampled) == first
+    assert first != generate(tiny.model, tiny.tokenizer, prompts, CACHED)
+
+
+@pytest.mark.slow
+def test_embedded_model_prefix_cache_gives_identical_replies():
+    loaded = load_model("embedded")
+    turns = [*USER_TURNS[:3], "Hi"]
+    prompts = _system_prompts(loaded.tokenizer, DEFAULT_SYSTEM_PROMPT, turns)
+    settings = GenerationSettings(max_new_tokens=16, batch_size=3)
+    kwargs = {"end_of_turn_ids": loaded.end_of_turn_ids}
+    single = _one_by_one(loaded.model, loaded.tokenizer, prompts,
+                         settings.model_copy(update={"prefix_cache": False}), **kwargs)
+    assert all(single)
+    assert generate(loaded.model, loaded.tokenizer, prompts, settings, **kwargs) == single

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -132,6 +133,38 @@ def test_failed_build_leaves_nothing_and_is_retried(tmp_path):
     assert (target / "w").read_text() == "ok"
 
 
+GGUF_MARKER = {"dequantize": False, "gguf_file": "x.gguf", "quant_method": "gguf"}
+
+
+def test_an_old_embedded_cache_loads_as_a_plain_trainable_model(tiny, monkeypatch, tmp_path):
+    """Caches written before the fix declare the GGUF origin; transformers then treats the float
+    checkpoint as quantized and a Trainer refuses to train it. Loading drops the marker."""
+    from peft import LoraConfig, get_peft_model
+    from transformers.trainer_utils import validate_quantization_for_training
+
+    tiny.model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(config | {"quantization_config": GGUF_MARKER}))
+    monkeypatch.setattr(loading, "ensure_embedded_checkpoint", lambda: tmp_path)
+    loaded = load_model("embedded", device="cpu")
+    assert not getattr(loaded.model, "is_quantized", False)
+    assert not hasattr(loaded.model.config, "quantization_config")
+    validate_quantization_for_training(get_peft_model(loaded.model, LoraConfig(r=2)))
+    ids = torch.tensor([[1, 520, 9531, 198, 2]])
+    with torch.no_grad():
+        assert torch.equal(loaded.model(ids).logits, tiny.model(ids).logits)
+
+
+def test_only_a_gguf_quantization_config_is_dropped():
+    from transformers import LlamaConfig
+
+    assert not hasattr(loading.drop_gguf_marker(
+        LlamaConfig(quantization_config=GGUF_MARKER)), "quantization_config")
+    other = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    assert loading.drop_gguf_marker(LlamaConfig(quantization_config=other)
+                                    ).quantization_config == other
+
+
 @pytest.mark.slow
 def test_embedded_conversion_matches_the_gguf(monkeypatch, tmp_path):
     from transformers import AutoModelForCausalLM
@@ -139,6 +172,8 @@ def test_embedded_conversion_matches_the_gguf(monkeypatch, tmp_path):
     monkeypatch.setenv("ADAPTCOMMAND_CACHE", str(tmp_path))
     converted = load_model("embedded", device="cpu")
     assert loading.ensure_embedded_checkpoint().parent.parent == tmp_path
+    saved = json.loads((loading.ensure_embedded_checkpoint() / "config.json").read_text())
+    assert "quantization_config" not in saved  # else a Trainer refuses the checkpoint
     gguf = loading.embedded_gguf_path()
     reference = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     ids = converted.tokenizer("Set the AC to 22 degrees.", return_tensors="pt")["input_ids"]

@@ -16,12 +16,12 @@ from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.report.build import build_report
 from adaptcommand.report.compare import DEFAULT_METRICS, CompareSettings, compare_runs
 from adaptcommand.report.examples import fixed_turns
-from adaptcommand.report.runs import PredictionRecord, load_predictions, load_runs
+from adaptcommand.report.runs import PredictionRecord, load_groups, load_predictions
 
 PERSONAS = [f"persona_{i:03d}" for i in range(5)]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("lift_distribution.png", "baseline_vs_adapted.png", "delta_heatmap.png",
-           "arm_metrics.png")
+           "arm_metrics.png", "cost_benefit.png")
 SETTINGS = CompareSettings(n_resamples=200)
 
 
@@ -33,6 +33,8 @@ def write_run(
     fingerprint: str = "f" * 64,
     turns: int = 10,
     predictions: list[dict[str, Any]] | None = None,
+    split: str = "test",
+    adapters: str | None = None,
 ) -> Path:
     """A run directory as `baseline`/`eval` writes it; every metric is 0.5 for every persona
     unless `overrides` gives its per-persona values (in PERSONAS order)."""
@@ -42,7 +44,7 @@ def write_run(
     means = {m: None if None in v else sum(v) / len(v) for m, v in columns.items()}
     results = {
         "config": {"model": {"name": "tiny-random"}, "generation": {"do_sample": False},
-                   "evaluation": {"split": "test"}, "prompt": {"max_context_messages": 5}},
+                   "evaluation": {"split": split}, "prompt": {"max_context_messages": 5}},
         "arm": arm, "data": "data/dialogs.jsonl", "data_fingerprint": fingerprint,
         "counts": {"turns": turns, "sessions": 5, "personas": len(PERSONAS)},
         "metrics": {"n_turns": turns, **means},
@@ -52,6 +54,7 @@ def write_run(
         },
         "actions": {},
         "per_persona": per_persona,
+        "adapters": adapters,
     }
     directory.mkdir(parents=True)
     (directory / "results.json").write_text(json.dumps(results), encoding="utf-8")
@@ -82,7 +85,7 @@ def runs(tmp_path: Path) -> list[Path]:
 
 
 def test_deltas_and_sign_counts_match_hand_computed_values(runs: list[Path]) -> None:
-    comparison = compare_runs(*load_runs(runs, None), SETTINGS)
+    comparison = compare_runs(load_groups(runs)[0], SETTINGS)
     per_user = comparison.arms[0].metrics["param_f1"]
     assert per_user.deltas == pytest.approx(
         dict(zip(PERSONAS, [0.2, 0.1, 0.0, -0.1, 0.4], strict=True)))
@@ -101,7 +104,7 @@ def _verdict(tmp_path: Path, overrides: dict[str, list[float | None]],
              base_overrides: dict[str, list[float | None]] | None = None):
     base = write_run(tmp_path / "b", "baseline", base_overrides)
     arm = write_run(tmp_path / "a", "per-user", {"param_f1": ARM_PARAM_F1} | overrides)
-    return compare_runs(*load_runs([base, arm], None), SETTINGS).arms[0].verdict
+    return compare_runs(load_groups([base, arm])[0], SETTINGS).arms[0].verdict
 
 
 def test_arm_passes_with_60_percent_helped_and_no_guard_regression(tmp_path: Path) -> None:
@@ -129,17 +132,19 @@ def test_guard_without_paired_personas_is_unmeasured_not_failed(tmp_path: Path) 
     assert verdict.unmeasured == ["device_precision"]
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"fingerprint": "0" * 64}, "data_fingerprint"),
-    ({"turns": 11}, "counts"),
+@pytest.mark.parametrize(("kwargs", "group"), [
+    ({"fingerprint": "0" * 64}, "test [00000000, 10 turns]"),
+    ({"turns": 11}, "test [ffffffff, 11 turns]"),
 ])
-def test_runs_on_other_data_or_turns_are_refused(tmp_path: Path, kwargs: dict, field: str) -> None:
+def test_runs_on_other_data_or_turns_need_their_own_baseline(
+    tmp_path: Path, kwargs: dict, group: str
+) -> None:
     base = write_run(tmp_path / "base", "baseline")
     other = write_run(tmp_path / "other", "per-user", **kwargs)
-    with pytest.raises(DataError) as caught:
-        load_runs([base, other], None)
-    assert caught.value.field == field
-    assert caught.value.path == str(other / "results.json")
+    with pytest.raises(AdaptCommandError, match="no baseline") as caught:
+        load_groups([base, other])
+    assert f"group '{group}'" in str(caught.value)
+    assert f"{other} (per-user)" in str(caught.value)
 
 
 def test_invalid_results_are_located_by_file_and_field(tmp_path: Path) -> None:
@@ -149,21 +154,23 @@ def test_invalid_results_are_located_by_file_and_field(tmp_path: Path) -> None:
     del results["counts"]["turns"]
     (other / "results.json").write_text(json.dumps(results))
     with pytest.raises(DataError, match=r"results\.json: field 'counts\.turns'"):
-        load_runs([base, other], None)
+        load_groups([base, other])
 
 
 def test_unknown_metric_and_missing_arm_are_refused(runs: list[Path]) -> None:
     with pytest.raises(AdaptCommandError, match="unknown metric"):
-        compare_runs(*load_runs(runs, None), CompareSettings(metrics=["bleu"]))
+        compare_runs(load_groups(runs)[0], CompareSettings(metrics=["bleu"]))
     with pytest.raises(AdaptCommandError, match="nothing to compare"):
-        load_runs(runs[:1], None)
+        load_groups(runs[:1])
 
 
 def test_explicit_baseline_and_repeated_arm_names(tmp_path: Path, runs: list[Path]) -> None:
     twin = write_run(tmp_path / "per_user_r16", "per-user")
-    base, arms = load_runs([runs[1], twin, runs[0]], runs[0])
-    assert base.label == "baseline"
-    assert [a.label for a in arms] == ["per-user [per_user]", "per-user [per_user_r16]"]
+    (group,) = load_groups([runs[1], twin, runs[0]], [runs[0]])
+    assert group.baseline.label == "baseline"
+    assert [a.label for a in group.arms] == ["per-user [per_user]", "per-user [per_user_r16]"]
+    (group,) = load_groups([runs[0], runs[2]], [runs[2]])  # --baseline beats the arm name
+    assert (group.baseline.label, [a.label for a in group.arms]) == ("unified", ["baseline"])
 
 
 @pytest.fixture
@@ -178,7 +185,7 @@ def report(tmp_path: Path, runs: list[Path]) -> Path:
 
 def test_html_is_self_contained_with_every_section(report: Path) -> None:
     html = (report / "report.html").read_text(encoding="utf-8")
-    for heading in ("Test study", "Data and configuration", "Summary", "Figures",
+    for heading in ("Test study", "All arms", "Data and configuration", "Summary", "Figures",
                     "Verdict per arm", "Bar of success", "Who benefits most and least",
                     "Example turns", "Training cost", "Preference probe"):
         assert heading in html
@@ -188,10 +195,17 @@ def test_html_is_self_contained_with_every_section(report: Path) -> None:
     assert "probe_accuracy" in html and "120.500" in html and "3.00" in html
 
 
+def markdown_rows(text: str, heading: str) -> list[list[str]]:
+    """The body rows of the first table under `heading`, as lists of cells."""
+    lines = text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0].splitlines()
+    table = [line for line in lines if line.startswith("| ")]
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in table[1:]]
+
+
 def test_summary_markdown_has_a_row_per_arm_with_verdicts(report: Path) -> None:
-    rows = [line for line in (report / "summary.md").read_text().splitlines()
-            if line.startswith("| ") and not line.startswith("| arm")]
-    assert [row.split(" | ")[0] for row in rows] == ["| baseline", "| per-user", "| unified"]
+    rows = [" | ".join(row) for row in markdown_rows((report / "summary.md").read_text(),
+                                                      "## Metrics")]
+    assert [row.split(" | ")[0] for row in rows] == ["baseline", "per-user", "unified"]
     assert "PASS (60% helped)" in rows[1]
     assert "FAIL (20% helped)" in rows[2]
     assert "Δ +0.120 [" in rows[1]
@@ -209,11 +223,13 @@ def test_compare_json_holds_the_numbers_and_is_deterministic(
     report: Path, runs: list[Path], tmp_path: Path
 ) -> None:
     result = json.loads((report / "compare.json").read_text())
-    per_user = result["arms"][0]
+    (group,) = result["groups"]
+    assert group["name"] == "test"
+    per_user = group["arms"][0]
     assert per_user["verdict"]["passes"] is True
     assert per_user["deltas"]["param_f1"]["summary"]["sign_test"]["helped"] == 3
     assert per_user["training_cost"]["n_adapters"] == 5
-    assert result["best_arm"] == "per-user"
+    assert group["best_arm"] == "per-user"
     again = tmp_path / "again"
     build_report(runs, again, settings=SETTINGS, title="Test study")
     for name in ("compare.json", "report.html"):

@@ -12,7 +12,13 @@ from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 from transformers import LlamaConfig, LlamaForCausalLM, get_scheduler
 
 from adaptcommand.training import engine
-from adaptcommand.training.batching import IGNORE_INDEX, Example, epoch_batches, pack
+from adaptcommand.training.batching import (
+    IGNORE_INDEX,
+    Example,
+    epoch_batches,
+    pack,
+    planned_steps,
+)
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.engine import (
     AdapterJob,
@@ -59,6 +65,22 @@ def synthetic_examples(n: int, seed: int, prefix: tuple[int, ...] = SYSTEM) -> l
     return examples
 
 
+def synthetic_sessions(n: int, seed: int) -> list[Example]:
+    """Session-style examples: the system prefix, then 1-3 (user tokens, supervised reply)
+    rounds, so labels hold several supervised spans separated by masked tokens."""
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(n):
+        ids, labels = list(SYSTEM), [IGNORE_INDEX] * len(SYSTEM)
+        for turn in range(rng.randint(1, 3)):
+            user = [rng.randrange(VOCAB) for _ in range(rng.randint(2, 8))]
+            reply = [(seed * 7 + turn * 5 + i) % VOCAB for i in range(rng.randint(2, 5))]
+            ids += user + reply
+            labels += [IGNORE_INDEX] * len(user) + reply
+        examples.append(Example(tuple(ids), tuple(labels)))
+    return examples
+
+
 def engine_config(**overrides: object) -> TrainingConfig:
     base = {"r": 4, "alpha": 8, "dropout": 0.0, "learning_rate": 2e-2, "epochs": 3,
             "batch_size": 2, "patience": None, "adapters_per_step": 2, "seed": 3,
@@ -91,7 +113,8 @@ def peft_solo(base: LlamaForCausalLM, job: AdapterJob,
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
-    planned = math.ceil(len(job.train) / config.batch_size) * config.epochs
+    planned = planned_steps(job.train, config.batch_size, config.seed, job.name, config.epochs,
+                            config.length_bucket_batches)
     scheduler = get_scheduler(config.lr_scheduler, optimizer,
                               math.ceil(planned * config.warmup_ratio), planned)
     train_losses, val_losses, states = [], [], []
@@ -121,21 +144,26 @@ def peft_solo(base: LlamaForCausalLM, job: AdapterJob,
     return train_losses, val_losses, states
 
 
-def make_jobs() -> list[AdapterJob]:
+def make_jobs(sessions: bool = False) -> list[AdapterJob]:
     # Different sizes: adapters finish at different steps, so a freed slot is refilled mid-run.
-    return [AdapterJob(f"p{i}", synthetic_examples(n, seed=i), synthetic_examples(3, seed=10 + i))
+    make = synthetic_sessions if sessions else synthetic_examples
+    return [AdapterJob(f"p{i}", make(n, seed=i), make(3, seed=10 + i))
             for i, n in enumerate([5, 9, 7])]
 
 
-def test_engine_matches_training_each_adapter_alone_with_peft() -> None:
+@pytest.mark.parametrize("sessions", [False, True], ids=["turn", "session"])
+def test_engine_matches_training_each_adapter_alone_with_peft(sessions: bool) -> None:
     base = tiny_model()
     config = engine_config()
-    results = run_engine(copy.deepcopy(base), make_jobs(), config)
+    results = run_engine(copy.deepcopy(base), make_jobs(sessions), config)
     assert set(results) == {"p0", "p1", "p2"}
-    for job in make_jobs():
+    for job in make_jobs(sessions):
         train_losses, val_losses, states = peft_solo(base, job, config)
         got = results[job.name]
-        assert got.steps == math.ceil(len(job.train) / 2) * 3
+        assert got.steps == planned_steps(job.train, 2, config.seed, job.name, 3,
+                                          config.length_bucket_batches)
+        if not sessions:
+            assert got.steps == math.ceil(len(job.train) / 2) * 3
         assert got.train_loss == pytest.approx(train_losses, abs=1e-5)
         assert got.val_loss == pytest.approx(val_losses, abs=1e-5)
         assert got.best_epoch == 1 + min(range(3), key=val_losses.__getitem__)
@@ -233,16 +261,22 @@ def test_exported_adapter_loads_in_peft_with_identical_logits(tmp_path) -> None:
     assert (plain - mixed).abs().max() > 1e-3  # the adapters do change the output
 
 
-def test_shared_prefix_runs_once_per_adapter_with_the_same_losses_and_gradients(
-        monkeypatch) -> None:
-    model = tiny_model()
+def two_random_adapters(model: LlamaForCausalLM) -> MultiLora:
     lora = MultiLora(model, ["q_proj", "v_proj"], r=4, alpha=8, dropout=0.0)
     for name in ("a", "b"):
         lora.add_adapter(name, seed=0)
         for layer in lora.layers.values():
             torch.nn.init.normal_(layer.lora_B[name])  # non-zero adapters that differ
-    batch = pack([synthetic_examples(3, seed=1), synthetic_examples(2, seed=2)],
-                 torch.device("cpu"))
+    return lora
+
+
+@pytest.mark.parametrize("make", [synthetic_examples, synthetic_sessions],
+                         ids=["turn", "session"])
+def test_shared_prefix_runs_once_per_adapter_with_the_same_losses_and_gradients(
+        monkeypatch, make) -> None:
+    model = tiny_model()
+    lora = two_random_adapters(model)
+    batch = pack([make(3, seed=1), make(2, seed=2)], torch.device("cpu"))
     assert shared_prefix_length(batch) >= len(SYSTEM)
 
     def losses_and_grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -260,3 +294,47 @@ def test_shared_prefix_runs_once_per_adapter_with_the_same_losses_and_gradients(
     torch.testing.assert_close(shared_losses, full_losses, atol=1e-5, rtol=1e-5)
     for shared, full in zip(shared_grads, full_grads, strict=True):
         torch.testing.assert_close(shared, full, atol=1e-4, rtol=1e-4)
+
+
+def per_turn(session: Example) -> list[Example]:
+    """The per-turn examples a session example stands for: each supervised span with every
+    token before it as its prompt."""
+    labels = session.labels
+    ends = [p + 1 for p in range(len(labels)) if labels[p] != IGNORE_INDEX
+            and (p + 1 == len(labels) or labels[p + 1] == IGNORE_INDEX)]
+    starts = [p for p in range(len(labels)) if labels[p] != IGNORE_INDEX
+              and labels[p - 1] == IGNORE_INDEX]
+    return [Example(session.input_ids[:end], (IGNORE_INDEX,) * start + labels[start:end])
+            for start, end in zip(starts, ends, strict=True)]
+
+
+def test_session_examples_give_the_per_turn_token_losses() -> None:
+    """Same (context, target) tokens, hence the same token-weighted loss: validation loss does not
+    depend on the example unit, and the first supervised span bounds the shared prefix."""
+    model = tiny_model()
+    lora = two_random_adapters(model)
+    sessions = [synthetic_sessions(3, seed=1), synthetic_sessions(4, seed=2)]
+    turns = [[t for ex in group for t in per_turn(ex)] for group in sessions]
+    assert sum(map(len, turns)) > sum(map(len, sessions))
+    with torch.no_grad():
+        got = engine._token_losses(model, lora, ("a", "b"), pack(sessions, torch.device("cpu")))
+        want = engine._token_losses(model, lora, ("a", "b"), pack(turns, torch.device("cpu")))
+    assert torch.equal(got[1], want[1])
+    torch.testing.assert_close(got[0], want[0], atol=1e-4, rtol=1e-5)
+    # rows share 13 tokens, but the second row's first reply token sits at 11 (its second at 13)
+    late = Example(SYSTEM + (1, 2, 3, 4), (IGNORE_INDEX,) * 13 + (4,))
+    early = Example(SYSTEM + (1, 2, 3, 5), (IGNORE_INDEX,) * 11 + (2, IGNORE_INDEX, 5))
+    assert shared_prefix_length(pack([[late], [early]], torch.device("cpu"))) == 10
+
+
+def test_batches_hold_at_most_batch_size_replies() -> None:
+    """batch_size counts supervised replies: session examples fill a batch with several, one
+    with more than batch_size replies is a batch of its own, and every example is used once."""
+    examples = synthetic_sessions(12, seed=3)
+    batches = epoch_batches(examples, 3, 0, "p", 0, 2)
+    assert sorted(map(id, (ex for batch in batches for ex in batch))) == sorted(map(id, examples))
+    for batch in batches:
+        replies = sum(ex.replies for ex in batch)
+        assert replies <= 3 or len(batch) == 1
+    assert planned_steps(examples, 3, 0, "p", 2, 2) == len(batches) + len(
+        epoch_batches(examples, 3, 0, "p", 1, 2))

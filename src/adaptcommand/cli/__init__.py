@@ -8,6 +8,7 @@ from adaptcommand.cli import (  # noqa: F401
     data,
     demo,
     evaluate,
+    merge,
     probe,
     report,
     serve,

@@ -44,18 +44,33 @@ def prepare(
     online_size: Annotated[int, typer.Option(
         "--online-size", help="Number of latest train sessions in the online subset.")
     ] = _SPLIT_DEFAULTS.online_size,
+    cold_start_personas: Annotated[int, typer.Option(
+        "--cold-start-personas", help="Hold this many personas (a seeded random choice) out of "
+        "all training, as new users: their first sessions form the cold_start split, the rest "
+        "are unused. Must be below the number of personas.")
+    ] = _SPLIT_DEFAULTS.cold_start_personas,
+    cold_start_sessions: Annotated[int, typer.Option(
+        "--cold-start-sessions", help="How many of a held-out persona's first sessions (in time "
+        "order) form its cold_start split.")] = _SPLIT_DEFAULTS.cold_start_sessions,
+    cold_start_seed: Annotated[int, typer.Option(
+        "--cold-start-seed", help="Seed of the choice of held-out personas.")
+    ] = _SPLIT_DEFAULTS.seed,
 ) -> None:
-    """Clean sessions and split each persona's history by time into train/val/test.
+    """Clean sessions and split each persona's history by time into train/val/test
+    (optionally holding some personas out of training as cold-start users).
 
     Exits 2 on bad input (nothing written), 1 if a validation check failed (files written).
     """
     if (source is None) == (dialogues is None):
         raise AdaptCommandError("give exactly one of --source or --dialogues")
     try:
-        split = SplitConfig(train_ratio=train_ratio, val_ratio=val_ratio, online_size=online_size)
+        split = SplitConfig(train_ratio=train_ratio, val_ratio=val_ratio, online_size=online_size,
+                            cold_start_personas=cold_start_personas,
+                            cold_start_sessions=cold_start_sessions, seed=cold_start_seed)
     except ValidationError as exc:
         field, message = first_error(exc)
-        raise DataError(message, field="--" + field.replace("_", "-")) from None
+        flag = "--cold-start-seed" if field == "seed" else "--" + field.replace("_", "-")
+        raise DataError(message, field=flag) from None
     if source is not None:
         summary = prepare_from_source(source, out, split)
     else:

@@ -25,12 +25,19 @@ def demo(
     source: Annotated[Path | None, typer.Option(
         "--source", help="With --full: the real EdgeWisePersona files (characters.jsonl, "
         "routines.jsonl, sessions.jsonl) instead of synthetic ones.")] = None,
+    all_arms: Annotated[bool, typer.Option(
+        "--all-arms", help="Every arm, not only unified/per-user/hybrid LoRA: retrieval memory "
+        "(with and without per-user adapters), cluster adapters, prefix tuning (unified and "
+        "per-user), and for held-out new users a cold-start baseline, the unified adapter and "
+        "merged adapters. Run after a plain demo into the same --out, it only adds the other "
+        "arms.")] = False,
 ) -> None:
     """Synthesize data, prepare it, evaluate the base model, train unified, per-user and hybrid
-    adapters, evaluate each, and write the comparison report. Started again, it resumes."""
+    adapters, evaluate and probe each, and write the comparison report. Started again, it
+    resumes."""
     from adaptcommand.demo import DemoPlan, run_demo
 
-    plan = DemoPlan.full(source) if full else DemoPlan.small()
-    report = run_demo(out, plan, console)
+    plan = DemoPlan.full(source, all_arms) if full else DemoPlan.small()
+    report = run_demo(out, plan, console, all_arms)
     console.print(f"\n[bold green]Demo finished.[/] Report: [bold]{report / 'report.html'}[/] "
                   f"(summary: {report / 'summary.md'})")

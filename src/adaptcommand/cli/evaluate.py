@@ -35,7 +35,8 @@ ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="Base model, overriding the config: embedded, tiny-random, a local "
     "directory or an offline hub id.")]
 SplitOpt = Annotated[str | None, typer.Option(
-    "--split", help="train, val or test (overrides evaluation.split).")]
+    "--split", help="train, val, test or cold_start (the held-out users); overrides "
+    "evaluation.split.")]
 SkipOpt = Annotated[int | None, typer.Option(
     "--skip-assistant-turns", min=0, help="Leading assistant turns of each session not "
     "evaluated (overrides the config; use 0 for short dialogues such as the real sample).")]

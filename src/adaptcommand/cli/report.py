@@ -20,12 +20,14 @@ DEFAULTS = CompareSettings()
 
 def compare(
     runs: Annotated[list[Path], typer.Argument(
-        help="Run directories written by `baseline` / `eval`; the first is the baseline unless "
-        "--baseline names one.", show_default=False)],
+        help="Run directories written by `baseline` / `eval` (and `probe`). Runs evaluated on "
+        "the same turns (data fingerprint, split, counts) form a group, e.g. `test` and "
+        "`cold_start`; each group needs its own baseline.", show_default=False)],
     out: Annotated[Path, typer.Option(
         "--out", help="Directory for compare.json, summary.md, report.html and the figures.")],
-    baseline: Annotated[Path | None, typer.Option(
-        "--baseline", help="The run every other run is compared against.")] = None,
+    baseline: Annotated[list[Path] | None, typer.Option(
+        "--baseline", help="The run its group's other runs are compared against; repeat once "
+        "per group. Default: the group's run whose arm is `baseline`.")] = None,
     metrics: Annotated[str | None, typer.Option(
         "--metrics", help="Comma-separated metrics to report (default: the eight headline "
         "metrics).")] = None,
@@ -44,7 +46,10 @@ def compare(
 ) -> None:
     """Compare adapted arms with a baseline per persona (deltas, bootstrap CIs, sign test),
     decide pass/fail per arm, and write an HTML report with figures, summary.md and compare.json.
-    All runs must be evaluated on the same data and turns."""
+    Runs are grouped by what they were evaluated on (data fingerprint, evaluation split, turn
+    counts), so test-split arms and cold_start arms fit in one report: each arm is compared only
+    with its own group's baseline. The report opens with an all-arms table (metrics, lift,
+    probe scores, training cost) and a cost-vs-benefit plot, then has sections per group."""
     settings = CompareSettings(
         metrics=parse_csv(metrics) or DEFAULTS.metrics,
         primary_metric=primary,
@@ -52,9 +57,13 @@ def compare(
         min_share_helped=min_helped,
         seed=seed,
     )
-    files = build_report(runs, out, baseline=baseline, settings=settings, title=title)
-    for arm in files.comparison.arms:
-        console.print(f"[bold]{arm.run.label}[/]: {verdict_text(arm)}", highlight=False)
+    files = build_report(runs, out, baseline=baseline or [], settings=settings, title=title)
+    several = len(files.comparisons) > 1
+    for comparison in files.comparisons:
+        for arm in comparison.arms:
+            where = f"{comparison.group}: " if several else ""
+            console.print(f"[bold]{where}{arm.run.label}[/]: {verdict_text(arm)}",
+                          highlight=False)
     console.print(f"Report written to [bold]{files.html}[/]", soft_wrap=True)
 
 

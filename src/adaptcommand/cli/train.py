@@ -1,4 +1,4 @@
-"""`adaptcommand train`: per-user, unified or hybrid LoRA adapters (training.runner)."""
+"""`adaptcommand train`: per-user, unified, hybrid or cluster LoRA adapters (training.runner)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class StrategyOption(StrEnum):
     per_user = "per-user"
     unified = "unified"
     hybrid = "hybrid"
+    cluster = "cluster"
 
 
 class ExecutorOption(StrEnum):
@@ -30,7 +31,10 @@ class ExecutorOption(StrEnum):
 def train(
     strategy: Annotated[StrategyOption, typer.Option(
         "--strategy", help="per-user: one adapter per persona; unified: one adapter on every "
-        "persona's data; hybrid: per-user adapters starting from a unified adapter.")],
+        "persona's data; hybrid: per-user adapters starting from a unified adapter; cluster: "
+        "one adapter per behaviour cluster of personas (KMeans on the device settings of their "
+        "routines and train sessions; K with the best silhouette in 2..8, or --set clusters=K; "
+        "the clustering goes to OUT/clusters.json).")],
     data: Annotated[Path, typer.Option(
         "--data", help="Directory from `data prepare` (dialogs_clean.jsonl, edgesplits.json).")],
     out: Annotated[Path, typer.Option(
@@ -72,4 +76,8 @@ def train(
     rate = summary["tokens_per_second"]
     Console().print(f"{summary['adapters_done']}/{summary['adapters_planned']} adapters in {out} "
                     f"({summary['tokens']} tokens, {rate if rate is not None else '-'} tok/s)")
+    if strategy is StrategyOption.cluster:
+        from adaptcommand.training.clusters import CLUSTERS_FILE, describe_clusters
+
+        Console().print(describe_clusters(out / CLUSTERS_FILE))
 

@@ -22,8 +22,8 @@ from adaptcommand.fileio import read_jsonl
 SOURCE_FILES = ("characters.jsonl", "routines.jsonl", "sessions.jsonl")
 DIALOGUES_FILE = "dialogs_clean.jsonl"
 SPLITS_FILE = "edgesplits.json"
-SPLIT_NAMES = ("train", "val", "test", "online")
-SplitName = Literal["train", "val", "test", "online"]
+SPLIT_NAMES = ("train", "val", "test", "online", "cold_start")
+SplitName = Literal["train", "val", "test", "online", "cold_start"]
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
@@ -41,12 +41,17 @@ class SessionsLine(StrictModel):
 
 
 class PersonaSplits(StrictModel):
-    """One persona's entry in `edgesplits.json`: 0-based line indices into `dialogs_clean.jsonl`."""
+    """One persona's entry in `edgesplits.json`: 0-based line indices into `dialogs_clean.jsonl`.
+
+    `cold_start` is only written for a persona held out of all training: its first sessions, the
+    only ones a brand-new user would have shown; its other splits are then empty.
+    """
 
     train: list[NonNegativeInt]
     val: list[NonNegativeInt]
     test: list[NonNegativeInt]
     online: list[NonNegativeInt]
+    cold_start: list[NonNegativeInt] = []
 
 
 def persona_id(user_index: int) -> str:
@@ -116,7 +121,8 @@ def load_dialogues(data_dir: str | Path) -> list[CleanDialogue]:
 
 
 def load_splits(data_dir: str | Path) -> dict[str, dict[str, list[int]]]:
-    """`DIR/edgesplits.json`: persona_id -> {train, val, test, online} line indices."""
+    """`DIR/edgesplits.json`: persona_id -> {train, val, test, online, cold_start} line indices
+    (`cold_start` is [] for every persona that was not held out)."""
     path = Path(data_dir) / SPLITS_FILE
     if not path.is_file():
         raise DataError("file not found", path=path)
@@ -140,13 +146,14 @@ def select_split(
     """persona_id -> that persona's dialogues in `split`, in time order (personas in file order)."""
     selected: dict[str, list[CleanDialogue]] = {}
     for pid, entry in splits.items():
-        for position, index in enumerate(entry[split]):
+        indices = entry.get(split, [])  # only held-out personas carry a `cold_start` key
+        for position, index in enumerate(indices):
             if index >= len(dialogues):
                 raise DataError(
                     f"index {index} out of range ({DIALOGUES_FILE} has {len(dialogues)} lines)",
                     path=SPLITS_FILE, field=f"{pid}.{split}.{position}",
                 )
-        selected[pid] = [dialogues[index] for index in entry[split]]
+        selected[pid] = [dialogues[index] for index in indices]
     return selected
 
 

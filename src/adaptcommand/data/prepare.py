@@ -89,11 +89,19 @@ def _prepare(
         sessions_read=cleaning.sessions_read,
         sessions_kept=len(cleaning.kept),
         dropped_by_reason=dict(cleaning.dropped),
-        split_sizes={name: sum(len(e[name]) for e in splits.values()) for name in SPLIT_NAMES},
+        split_sizes=_split_sizes(splits),
         validation_passed=bool(report["passed"]),
         failed_checks=[check.name for check in checks if not check.passed],
         warnings=[warning for check in checks for warning in check.warnings],
     )
+
+
+def _split_sizes(splits: dict[str, dict[str, list[int]]]) -> dict[str, int]:
+    """Sessions per split; `cold_start` only when personas are held out."""
+    sizes = {name: sum(len(e.get(name, [])) for e in splits.values()) for name in SPLIT_NAMES}
+    if not sizes["cold_start"]:
+        del sizes["cold_start"]
+    return sizes
 
 
 def _write_outputs(

@@ -2,11 +2,16 @@
 
 Splitting within each persona, in time order, means a model is always evaluated on sessions that
 come after everything it trained on, for every user, which is what per-user adaptation needs.
+
+Optionally some personas are held out of all training (`cold_start_personas`): they stand for
+brand-new users, so only their first sessions form a `cold_start` split and nothing of theirs is
+trained on, validated on or used for the online subset.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -14,6 +19,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from adaptcommand.config import StrictModel
 from adaptcommand.data.io import SPLIT_NAMES
 from adaptcommand.data.schema import CleanDialogue
+from adaptcommand.errors import DataError
 
 # Below this many sessions a persona cannot have one session in each of train, val and test.
 MIN_SESSIONS_TO_SPLIT = 3
@@ -27,6 +33,14 @@ class SplitConfig(StrictModel):
     online_size: int = Field(
         10, ge=0, description="How many of the last train sessions form the online subset."
     )
+    cold_start_personas: int = Field(
+        0, ge=0, description="How many personas are held out of all training as new users."
+    )
+    cold_start_sessions: int = Field(
+        10, ge=1, description="How many of a held-out persona's first sessions form its "
+        "cold_start split; its later sessions are left unused."
+    )
+    seed: int = Field(0, description="Seed of the choice of held-out personas.")
 
     @field_validator("val_ratio")
     @classmethod
@@ -63,14 +77,39 @@ def split_sizes(n_sessions: int, config: SplitConfig) -> tuple[int, int, int]:
 def compute_splits(
     dialogues: Sequence[CleanDialogue], config: SplitConfig
 ) -> dict[str, dict[str, list[int]]]:
-    """persona_id -> {train, val, test, online} indices into `dialogues` (its line numbers).
+    """persona_id -> {train, val, test, online} indices into `dialogues` (its line numbers);
+    a held-out persona gets empty splits plus `cold_start` (see `held_out_personas`).
 
     List order is time order within a persona; `online` is the last `online_size` train sessions.
     """
     by_persona: dict[str, list[int]] = {}
     for index, dialogue in enumerate(dialogues):
         by_persona.setdefault(dialogue.persona_id, []).append(index)
-    return {pid: _persona_split(indices, config) for pid, indices in by_persona.items()}
+    held_out = set(held_out_personas(list(by_persona), config))
+    return {
+        pid: _cold_start_split(indices, config) if pid in held_out
+        else _persona_split(indices, config)
+        for pid, indices in by_persona.items()
+    }
+
+
+def held_out_personas(personas: Sequence[str], config: SplitConfig) -> list[str]:
+    """The `cold_start_personas` personas held out of training, in the order given.
+
+    A seeded sample over the sorted ids, not the last N: the file order of users may carry
+    meaning (e.g. how they were collected), and the choice must not depend on it. At least one
+    persona must stay trainable.
+    """
+    wanted = config.cold_start_personas
+    if not wanted:
+        return []
+    if wanted >= len(personas):
+        raise DataError(
+            f"cannot hold out {wanted} personas for cold start: there are {len(personas)}, and "
+            "at least one must remain for training", field="cold_start_personas",
+        )
+    chosen = set(random.Random(config.seed).sample(sorted(personas), wanted))
+    return [pid for pid in personas if pid in chosen]
 
 
 def split_stats(
@@ -78,21 +117,35 @@ def split_stats(
     splits: dict[str, dict[str, list[int]]],
     config: SplitConfig,
 ) -> dict[str, object]:
-    """The content of `split_stats.json`: sizes, per-persona spread and turn counts per split."""
-    stats: dict[str, object] = {
-        "config": {
-            "train_ratio": config.train_ratio,
-            "val_ratio": config.val_ratio,
-            "test_ratio": round(config.test_ratio, 6),
-            "online_size": config.online_size,
-        },
-        "personas": len(splits),
-        "sessions": len(dialogues),
+    """The content of `split_stats.json`: sizes, per-persona spread and turn counts per split.
+
+    The cold-start settings, held-out personas and `cold_start` split appear only when personas
+    are held out, so a run without them writes the same file as before they existed. The
+    per-persona spread of `cold_start` is over the held-out personas, that of the others over the
+    personas that were not held out.
+    """
+    held_out = [pid for pid, entry in splits.items() if entry.get("cold_start")]
+    settings: dict[str, object] = {
+        "train_ratio": config.train_ratio,
+        "val_ratio": config.val_ratio,
+        "test_ratio": round(config.test_ratio, 6),
+        "online_size": config.online_size,
     }
+    if held_out:
+        settings |= {"cold_start_personas": config.cold_start_personas,
+                     "cold_start_sessions": config.cold_start_sessions, "seed": config.seed}
+    stats: dict[str, object] = {"config": settings, "personas": len(splits),
+                                "sessions": len(dialogues)}
+    if held_out:
+        stats["held_out_personas"] = held_out
     for name in SPLIT_NAMES:
-        per_persona = [len(entry[name]) for entry in splits.values()]
+        if name == "cold_start" and not held_out:
+            continue
+        entries = [entry for pid, entry in splits.items()
+                   if (pid in held_out) == (name == "cold_start")]
+        per_persona = [len(entry.get(name, [])) for entry in entries]
         messages = [
-            m for entry in splits.values() for i in entry[name] for m in dialogues[i].messages
+            m for entry in entries for i in entry.get(name, []) for m in dialogues[i].messages
         ]
         stats[name] = {
             "sessions": sum(per_persona),
@@ -116,6 +169,12 @@ def _persona_split(indices: list[int], config: SplitConfig) -> dict[str, list[in
         "test": indices[n_train + n_val :],
         "online": train[max(0, n_train - config.online_size) :],
     }
+
+
+def _cold_start_split(indices: list[int], config: SplitConfig) -> dict[str, list[int]]:
+    """A held-out persona: nothing to learn from, only its first sessions to be evaluated on."""
+    return {"train": [], "val": [], "test": [], "online": [],
+            "cold_start": indices[: config.cold_start_sessions]}
 
 
 def _round_half_up(value: float) -> int:

@@ -3,6 +3,10 @@
 Each check returns errors (a guarantee is broken) and warnings (true but worth knowing, such as a
 persona too thin to have a val split). The checks take any splits, not only computed ones, so a
 hand-edited `edgesplits.json` can be checked the same way.
+
+A persona with a non-empty `cold_start` split is held out: it must have nothing in any other
+split, and its sessions after the cold-start ones are unused on purpose. The other checks skip
+held-out personas; `cold_start` (only run when personas are held out) checks them.
 """
 
 from __future__ import annotations
@@ -43,14 +47,23 @@ class Check:
 def validate_splits(
     dialogues: Sequence[CleanDialogue], splits: Splits, config: SplitConfig
 ) -> list[Check]:
-    """Run every check, in the order they appear in the report."""
-    return [
+    """Run every check, in the order they appear in the report (`cold_start` last, and only
+    when personas are held out or the config asks for some)."""
+    checks = [
         check_indices(dialogues, splits),
         check_no_overlap(splits),
         check_coverage(splits),
         check_balance(splits, config),
         check_temporal_order(splits),
     ]
+    if config.cold_start_personas or held_out(splits):
+        checks.append(check_cold_start(dialogues, splits, config))
+    return checks
+
+
+def held_out(splits: Splits) -> set[str]:
+    """Personas held out of training: those with a non-empty `cold_start` split."""
+    return {pid for pid, entry in splits.items() if entry.get("cold_start")}
 
 
 def validation_report(cleaning: CleaningResult, checks: list[Check]) -> dict[str, object]:
@@ -63,9 +76,11 @@ def validation_report(cleaning: CleaningResult, checks: list[Check]) -> dict[str
 
 
 def check_indices(dialogues: Sequence[CleanDialogue], splits: Splits) -> Check:
-    """Indices are in range, point at the persona's own sessions, and cover every line."""
+    """Indices are in range, point at the persona's own sessions, and cover every line (except
+    the deliberately unused later sessions of held-out personas)."""
     check = Check("indices_valid")
-    assigned: set[int] = set()
+    unused = held_out(splits)
+    assigned = {i for i, dialogue in enumerate(dialogues) if dialogue.persona_id in unused}
     for pid, entry in splits.items():
         for name, indices in entry.items():
             for index in indices:
@@ -105,7 +120,10 @@ def check_coverage(splits: Splits) -> Check:
     """
     check = Check("coverage")
     thin: list[str] = []
+    skipped = held_out(splits)
     for pid, entry in splits.items():
+        if pid in skipped:
+            continue
         n_sessions = sum(len(entry[name]) for name in DISJOINT)
         missing = [name for name in DISJOINT if not entry[name]]
         if missing and n_sessions < MIN_SESSIONS_TO_SPLIT:
@@ -146,6 +164,32 @@ def check_balance(splits: Splits, config: SplitConfig) -> Check:
         share = totals[name] / grand_total
         if abs(share - ratios[name]) > BALANCE_TOLERANCE:
             check.warnings.append(f"{name}: {share:.3f} of sessions, configured {ratios[name]:.3f}")
+    return check
+
+
+def check_cold_start(
+    dialogues: Sequence[CleanDialogue], splits: Splits, config: SplitConfig
+) -> Check:
+    """`cold_start_personas` personas are held out; each has no session in train, val, test or
+    online, and its cold_start split is its first `cold_start_sessions` sessions in time order."""
+    check = Check("cold_start")
+    personas = held_out(splits)
+    if len(personas) != config.cold_start_personas:
+        check.errors.append(f"{len(personas)} personas held out, configured "
+                            f"{config.cold_start_personas}")
+    sessions: dict[str, list[int]] = {}
+    for index, dialogue in enumerate(dialogues):
+        sessions.setdefault(dialogue.persona_id, []).append(index)
+    for pid in sorted(personas):
+        entry = splits[pid]
+        used = [name for name in (*DISJOINT, "online") if entry[name]]
+        if used:
+            check.errors.append(f"{pid}: held out for cold start but has {'/'.join(used)} "
+                                "sessions")
+        first = sessions.get(pid, [])[: config.cold_start_sessions]
+        if entry["cold_start"] != first:
+            check.errors.append(f"{pid}.cold_start: not its first {len(first)} sessions in time "
+                                "order")
     return check
 
 

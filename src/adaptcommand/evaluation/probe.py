@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptcommand.data.io import DIALOGUES_FILE, read_dialogues_file
+from adaptcommand.data.io import DIALOGUES_FILE, SplitName, load_splits, read_dialogues_file
 from adaptcommand.data.schema import Message, Routine, Triggers, actions_dict
 from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.evaluation.actions import extract_actions
@@ -75,8 +75,13 @@ class ProbeItem:
                     (Message(role="user", text=self.prompt),), "")
 
 
-def load_routines(scope: Scope) -> dict[str, list[Routine]]:
-    """persona_id -> routines for the personas of `scope`; data without routines is refused."""
+def load_routines(scope: Scope, split: SplitName | None = None) -> dict[str, list[Routine]]:
+    """persona_id -> routines for the personas of `scope`; data without routines is refused.
+
+    Without --personas these are the personas with sessions in `split` of a prepared data
+    directory (so `evaluation.split=cold_start` probes the held-out users, as `eval` does), or
+    every persona when no split is given or the scope is a dialogue file.
+    """
     if (scope.data is None) == (scope.dialogues is None):
         raise AdaptCommandError("give exactly one of --data DIR or --dialogues FILE")
     source = scope.dialogues or scope.data / DIALOGUES_FILE
@@ -84,8 +89,11 @@ def load_routines(scope: Scope) -> dict[str, list[Routine]]:
     unknown = sorted(set(scope.personas or []) - set(by_persona))
     if unknown:
         raise AdaptCommandError(f"unknown persona(s): {', '.join(unknown)}")
+    chosen = scope.personas or list(by_persona)
+    if not scope.personas and scope.data is not None and split is not None:
+        chosen = [pid for pid, entry in load_splits(scope.data).items() if entry[split]]
     routines: dict[str, list[Routine]] = {}
-    for pid in scope.personas or list(by_persona):
+    for pid in chosen:
         known = by_persona[pid][0].routines
         if known is None:
             raise DataError(
@@ -219,7 +227,7 @@ def run_probe(
     probe_predictions.jsonl to `out`; a finished identical probe is returned, not redone."""
     greedy = settings.generation.model_copy(update={"do_sample": False})
     settings = settings.model_copy(update={"generation": greedy})
-    items = probe_items(load_routines(scope))
+    items = probe_items(load_routines(scope, settings.evaluation.split))
     identity = {"config": settings.model_dump(),
                 **run_info(scope, arm, {"adapters": str(adapters) if adapters else None,
                                         "retrieval_k": retrieval_k})}

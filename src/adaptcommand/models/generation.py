@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from peft import PeftModel
 from pydantic import Field
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from adaptcommand.config import StrictModel
 from adaptcommand.errors import AdaptCommandError
+from adaptcommand.models.adapters import BASE
 from adaptcommand.models.loading import end_of_turn_ids as default_end_of_turn_ids
+from adaptcommand.models.prefix_cache import (
+    batch_inputs,
+    build_prefix_cache,
+    uses_prompt_learning,
+)
 
 
 class GenerationSettings(StrictModel):
@@ -26,6 +33,9 @@ class GenerationSettings(StrictModel):
     )
     batch_size: int = Field(8, ge=1, description="Prompts generated together.")
     seed: int = Field(0, description="Base seed; batch i is sampled with seed + i.")
+    prefix_cache: bool = Field(
+        True, description="Reuse the shared system-prompt KV: prefill the common prefix once."
+    )
 
 
 # What greedy search is given for the sampling knobs: the library's own defaults, which it
@@ -71,8 +81,11 @@ def generate(
     Within the call prompts are sorted longest first and batched, which keeps padding small
     and puts the largest batch first (memory errors show at once); replies are returned in
     the original order. Because batches depend on the sort, a sampled reply depends on the
-    other prompts of the call; greedy replies do not. `adapter_names[i]` picks the PEFT LoRA
-    adapter for prompt i (mixed-adapter batches; the model must be in eval mode).
+    other prompts of the call; greedy replies do not. With `settings.prefix_cache` the token
+    prefix all prompts share (template head + system prompt) is prefilled once per adapter and
+    reused by every batch (models.prefix_cache). `adapter_names[i]` picks the PEFT LoRA
+    adapter for prompt i (mixed-adapter batches; the model must be in eval mode). Prefix-tuning
+    adapters cannot be mixed in a batch: see generate_per_adapter.
     """
     if adapter_names is not None and len(adapter_names) != len(prompts):
         raise AdaptCommandError(
@@ -81,21 +94,89 @@ def generate(
     if not prompts:
         return []
     stop_ids = list(end_of_turn_ids or default_end_of_turn_ids(tokenizer, model))
+    if uses_prompt_learning(model):
+        return generate_per_adapter(model, tokenizer, prompts, settings, adapter_names, stop_ids)
     config = generation_config(settings, tokenizer.pad_token_id, stop_ids)
     encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    prefix = build_prefix_cache(model, encoded, adapter_names) if settings.prefix_cache else None
     replies = [""] * len(prompts)
     for batch_index, start in enumerate(range(0, len(order), settings.batch_size)):
         indices = order[start : start + settings.batch_size]
-        batch = tokenizer.pad({"input_ids": [encoded[i] for i in indices]}, return_tensors="pt")
-        extra = {"adapter_names": [adapter_names[i] for i in indices]} if adapter_names else {}
+        names = [adapter_names[i] for i in indices] if adapter_names else None
+        batch = batch_inputs(tokenizer, [encoded[i] for i in indices], names, prefix, model.device)
+        extra = {"adapter_names": names} if names else {}
         torch.manual_seed(settings.seed + batch_index)
         with torch.inference_mode():
-            output = model.generate(**batch.to(model.device), generation_config=config, **extra)
+            output = model.generate(**batch, generation_config=config, **extra)
         new_tokens = output[:, batch["input_ids"].shape[1] :].tolist()
         for index, tokens in zip(indices, new_tokens, strict=True):
             replies[index] = decode_reply(tokenizer, tokens, stop_ids)
     return replies
+
+
+def generate_per_adapter(
+    model: PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    settings: GenerationSettings,
+    adapter_names: list[str] | None,
+    stop_ids: list[int],
+) -> list[str]:
+    """`generate` for prompt-learning (prefix-tuning) adapters, which act through key/values a
+    whole batch shares: each adapter's prompts are generated together with that adapter, BASE
+    prompts on the base model (no names: the active adapter). Replies keep prompt order; batch
+    seeds restart per adapter; greedy replies equal generating each prompt alone."""
+    names = adapter_names or [model.active_adapter] * len(prompts)
+    replies = [""] * len(prompts)
+    for name in dict.fromkeys(names):
+        indices = [i for i, n in enumerate(names) if n == name]
+        group = [prompts[i] for i in indices]
+        if name == BASE:
+            texts = generate(model.get_base_model(), tokenizer, group, settings,
+                             end_of_turn_ids=stop_ids)
+        else:  # a plain prefix cache cannot sit behind the adapter's: prefix_cache off
+            texts = generate(PrefixTuned(model, name), tokenizer, group,  # type: ignore[arg-type]
+                             settings.model_copy(update={"prefix_cache": False}),
+                             end_of_turn_ids=stop_ids)
+        for index, text in zip(indices, texts, strict=True):
+            replies[index] = text
+    return replies
+
+
+class PrefixTuned:
+    """One prefix-tuning adapter as `generate` drives a model: the base model generating from a
+    cache pre-filled with the adapter's key/values, as PEFT's forward (and so training) runs it.
+    Not PeftModel.generate: under transformers 5 it passes the prefix as `past_key_values`, which
+    the model drops for the `cache` generation made, so the adapter had no effect."""
+
+    def __init__(self, peft_model: PeftModel, name: str) -> None:
+        self.peft_model, self.name = peft_model, name
+        self.base = peft_model.get_base_model()
+        self.device = self.base.device
+
+    def _prefix(self, rows: int) -> DynamicCache:
+        previous = self.peft_model.active_adapter
+        self.peft_model.set_adapter(self.name)
+        try:
+            return self.peft_model.get_prompt(rows)
+        finally:
+            self.peft_model.set_adapter(previous)
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 **kwargs: object) -> torch.Tensor:
+        """Left-padded prompts -> prompts + new tokens, as `PreTrainedModel.generate`."""
+        rows, virtual = len(input_ids), self.peft_model.peft_config[self.name].num_virtual_tokens
+        # Stand-ins for the virtual positions the cache holds (`generate` feeds only the ids past
+        # the cache); each row's first real token, so a repetition penalty sees no new token.
+        first = input_ids.gather(1, attention_mask.argmax(dim=1, keepdim=True))
+        output = self.base.generate(
+            input_ids=torch.cat([first.expand(rows, virtual), input_ids], dim=1),
+            attention_mask=torch.cat([attention_mask.new_ones(rows, virtual), attention_mask], 1),
+            cache=self._prefix(rows),
+            **kwargs,
+        )
+        return output[:, virtual:]
 
 
 def decode_reply(tokenizer: PreTrainedTokenizerBase, tokens: list[int], stop_ids: list[int]) -> str:

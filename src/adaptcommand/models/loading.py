@@ -19,10 +19,12 @@ from typing import Any
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -71,8 +73,8 @@ def load_model(
     if name == TINY_RANDOM:
         model = tiny_random_model(tokenizer, seed)
     else:
-        source = str(ensure_embedded_checkpoint()) if name == EMBEDDED else name
-        model = _from_pretrained(AutoModelForCausalLM, source, dtype=torch_dtype)
+        model = (_embedded_model(torch_dtype) if name == EMBEDDED
+                 else _from_pretrained(AutoModelForCausalLM, name, dtype=torch_dtype))
     model.to(device=torch_device, dtype=torch_dtype)
     model.eval()
     return LoadedModel(
@@ -159,6 +161,28 @@ def ensure_embedded_checkpoint() -> Path:
     return _build_once(embedded_cache_dir() / "model", _convert_gguf_model)
 
 
+def _embedded_model(dtype: torch.dtype) -> PreTrainedModel:
+    """The cached checkpoint, loaded as the plain float model it is (see drop_gguf_marker)."""
+    source = str(ensure_embedded_checkpoint())
+    config = drop_gguf_marker(_from_pretrained(AutoConfig, source))
+    return _from_pretrained(AutoModelForCausalLM, source, config=config, dtype=dtype)
+
+
+def drop_gguf_marker(config: PretrainedConfig) -> PretrainedConfig:
+    """Remove a GGUF `quantization_config` from `config` (in place) and return it.
+
+    A model loaded from a GGUF keeps it although its weights are dequantized floats; saved into
+    the cache, it makes transformers load the checkpoint as GGUF-"quantized", which a Trainer
+    refuses to train. Caches written before this fix still carry it, hence also on load.
+    """
+    marker = getattr(config, "quantization_config", None)
+    marker = marker.to_dict() if hasattr(marker, "to_dict") else marker
+    method = marker.get("quant_method") if isinstance(marker, dict) else None
+    if getattr(method, "value", method) == "gguf":
+        del config.quantization_config
+    return config
+
+
 def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
     """Build `target` at most once across processes: a file lock serialises builders, and the
     atomic rename means a reader sees either no directory or a complete one."""
@@ -189,6 +213,7 @@ def _convert_gguf_model(out: Path) -> None:
     with torch.device("meta"):
         fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict(), assign=True, strict=True)
+    drop_gguf_marker(fresh.config)
     fresh.generation_config = loaded.generation_config
     fresh.save_pretrained(out)
     shutil.copytree(ensure_embedded_tokenizer(), out, dirs_exist_ok=True)

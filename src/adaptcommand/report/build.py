@@ -6,20 +6,31 @@ each file is then written atomically.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adaptcommand.fileio import atomic_path, write_json_atomic, write_text_atomic
-from adaptcommand.report.compare import CompareSettings, Comparison, compare_runs, comparison_json
+from adaptcommand.report.compare import (
+    CompareSettings,
+    Comparison,
+    compare_runs,
+    comparison_json,
+    success_definition,
+)
 from adaptcommand.report.examples import FixedTurn, fixed_turns
-from adaptcommand.report.html import render_html
+from adaptcommand.report.html import Figures, render_html
 from adaptcommand.report.markdown import summary_markdown
-from adaptcommand.report.plots import render_figures
-from adaptcommand.report.runs import load_predictions, load_runs
+from adaptcommand.report.overview import OverviewRow, overview_json, overview_rows
+from adaptcommand.report.plots import cost_benefit, render_figures
+from adaptcommand.report.runs import load_groups, load_predictions
 
 COMPARE_JSON = "compare.json"
 SUMMARY_MD = "summary.md"
 REPORT_HTML = "report.html"
+COST_BENEFIT_PNG = "cost_benefit.png"
 N_EXAMPLES = 5
 DEFAULT_TITLE = "AdaptCommand: adapted arms against the baseline"
 
@@ -30,7 +41,7 @@ class ReportFiles:
 
     out: Path
     html: Path
-    comparison: Comparison
+    comparisons: list[Comparison]
 
 
 def best_arm_examples(comparison: Comparison) -> list[FixedTurn]:
@@ -45,24 +56,56 @@ def best_arm_examples(comparison: Comparison) -> list[FixedTurn]:
     return fixed_turns(baseline, adapted, N_EXAMPLES)
 
 
+def group_figures(comparisons: list[Comparison]) -> list[Figures]:
+    """Each group's figures; file names get the group's name in front when there are several."""
+    if len(comparisons) == 1:
+        return [render_figures(comparisons[0])]
+    return [{f"{slug(c.group)}-{name}": figure for name, figure in render_figures(c).items()}
+            for c in comparisons]
+
+
+def slug(name: str) -> str:
+    """A group name as a file-name prefix, e.g. `test [0123abcd, 10 turns]` ->
+    `test-0123abcd-10-turns`."""
+    return "-".join(re.findall(r"[A-Za-z0-9_]+", name)) or "group"
+
+
+def compare_json(comparisons: list[Comparison], rows: list[OverviewRow], title: str
+                 ) -> dict[str, Any]:
+    """compare.json: every number of the report, with the settings that produced them."""
+    settings = comparisons[0].settings
+    return {
+        "title": title,
+        "settings": settings.model_dump(),
+        "success_definition": success_definition(settings),
+        "overview": overview_json(rows, settings),
+        "groups": [comparison_json(c) for c in comparisons],
+    }
+
+
 def build_report(
     run_dirs: list[Path],
     out: Path,
     *,
-    baseline: Path | None = None,
+    baseline: Path | Sequence[Path] | None = None,
     settings: CompareSettings | None = None,
     title: str = DEFAULT_TITLE,
 ) -> ReportFiles:
-    """Compare runs and write compare.json, summary.md, report.html and the PNG figures."""
-    base, arms = load_runs(run_dirs, baseline)
-    comparison = compare_runs(base, arms, settings or CompareSettings())
-    figures = render_figures(comparison)
-    html = render_html(comparison, title, figures, best_arm_examples(comparison))
+    """Group the runs by the turns they were evaluated on, compare each group's arms with its
+    baseline and write compare.json, summary.md, report.html and the PNG figures."""
+    baselines = [baseline] if isinstance(baseline, (str, Path)) else list(baseline or [])
+    settings = settings or CompareSettings()
+    comparisons = [compare_runs(group, settings) for group in load_groups(run_dirs, baselines)]
+    rows = overview_rows(comparisons)
+    overview = {COST_BENEFIT_PNG: ("Cost vs benefit per arm", cost_benefit(rows, settings))}
+    figures = group_figures(comparisons)
+    examples = [best_arm_examples(c) for c in comparisons]
+    html = render_html(comparisons, rows, title, overview, figures, examples)
     out = Path(out)
-    for name, (_, png) in figures.items():
+    for name, (_, png) in [*overview.items(), *(f for g in figures for f in g.items())]:
         with atomic_path(out / name) as tmp:
             tmp.write_bytes(png)
-    write_json_atomic(out / COMPARE_JSON, comparison_json(comparison, title))
-    write_text_atomic(out / SUMMARY_MD, summary_markdown(comparison, title))
+    write_json_atomic(out / COMPARE_JSON, compare_json(comparisons, rows, title))
+    write_text_atomic(out / SUMMARY_MD, summary_markdown(comparisons, rows, title))
     write_text_atomic(out / REPORT_HTML, html)
-    return ReportFiles(out, out / REPORT_HTML, comparison)
+    return ReportFiles(out, out / REPORT_HTML, comparisons)

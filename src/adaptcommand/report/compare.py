@@ -1,4 +1,4 @@
-"""Per-persona deltas of each arm against the baseline, their statistics and the verdict.
+"""Per-persona deltas of each arm against its group's baseline, their statistics and verdict.
 
 A persona is paired when both runs define the metric for it (an action precision is undefined
 for a persona with no predicted action); a persona is its own bootstrap cluster. The statistics
@@ -15,7 +15,7 @@ from pydantic import Field
 from adaptcommand.config import StrictModel
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.stats import DeltaSummary, summarize_deltas
-from adaptcommand.report.runs import Run
+from adaptcommand.report.runs import Run, RunGroup
 
 DEFAULT_METRICS = (
     "embedding_similarity", "rougeL", "device_precision", "device_f1", "param_f1",
@@ -73,8 +73,9 @@ class ArmComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Everything the report shows, computed once."""
+    """Everything the report shows about one group of runs, computed once."""
 
+    group: str
     baseline: Run
     arms: list[ArmComparison]
     settings: CompareSettings
@@ -146,14 +147,15 @@ def verdict(metrics: dict[str, MetricDelta], settings: CompareSettings) -> Verdi
     return Verdict(passes, share, regressions, unmeasured)
 
 
-def compare_runs(baseline: Run, arms: list[Run], settings: CompareSettings) -> Comparison:
-    """Deltas, statistics and verdict of every arm against the baseline."""
-    check_metrics(settings, baseline)
+def compare_runs(group: RunGroup, settings: CompareSettings) -> Comparison:
+    """Deltas, statistics and verdict of every arm of a group against the group's baseline."""
+    check_metrics(settings, group.baseline)
     compared = []
-    for arm in arms:
-        metrics = {m: compare_metric(baseline, arm, m, settings) for m in settings.all_metrics}
+    for arm in group.arms:
+        metrics = {m: compare_metric(group.baseline, arm, m, settings)
+                   for m in settings.all_metrics}
         compared.append(ArmComparison(arm, metrics, verdict(metrics, settings)))
-    return Comparison(baseline, compared, settings)
+    return Comparison(group.name, group.baseline, compared, settings)
 
 
 def absolute(run: Run, metric: str) -> dict[str, float | None]:
@@ -180,16 +182,14 @@ def _metric_json(delta: MetricDelta) -> dict[str, Any]:
     return {"summary": summary, "per_persona": delta.deltas}
 
 
-def comparison_json(comparison: Comparison, title: str) -> dict[str, Any]:
-    """compare.json: every number of the report, with the settings that produced them."""
-    settings = comparison.settings
-    metrics = settings.all_metrics
+def comparison_json(comparison: Comparison) -> dict[str, Any]:
+    """One group's part of compare.json: its data, baseline, arms with deltas and verdicts."""
+    metrics = comparison.settings.all_metrics
     base = comparison.baseline.results
     best = comparison.best
     return {
-        "title": title,
-        "settings": settings.model_dump(),
-        "success_definition": success_definition(settings),
+        "name": comparison.group,
+        "split": base.config.get("evaluation", {}).get("split"),
         "data": {"data": base.data, "data_fingerprint": base.data_fingerprint,
                  "counts": base.counts.model_dump()},
         "baseline": _run_json(comparison.baseline, metrics),

@@ -14,8 +14,17 @@ from typing import Any
 
 from adaptcommand.report.compare import ArmComparison, Comparison, success_definition
 from adaptcommand.report.examples import FixedTurn
-from adaptcommand.report.markdown import fmt, fmt_delta, summary_table, verdict_text
-from adaptcommand.report.runs import Run
+from adaptcommand.report.markdown import (
+    fmt,
+    fmt_delta,
+    group_suffix,
+    overview_table,
+    summary_table,
+    verdict_text,
+)
+from adaptcommand.report.overview import OverviewRow
+
+Figures = dict[str, tuple[str, bytes]]  # file name -> (caption, PNG)
 
 PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
@@ -69,7 +78,7 @@ def _decoding(config: dict[str, Any]) -> str:
     return "greedy"
 
 
-def data_section(comparison: Comparison) -> str:
+def data_section(comparison: Comparison, where: str) -> str:
     base = comparison.baseline.results
     runs = [comparison.baseline] + [arm.run for arm in comparison.arms]
     rows = []
@@ -86,23 +95,42 @@ def data_section(comparison: Comparison) -> str:
                f"{base.counts.sessions} sessions, {base.counts.personas} personas. "
                f"Baseline: <b>{escape(comparison.baseline.label)}</b>.</p>")
     header = ["arm", "run directory", "model", "adapters", "decoding", "split", "context pairs"]
-    return section("Data and configuration", summary, table(header, rows))
+    return section(f"Data and configuration{where}", summary, table(header, rows))
 
 
-def summary_section(comparison: Comparison) -> str:
+def overview_section(rows: list[OverviewRow], comparisons: list[Comparison],
+                     figures: Figures) -> str:
+    """Every arm of every group side by side, with the cost-vs-benefit plot."""
+    settings = comparisons[0].settings
+    groups = ", ".join(f"<b>{escape(c.group)}</b> ({c.baseline.results.counts.turns} turns, "
+                       f"compared with <i>{escape(c.baseline.label)}</i>)" for c in comparisons)
+    note = (f"<p>Runs are grouped by the turns they were evaluated on: {groups}. Each arm is "
+            "compared with the baseline of its own group only. Cells: value [evaluation CI]; "
+            f"Δ = mean per-persona delta on {escape(settings.primary_metric)} against the "
+            "group's baseline [paired bootstrap CI over personas]; cost 0 = nothing trained; "
+            "probe = preference probe (probe.json).</p>")
+    return section("All arms", note, table(*overview_table(rows, settings)),
+                   *figure_tags(figures))
+
+
+def summary_section(comparison: Comparison, where: str) -> str:
     header, rows = summary_table(comparison)
     note = ("<p>Cells: value [evaluation CI]; Δ = mean per-persona delta against the baseline "
             "[paired bootstrap CI over personas].</p>")
-    return section("Summary", note, table(header, rows))
+    return section(f"Summary{where}", note, table(header, rows))
 
 
-def figures_section(figures: dict[str, tuple[str, bytes]]) -> str:
+def figure_tags(figures: Figures) -> list[str]:
     parts = []
     for name, (caption, png) in figures.items():
         data = base64.b64encode(png).decode("ascii")
         parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}">'
                      f"<figcaption>{escape(caption)} ({escape(name)})</figcaption></figure>")
-    return section("Figures", *parts)
+    return parts
+
+
+def figures_section(figures: Figures, where: str) -> str:
+    return section(f"Figures{where}", *figure_tags(figures))
 
 
 def _statistics_rows(arm: ArmComparison) -> list[list[str]]:
@@ -118,7 +146,7 @@ def _statistics_rows(arm: ArmComparison) -> list[list[str]]:
     return rows
 
 
-def verdict_section(comparison: Comparison) -> str:
+def verdict_section(comparison: Comparison, where: str) -> str:
     parts = [f'<p class="definition"><b>Bar of success.</b> '
              f"{escape(success_definition(comparison.settings))}</p>"]
     header = ["metric", "paired personas", "mean delta [CI]", "helped", "hurt", "tied",
@@ -128,10 +156,10 @@ def verdict_section(comparison: Comparison) -> str:
         parts.append(f'<h3>{escape(arm.run.label)}: <span class="{css}">'
                      f"{escape(verdict_text(arm))}</span></h3>")
         parts.append(table(header, _statistics_rows(arm)))
-    return section("Verdict per arm", *parts)
+    return section(f"Verdict per arm{where}", *parts)
 
 
-def personas_section(comparison: Comparison) -> str:
+def personas_section(comparison: Comparison, where: str) -> str:
     metric = comparison.settings.primary_metric
     parts = [f"<p>Per-persona delta on {escape(metric)} against the baseline.</p>"]
     for arm in comparison.arms:
@@ -142,7 +170,7 @@ def personas_section(comparison: Comparison) -> str:
                 for pair in zip(summary.top, summary.bottom, strict=False)]
         parts.append(f"<h3>{escape(arm.run.label)}</h3>")
         parts.append(table(["benefits most", "benefits least"], rows))
-    return section("Who benefits most and least", *parts)
+    return section(f"Who benefits most and least{where}", *parts)
 
 
 def _utterance(text: str, actions: dict[str, Any]) -> str:
@@ -151,9 +179,9 @@ def _utterance(text: str, actions: dict[str, Any]) -> str:
             f"{escape(json.dumps(actions, sort_keys=True))}</span>")
 
 
-def examples_section(best: ArmComparison | None, examples: list[FixedTurn]) -> str:
+def examples_section(best: ArmComparison | None, examples: list[FixedTurn], where: str) -> str:
     if best is None or not examples:
-        return section("Example turns", "<p>No turn where the best arm got the reference's "
+        return section(f"Example turns{where}", "<p>No turn where the best arm got the reference's "
                        "actions right and the baseline did not (or no predictions.jsonl).</p>")
     rows = [[
         escape(f"{t.key[0]} / session {t.key[1]} / turn {t.key[2]}"),
@@ -165,42 +193,53 @@ def examples_section(best: ArmComparison | None, examples: list[FixedTurn]) -> s
     intro = (f"<p>Turns where <b>{escape(best.run.label)}</b> (the arm with the largest mean "
              "lift on the primary metric) extracts exactly the reference's actions and the "
              "baseline does not.</p>")
-    return section("Example turns", intro, table(header, rows, raw=True))
+    return section(f"Example turns{where}", intro, table(header, rows, raw=True))
 
 
-def extras_sections(runs: list[Run]) -> list[str]:
+def extras_sections(rows: list[OverviewRow]) -> list[str]:
     """Training cost and preference-probe tables, for the runs that carry those files."""
     parts = []
-    costed = [run for run in runs if run.training_cost]
+    costed = [row for row in rows if row.run.training_cost]
     if costed:
-        rows = [[run.label, fmt(run.training_cost.train_seconds),
-                 f"{run.training_cost.adapter_bytes / 2**20:.2f}",
-                 str(run.training_cost.n_adapters)] for run in costed]
+        cost_rows = [[row.group, row.run.label, fmt(row.run.training_cost.train_seconds),
+                      f"{row.run.training_cost.adapter_bytes / 2**20:.2f}",
+                      str(row.run.training_cost.n_adapters)] for row in costed]
         parts.append(section("Training cost", table(
-            ["arm", "train seconds", "adapter MiB", "adapters"], rows)))
-    probed = [run for run in runs if run.probe]
+            ["group", "arm", "train seconds", "adapter MiB", "adapters"], cost_rows)))
+    probed = [row for row in rows if row.run.probe]
     if probed:
-        names = list(dict.fromkeys(name for run in probed for name in run.probe.metrics))
-        rows = [[run.label, *(fmt(run.probe.metrics.get(n)) for n in names)] for run in probed]
-        parts.append(section("Preference probe", table(["arm", *names], rows)))
+        names = list(dict.fromkeys(name for row in probed for name in row.run.probe.metrics))
+        probe_rows = [[row.group, row.run.label, *(fmt(row.run.probe.metrics.get(n))
+                                                   for n in names)] for row in probed]
+        parts.append(section("Preference probe", table(["group", "arm", *names], probe_rows)))
     return parts
 
 
-def render_html(
-    comparison: Comparison,
-    title: str,
-    figures: dict[str, tuple[str, bytes]],
-    examples: list[FixedTurn],
-) -> str:
-    """The whole report page."""
-    runs = [comparison.baseline] + [arm.run for arm in comparison.arms]
-    body = [
-        data_section(comparison),
-        summary_section(comparison),
-        figures_section(figures),
-        verdict_section(comparison),
-        personas_section(comparison),
-        examples_section(comparison.best, examples),
-        *extras_sections(runs),
+def group_sections(comparison: Comparison, where: str, figures: Figures,
+                   examples: list[FixedTurn]) -> list[str]:
+    """Everything about one group of runs; `where` names the group when there are several."""
+    return [
+        data_section(comparison, where),
+        summary_section(comparison, where),
+        figures_section(figures, where),
+        verdict_section(comparison, where),
+        personas_section(comparison, where),
+        examples_section(comparison.best, examples, where),
     ]
+
+
+def render_html(
+    comparisons: list[Comparison],
+    rows: list[OverviewRow],
+    title: str,
+    overview_figures: Figures,
+    group_figures: list[Figures],
+    examples: list[list[FixedTurn]],
+) -> str:
+    """The whole report page: the all-arms overview, then each group's sections."""
+    body = [overview_section(rows, comparisons, overview_figures)]
+    for comparison, figures, turns in zip(comparisons, group_figures, examples, strict=True):
+        body += group_sections(comparison, group_suffix(comparison, len(comparisons)), figures,
+                               turns)
+    body += extras_sections(rows)
     return PAGE.substitute(title=escape(title), body="\n".join(body))

@@ -1,13 +1,23 @@
-"""summary.md: one table, arm by headline metric, with intervals, deltas and the verdict.
+"""summary.md: the all-arms overview, then per group of runs one table, arm by headline metric,
+with intervals, deltas and the verdict.
 
-The table's cells are built here once and rendered both as Markdown and in the HTML report.
+The tables' cells are built here once and rendered both as Markdown and in the HTML report.
 """
 
 from __future__ import annotations
 
 from adaptcommand.evaluation.stats import Interval
-from adaptcommand.report.compare import ArmComparison, Comparison, absolute, success_definition
+from adaptcommand.report.compare import (
+    ArmComparison,
+    CompareSettings,
+    Comparison,
+    absolute,
+    success_definition,
+)
+from adaptcommand.report.overview import Cost, OverviewRow, overview_metrics, probe_headline
 from adaptcommand.report.runs import Run
+
+MIB = 2**20
 
 
 def fmt(value: float | None, signed: bool = False) -> str:
@@ -60,27 +70,89 @@ def summary_table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _cost_cells(cost: Cost | None) -> list[str]:
+    if cost is None:
+        return ["n/a"] * 3
+    seconds = "n/a" if cost.train_seconds is None else f"{cost.train_seconds:.1f}"
+    return [seconds, f"{cost.adapter_bytes / MIB:.2f}", str(cost.n_adapters)]
+
+
+def _lift_cells(row: OverviewRow, settings: CompareSettings) -> list[str]:
+    """Δ primary [CI], personas helped and verdict; a baseline has no lift."""
+    if row.arm is None:
+        return ["", "", "baseline"]
+    summary = row.primary(settings)
+    if summary is None:
+        return ["n/a", "n/a", verdict_text(row.arm)]
+    mean = summary.mean
+    helped = f"{summary.sign_test.helped}/{summary.n_personas} ({summary.share_helped:.0%})"
+    return [fmt_interval(mean.estimate, mean.low, mean.high, signed=True), helped,
+            verdict_text(row.arm)]
+
+
+def overview_table(rows: list[OverviewRow],
+                   settings: CompareSettings) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the all-arms table: absolute metrics [CI], Δ of the primary metric
+    against the row's own group baseline [CI], helped personas, verdict, probe, cost."""
+    metrics = overview_metrics(settings)
+    probes = probe_headline([row.run for row in rows])
+    primary = settings.primary_metric
+    header = ["group", "arm", *metrics, f"Δ {primary} [CI]", "personas helped", "verdict",
+              *(f"probe {name}" for name in probes), "train seconds", "adapter MiB", "adapters"]
+    table = []
+    for row in rows:
+        probe = row.run.probe.metrics if row.run.probe else {}
+        table.append([row.group, row.run.label,
+                      *(fmt_interval(**absolute(row.run, m)) for m in metrics),
+                      *_lift_cells(row, settings), *(fmt(probe.get(name)) for name in probes),
+                      *_cost_cells(row.cost)])
+    return header, table
+
+
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def summary_markdown(comparison: Comparison, title: str) -> str:
-    """The whole summary.md."""
-    header, rows = summary_table(comparison)
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [_row(header), "|" + "---|" * len(header), *(_row(row) for row in rows)]
+
+
+def group_markdown(comparison: Comparison, heading: str) -> list[str]:
+    """One group's table of every reported metric."""
     counts = comparison.baseline.results.counts
-    lines = [
-        f"# {title}",
+    return [
+        f"## {heading}",
         "",
         f"{counts.turns} turns, {counts.sessions} sessions, {counts.personas} personas; "
         f"baseline: {comparison.baseline.label}. Cells: value [evaluation CI]; "
         f"Δ mean per-persona delta vs baseline [paired bootstrap "
         f"{comparison.settings.confidence:.0%} CI].",
         "",
-        _row(header),
-        "|" + "---|" * len(header),
-        *(_row(row) for row in rows),
-        "",
-        f"**Bar of success.** {success_definition(comparison.settings)}",
+        *markdown_table(*summary_table(comparison)),
         "",
     ]
+
+
+def group_suffix(comparison: Comparison, n_groups: int) -> str:
+    """Appended to a group's headings (`Summary: cold_start`) when the report has several."""
+    return "" if n_groups == 1 else f": {comparison.group}"
+
+
+def summary_markdown(comparisons: list[Comparison], rows: list[OverviewRow], title: str) -> str:
+    """The whole summary.md."""
+    settings = comparisons[0].settings
+    lines = [
+        f"# {title}",
+        "",
+        "## All arms",
+        "",
+        "Each arm against the baseline of its own group (runs evaluated on the same turns). "
+        f"Δ: mean per-persona delta [paired bootstrap {settings.confidence:.0%} CI].",
+        "",
+        *markdown_table(*overview_table(rows, settings)),
+        "",
+    ]
+    for comparison in comparisons:
+        lines += group_markdown(comparison, "Metrics" + group_suffix(comparison, len(comparisons)))
+    lines += [f"**Bar of success.** {success_definition(settings)}", ""]
     return "\n".join(lines)

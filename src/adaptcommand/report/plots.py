@@ -1,7 +1,8 @@
 """The report's figures, rendered to PNG bytes with the Agg canvas (no display, no pyplot state).
 
-Each function takes the computed `Comparison` and returns PNG bytes, so the same image is both
-written next to the report and embedded in it.
+Each function takes the computed `Comparison` of one group of runs (or, for the cost-benefit
+plot, the all-arms overview) and returns PNG bytes, so the same image is both written next to
+the report and embedded in it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from adaptcommand.report.compare import Comparison, absolute
+from adaptcommand.report.compare import CompareSettings, Comparison, absolute
+from adaptcommand.report.overview import OverviewRow
 
 MAX_LABELLED_ROWS = 40  # above this many personas a heatmap names only every n-th row
 DPI = 110
@@ -162,6 +164,45 @@ def arm_metrics(comparison: Comparison) -> bytes:
 def _gap(upper: float | None, lower: float | None) -> float:
     """Error-bar length; 0 where the interval is unknown."""
     return 0.0 if upper is None or lower is None else max(0.0, upper - lower)
+
+
+def cost_benefit(rows: list[OverviewRow], settings: CompareSettings) -> bytes:
+    """Training seconds (x; symlog, so arms that trained nothing sit at 0) against the mean
+    primary-metric delta over the arm's own group baseline (y, paired-bootstrap CI), one
+    labelled point per arm, coloured by group."""
+    groups = list(dict.fromkeys(row.group for row in rows))
+    colors = arm_colors(len(groups))
+    fig = Figure(figsize=(8.0, 5.4), layout="constrained")
+    ax = fig.subplots()
+    left_out, most = [], 1.0
+    for row in rows:
+        summary = row.primary(settings)
+        seconds = row.cost.train_seconds if row.cost else None
+        if row.arm is None:
+            continue
+        if summary is None or seconds is None:
+            left_out.append(row.run.label)
+            continue
+        mean, color, most = summary.mean, colors[groups.index(row.group)], max(most, seconds)
+        ax.errorbar([seconds], [mean.estimate], yerr=[[mean.estimate - mean.low],
+                                                      [mean.high - mean.estimate]],
+                    fmt="o", capsize=4, color=color, label=row.group)
+        ax.annotate(row.run.label, (seconds, mean.estimate), xytext=(6, 4),
+                    textcoords="offset points", fontsize=8)
+    ax.axhline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(-0.5, most * 4)  # room right of the costliest arm for its label
+    ax.set_xlabel("training seconds (symlog; 0 = nothing trained)")
+    ax.set_ylabel(f"mean per-persona Δ {settings.primary_metric} vs group baseline")
+    ax.set_title(f"Cost vs benefit ({settings.confidence:.0%} CI; above 0 = better than "
+                 "baseline)")
+    handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    if handles:
+        ax.legend(handles.values(), handles.keys(), title="group", loc="best")
+    if left_out:
+        fig.text(0.01, 0.005, "not shown (no training seconds or no paired persona): "
+                 + ", ".join(left_out), fontsize=7, color="#555")
+    return to_png(fig)
 
 
 FIGURES = {

@@ -1,5 +1,9 @@
 """Reading evaluation run directories (written by `baseline` / `eval`) for a comparison.
 
+Runs are grouped by what they were evaluated on (data fingerprint, split, turn counts), e.g. the
+test split of the trained users and the cold_start split of held-out users; a delta is only
+taken between runs of one group, against that group's baseline.
+
 Only the fields a comparison needs are validated; anything else in results.json is kept out of
 the way, so newer evaluation outputs stay readable. Every failure is a located `DataError`.
 """
@@ -7,6 +11,7 @@ the way, so newer evaluation outputs stay readable. Every failure is a located `
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +27,10 @@ PREDICTIONS = "predictions.jsonl"
 TRAINING_COST = "training_cost.json"
 PROBE = "probe.json"
 
+BASELINE_ARM = "baseline"
+
 Key = tuple[str, int, int]
+GroupKey = tuple[str, str, int, int, int]  # data fingerprint, split, turns, sessions, personas
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -99,6 +107,15 @@ class Run:
     probe: Probe | None
 
 
+@dataclass(frozen=True)
+class RunGroup:
+    """Runs evaluated on the same turns (data, split, counts), with the one they are compared to."""
+
+    name: str
+    baseline: Run
+    arms: list[Run]
+
+
 def _validate(model: type[ModelT], raw: Any, path: Path, line: int | None = None) -> ModelT:
     try:
         return model.model_validate(raw)
@@ -143,21 +160,6 @@ def load_predictions(directory: Path) -> dict[Key, PredictionRecord] | None:
     return {record.key: record for record in records}
 
 
-def order_runs(run_dirs: list[Path], baseline: Path | None) -> tuple[Path, list[Path]]:
-    """(baseline, arms): the first run unless --baseline names one; each directory once."""
-    resolved = [Path(p).resolve() for p in run_dirs]
-    if len(set(resolved)) != len(resolved):
-        raise AdaptCommandError("the same run directory is given twice")
-    if baseline is None:
-        base, arms = resolved[0], resolved[1:]
-    else:
-        base = Path(baseline).resolve()
-        arms = [p for p in resolved if p != base]
-    if not arms:
-        raise AdaptCommandError("nothing to compare: give at least one run besides the baseline")
-    return base, arms
-
-
 def unique_labels(arms: list[str], dirs: list[Path]) -> list[str]:
     """Arm names as labels; an arm name used by several runs gets its directory name appended."""
     pairs = zip(arms, dirs, strict=True)
@@ -167,32 +169,84 @@ def unique_labels(arms: list[str], dirs: list[Path]) -> list[str]:
     return labels
 
 
-def load_runs(run_dirs: list[Path], baseline: Path | None) -> tuple[Run, list[Run]]:
-    """The baseline run and the arms, checked to be comparable turn for turn."""
-    base_dir, arm_dirs = order_runs(run_dirs, baseline)
-    loaded = [load_run(d) for d in [base_dir, *arm_dirs]]
-    labels = unique_labels([run.results.arm for run in loaded], [run.path for run in loaded])
-    runs = [replace(run, label=label) for run, label in zip(loaded, labels, strict=True)]
+def group_key(run: Run) -> GroupKey:
+    """What a run was evaluated on: runs with equal keys scored the same turns."""
+    results = run.results
+    split = str(results.config.get("evaluation", {}).get("split", "unknown"))
+    counts = results.counts
+    return (results.data_fingerprint, split, counts.turns, counts.sessions, counts.personas)
+
+
+def group_names(keys: list[GroupKey]) -> list[str]:
+    """The split name; where two groups share one, their data fingerprint and turn count too
+    (and a number, should even those match)."""
+    splits = [key[1] for key in keys]
+    names = [split if splits.count(split) == 1 else f"{split} [{fingerprint[:8]}, {turns} turns]"
+             for fingerprint, split, turns, *_ in keys]
+    return [name if names.count(name) == 1 else f"{name} #{names[:i].count(name) + 1}"
+            for i, name in enumerate(names)]
+
+
+def describe_group(name: str, members: list[Run]) -> str:
+    """`group 'test' (data 0123abcd, 10 turns, 5 sessions, 5 personas; runs: a (arm), ...)`."""
+    fingerprint, _, turns, sessions, personas = group_key(members[0])
+    runs = ", ".join(f"{run.path} ({run.results.arm})" for run in members)
+    return (f"group '{name}' (data {fingerprint[:8]}, {turns} turns, {sessions} sessions, "
+            f"{personas} personas; runs: {runs})")
+
+
+def choose_baseline(name: str, members: list[Run], named: set[Path]) -> Run:
+    """The group's run named by --baseline, else its one run whose arm is `baseline`."""
+    chosen = ([run for run in members if run.path in named]
+              or [run for run in members if run.results.arm == BASELINE_ARM])
+    if not chosen:
+        raise AdaptCommandError(
+            f"no baseline for {describe_group(name, members)}: no run has arm "
+            f"'{BASELINE_ARM}'; evaluate one on these turns or name it with --baseline"
+        )
+    if len(chosen) > 1:
+        raise AdaptCommandError(
+            f"several baselines for {describe_group(name, members)}: "
+            f"{', '.join(str(run.path) for run in chosen)}; name one with --baseline"
+        )
+    return chosen[0]
+
+
+def make_group(name: str, base: Run, members: list[Run]) -> RunGroup:
+    """A group's baseline and arms, labelled uniquely and checked to share personas."""
+    ordered = [base, *(run for run in members if run is not base)]
+    if len(ordered) == 1:
+        raise AdaptCommandError(f"nothing to compare in group '{name}': give at least one run "
+                                f"besides its baseline {base.path}")
+    labels = unique_labels([run.results.arm for run in ordered], [run.path for run in ordered])
+    runs = [replace(run, label=label) for run, label in zip(ordered, labels, strict=True)]
     for run in runs[1:]:
-        check_comparable(runs[0], run)
-    return runs[0], runs[1:]
+        check_shared_personas(runs[0], run)
+    return RunGroup(name, runs[0], runs[1:])
 
 
-def check_comparable(base: Run, other: Run) -> None:
-    """Refuse runs evaluated on other data or other turns: their deltas would mean nothing."""
-    path = other.path / RESULTS
-    if other.results.data_fingerprint != base.results.data_fingerprint:
-        raise DataError(
-            f"evaluated on different data than the baseline {base.path} "
-            f"({other.results.data_fingerprint[:12]} vs {base.results.data_fingerprint[:12]})",
-            path=path, field="data_fingerprint",
-        )
-    if other.results.counts != base.results.counts:
-        raise DataError(
-            f"evaluated on different turns than the baseline {base.path} "
-            f"({other.results.counts.model_dump()} vs {base.results.counts.model_dump()})",
-            path=path, field="counts",
-        )
+def load_groups(run_dirs: list[Path], baselines: Sequence[Path] = ()) -> list[RunGroup]:
+    """The runs, grouped by the turns they were evaluated on, each group with its baseline.
+
+    Groups come in order of their first run; `baselines` (--baseline, at most one per group)
+    not among `run_dirs` are added in front.
+    """
+    resolved = [Path(p).resolve() for p in run_dirs]
+    if len(set(resolved)) != len(resolved):
+        raise AdaptCommandError("the same run directory is given twice")
+    named = list(dict.fromkeys(Path(p).resolve() for p in baselines))
+    members: dict[GroupKey, list[Run]] = {}
+    for directory in [*(b for b in named if b not in resolved), *resolved]:
+        run = load_run(directory)
+        members.setdefault(group_key(run), []).append(run)
+    names = group_names(list(members))
+    bases = [choose_baseline(name, runs, set(named))
+             for name, runs in zip(names, members.values(), strict=True)]
+    return [make_group(*group) for group in zip(names, bases, members.values(), strict=True)]
+
+
+def check_shared_personas(base: Run, other: Run) -> None:
+    """Refuse an arm that shares no persona with its baseline: no delta could be paired."""
     if not other.results.per_persona.keys() & base.results.per_persona.keys():
-        raise DataError(f"no persona in common with the baseline {base.path}", path=path,
-                        field="per_persona")
+        raise DataError(f"no persona in common with the baseline {base.path}",
+                        path=other.path / RESULTS, field="per_persona")

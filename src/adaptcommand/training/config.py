@@ -34,10 +34,18 @@ class TrainingConfig(StrictModel):
     target_modules: list[str] = Field(["q_proj", "v_proj"], min_length=1,
                                       description="Names of the linear layers that get LoRA.")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    method: Literal["lora", "prefix"] = Field(
+        "lora", description="Adaptation method: lora (low-rank updates of target_modules; many "
+        "adapters share each training step) or prefix (PEFT prefix tuning: num_virtual_tokens "
+        "learned key/values in front of every layer's attention; adapters train one at a time, "
+        "and r, alpha, target_modules and dropout are ignored).")
+    num_virtual_tokens: int = Field(16, ge=1, description="Prefix length for method prefix: "
+                                    "learned key/value positions per layer (ignored for lora).")
     learning_rate: float = Field(5e-4, gt=0, description="Peak AdamW learning rate.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW (decoupled) weight decay.")
     epochs: int = Field(5, ge=1, description="Maximum passes over each adapter's train data.")
-    batch_size: int = Field(4, ge=1, description="Examples per optimizer step of one adapter.")
+    batch_size: int = Field(4, ge=1, description="Assistant replies per optimizer step of one "
+                            "adapter (a session example counts each of its replies).")
     lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field(
         "linear", description="Learning-rate schedule after warm-up (transformers names).")
     warmup_ratio: float = Field(0.1, ge=0, le=1, description="Fraction of an adapter's planned "
@@ -46,6 +54,13 @@ class TrainingConfig(StrictModel):
                                         "clipping; null disables it.")
     max_length: int = Field(512, ge=8, description="Tokens per example; the prompt is cut from "
                             "the left so the turn being learned is kept.")
+    example_unit: Literal["session", "turn"] = Field(
+        "session", description="session: one example per session, every assistant reply in "
+        "it supervised (each sees exactly the context a per-turn example gives it; turns whose "
+        "context window has slid or that exceed max_length get their own example), so early "
+        "messages are encoded once, not once per later turn; turn: one example per assistant "
+        "turn. Same loss per token and, as batch_size counts replies, the same number of steps "
+        "either way; session just feeds about 4x fewer tokens.")
     patience: int | None = Field(2, ge=1, description="Stop an adapter after this many epochs "
                                  "without a val-loss improvement; null disables early stopping.")
     min_delta: float = Field(0.0, ge=0, description="Smallest val-loss decrease that counts as "
@@ -55,6 +70,9 @@ class TrainingConfig(StrictModel):
                                       "before the turn being learned.")
     system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of "
                                       "every example (the same as evaluation's); null for none.")
+    clusters: int | None = Field(None, ge=2, description="--strategy cluster only: number of "
+                                 "behaviour clusters K (< the number of personas); null picks "
+                                 "the K in 2..8 with the best silhouette.")
     adapters_per_step: int = Field(8, ge=1, description="Adapters whose batches share one "
                                    "forward/backward pass (throughput only).")
     max_tokens_per_step: int = Field(4096, ge=1, description="Cap on rows x padded length of "

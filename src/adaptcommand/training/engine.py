@@ -9,10 +9,13 @@ adapter trained here follows the same trajectory as trained alone (up to float r
 the per-step cost is shared. When an adapter finishes or stops early it leaves its slot and the
 next queued adapter takes it, so slots stay full.
 
-Where the time goes, and what is saved: examples are ~94% prompt, half of it the system prompt
-every example shares. So the shared prefix is computed once per adapter per step instead of once
+Where the time goes, and what is saved: per-turn examples are ~94% prompt, half of it the system
+prompt every example shares. So session examples (training.examples) encode a session's messages
+once for all its replies, the shared prefix is computed once per adapter per step instead of once
 per example (see _hidden_states), the LM head (a vocabulary-sized matmul) and the loss run on
 target positions only, and batches are length-bucketed (batching.epoch_batches) against padding.
+An example may supervise several spans (one per reply): every function here takes the labels'
+mask as it is, and the shared prefix stops before an example's first supervised token.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from adaptcommand.training.batching import (
     epoch_batches,
     eval_batches,
     pack,
+    planned_steps,
 )
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.multi_lora import MultiLora
@@ -101,6 +105,15 @@ def early_stopping(val_losses: list[float], patience: int | None,
     return best_index, stop
 
 
+def best_epoch(val_loss: list[float | None], config: TrainingConfig) -> tuple[int, bool]:
+    """early_stopping over the epochs so far; without val data every epoch is the newest best
+    and the adapter runs the full length."""
+    if val_loss[-1] is None:
+        return len(val_loss) - 1, False
+    return early_stopping([v for v in val_loss if v is not None], config.patience,
+                          config.min_delta)
+
+
 @dataclass
 class _Run:
     """The live state of one adapter in a slot."""
@@ -120,18 +133,25 @@ class _Run:
     seconds: float = 0.0
 
 
+def adapter_optimizer(params: list[nn.Parameter], job: AdapterJob, config: TrainingConfig
+                      ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, int]:
+    """One adapter's AdamW, its warm-up + decay schedule, and its planned number of steps."""
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    planned = planned_steps(job.train, config.batch_size, config.seed, job.name, config.epochs,
+                            config.length_bucket_batches)
+    scheduler = get_scheduler(config.lr_scheduler, optimizer,
+                              num_warmup_steps=math.ceil(planned * config.warmup_ratio),
+                              num_training_steps=planned)
+    return optimizer, scheduler, planned
+
+
 def _start(job: AdapterJob, lora: MultiLora, config: TrainingConfig) -> _Run:
     if not job.train:
         raise ValueError(f"adapter {job.name!r} has no training examples")
     lora.add_adapter(job.name, config.seed, job.init_state)
     params = lora.parameters_of(job.name)
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    planned = math.ceil(len(job.train) / config.batch_size) * config.epochs
-    scheduler = get_scheduler(config.lr_scheduler, optimizer,
-                              num_warmup_steps=math.ceil(planned * config.warmup_ratio),
-                              num_training_steps=planned)
-    run = _Run(job, params, optimizer, scheduler, planned)
+    run = _Run(job, params, *adapter_optimizer(params, job, config))
     _queue_epoch(run, config)
     return run
 
@@ -184,13 +204,20 @@ def _token_losses(model: nn.Module, lora: MultiLora, names: tuple[str, ...],
                   batch: PackedBatch) -> tuple[Tensor, Tensor]:
     """Per-adapter (sum of token losses, number of target tokens) for one packed batch."""
     hidden, start = _hidden_states(model, lora, names, batch)
+    return target_losses(model, hidden, start, batch, len(names))
+
+
+def target_losses(model: nn.Module, hidden: Tensor, start: int, batch: PackedBatch,
+                  n_adapters: int) -> tuple[Tensor, Tensor]:
+    """Per-adapter (sum, count) of the token losses, given the final hidden states from
+    position `start` on: the LM head runs on target positions only."""
     targets = batch.labels[:, start + 1:]
     mask = targets != IGNORE_INDEX
     logits = model.get_output_embeddings()(hidden[:, :-1][mask]).float()
     token_loss = F.cross_entropy(logits, targets[mask], reduction="none")
     owner = batch.adapter_index[:, None].expand_as(targets)[mask]
-    sums = torch.zeros(len(names), device=token_loss.device).index_add(0, owner, token_loss)
-    counts = torch.bincount(owner, minlength=len(names))
+    sums = torch.zeros(n_adapters, device=token_loss.device).index_add(0, owner, token_loss)
+    counts = torch.bincount(owner, minlength=n_adapters)
     return sums, counts
 
 
@@ -271,11 +298,7 @@ def _end_epoch(run: _Run, val: float | None, lora: MultiLora,
     run.train_loss.append(sum(run.epoch_losses) / len(run.epoch_losses))
     run.epoch_losses = []
     run.val_loss.append(val)
-    if val is None:  # no val data: every epoch is the newest best, run the full length
-        best_index, stop = len(run.val_loss) - 1, False
-    else:
-        scored = [v for v in run.val_loss if v is not None]
-        best_index, stop = early_stopping(scored, config.patience, config.min_delta)
+    best_index, stop = best_epoch(run.val_loss, config)
     if best_index == len(run.val_loss) - 1:
         run.best_state = lora.state_of(run.job.name)
     finished = len(run.train_loss) == config.epochs

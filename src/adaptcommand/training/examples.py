@@ -1,19 +1,33 @@
-"""Dialogues -> training examples: one per assistant turn, loss on that turn's tokens only.
+"""Dialogues -> training examples, loss on assistant replies only.
 
-The prompt is exactly what evaluation feeds the model (models.prompting.render_prompt over the
-preceding messages), the target is the reply followed by the token the chat template closes an
-assistant turn with, so the model learns to stop where evaluation expects it to.
+Every assistant turn is learned from exactly the prompt evaluation feeds the model
+(models.prompting.render_prompt over the preceding messages); its target is the reply followed
+by the token the chat template closes an assistant turn with, so the model learns to stop where
+evaluation expects it to.
+
+Two units (TrainingConfig.example_unit). `turn`: one example per assistant turn, so a session of
+n replies encodes its first messages n times. `session`: consecutive turns share one sequence
+whenever a turn's prompt starts with the previous turn's prompt + target, token for token; each
+reply is then supervised inside that sequence with the very tokens before it that its per-turn
+example would have, so the objective is unchanged while early messages are encoded once. A turn
+whose prompt does not extend the sequence (its context window has slid past the session's
+start, the chat template renders earlier turns differently, ...) opens a new sequence, and a
+turn too long for `max_length` gets its truncated per-turn example, as with `turn`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Literal
 
 from transformers import PreTrainedTokenizerBase
 
 from adaptcommand.data.schema import CleanDialogue
 from adaptcommand.models.prompting import render_prompt
 from adaptcommand.training.batching import IGNORE_INDEX, Example
+
+ExampleUnit = Literal["session", "turn"]
+TurnIds = tuple[list[int], list[int]]  # (prompt ids, target ids) of one assistant turn
 
 _MARKER = "\u2063reply\u2063"  # text no real reply contains, to locate the template's suffix
 
@@ -41,18 +55,56 @@ def turn_example(prompt_ids: list[int], target_ids: list[int], max_length: int) 
                    tuple([IGNORE_INDEX] * len(prompt_ids) + target_ids))
 
 
+def dialogue_turns(tokenizer: PreTrainedTokenizerBase, dialogue: CleanDialogue, *,
+                   end_of_turn_id: int, system_prompt: str | None,
+                   max_context_messages: int) -> Iterator[TurnIds]:
+    """(prompt ids, target ids) of each assistant turn, in order, untruncated."""
+    for index, message in enumerate(dialogue.messages):
+        if message.role != "assistant":
+            continue
+        prompt = render_prompt(tokenizer, dialogue.messages[:index], system_prompt,
+                               max_context_messages)
+        yield (tokenizer(prompt, add_special_tokens=False)["input_ids"],
+               tokenizer(message.text, add_special_tokens=False)["input_ids"] + [end_of_turn_id])
+
+
+def session_examples(turns: Iterable[TurnIds], max_length: int) -> list[Example]:
+    """One session's turns, chained into shared sequences where that changes no turn's context.
+
+    A chain's ids are always the last chained turn's prompt + target, so a chain never exceeds
+    the longest untruncated per-turn example it replaces.
+    """
+    examples: list[Example] = []
+    ids: list[int] = []
+    labels: list[int] = []
+    for prompt, target in turns:
+        if len(prompt) + len(target) > max_length:
+            examples.append(turn_example(prompt, target, max_length))
+            continue
+        if prompt[:len(ids)] != ids:  # this turn's context is not the chain so far
+            examples.append(Example(tuple(ids), tuple(labels)))
+            ids, labels = [], []
+        labels += [IGNORE_INDEX] * (len(prompt) - len(ids)) + target
+        ids = prompt + target
+    if ids:
+        examples.append(Example(tuple(ids), tuple(labels)))
+    return examples
+
+
 def build_examples(tokenizer: PreTrainedTokenizerBase, dialogues: Iterable[CleanDialogue], *,
                    end_of_turn_id: int, system_prompt: str | None, max_context_messages: int,
-                   max_length: int) -> list[Example]:
-    """One example per assistant turn of every dialogue, in order."""
+                   max_length: int, unit: ExampleUnit = "turn") -> list[Example]:
+    """Examples of every dialogue, in order: one per assistant turn (`unit="turn"`), or per
+    session where the context allows (`"session"`, see the module doc). Training runs pass
+    TrainingConfig.example_unit (default session); the per-turn default serves callers that
+    need one example per turn, such as a Trainer baseline."""
     examples: list[Example] = []
     for dialogue in dialogues:
-        for index, message in enumerate(dialogue.messages):
-            if message.role != "assistant":
-                continue
-            prompt = render_prompt(tokenizer, dialogue.messages[:index], system_prompt,
-                                   max_context_messages)
-            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            target_ids = tokenizer(message.text, add_special_tokens=False)["input_ids"]
-            examples.append(turn_example(prompt_ids, target_ids + [end_of_turn_id], max_length))
+        turns = dialogue_turns(tokenizer, dialogue, end_of_turn_id=end_of_turn_id,
+                               system_prompt=system_prompt,
+                               max_context_messages=max_context_messages)
+        if unit == "session":
+            examples += session_examples(turns, max_length)
+        else:
+            examples += [turn_example(prompt, target, max_length) for prompt, target in turns]
     return examples

@@ -1,9 +1,10 @@
 """Adapter directories in PEFT's own format, so `PeftModel.from_pretrained(base, dir)` loads them.
 
-A directory holds `adapter_config.json` (written by `LoraConfig.save_pretrained`),
-`adapter_model.safetensors` (PEFT key names, see multi_lora.peft_key) and our
-`training_record.json`. It is written through `atomic_dir`: it exists complete or not at all,
-which is what lets a killed run resume by skipping the directories that exist.
+A directory holds `adapter_config.json` (written by the PEFT config's `save_pretrained`),
+`adapter_model.safetensors` (PEFT key names: multi_lora.peft_key for LoRA, `prompt_embeddings`
+for prefix tuning, as PEFT's own `save_pretrained` writes them) and our `training_record.json`.
+It is written through `atomic_dir`: it exists complete or not at all, which is what lets a killed
+run resume by skipping the directories that exist.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from peft import LoraConfig
+from peft import LoraConfig, PeftConfig, PrefixTuningConfig
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -32,7 +33,14 @@ def lora_config(config: TrainingConfig, base_model: str | None) -> LoraConfig:
                       base_model_name_or_path=base_model)
 
 
-def save_adapter(path: str | Path, state: dict[str, Tensor], peft_config: LoraConfig,
+def prefix_config(config: TrainingConfig, base_model: str | None) -> PrefixTuningConfig:
+    """The PEFT config of prefix-tuning adapters trained with `config`; PEFT completes the
+    model-dependent fields (layers, key/value heads, head size) when it wraps the model."""
+    return PrefixTuningConfig(num_virtual_tokens=config.num_virtual_tokens, task_type="CAUSAL_LM",
+                              base_model_name_or_path=base_model)
+
+
+def save_adapter(path: str | Path, state: dict[str, Tensor], peft_config: PeftConfig,
                  record: dict[str, Any]) -> None:
     """Write one adapter directory atomically (replacing an older one at `path`)."""
     with atomic_dir(path) as tmp:
@@ -55,21 +63,25 @@ def read_record(path: str | Path) -> dict[str, Any] | None:
 
 
 def load_adapter(path: str | Path, config: TrainingConfig) -> dict[str, Tensor]:
-    """Weights of a PEFT LoRA directory to start from; its shape must match `config`."""
+    """Weights of a PEFT adapter directory to start from (hybrid runs); its method and shape
+    must match `config`."""
     path = Path(path)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (path / name).is_file():
             raise DataError(f"not a PEFT adapter directory: {name} missing", path=path)
-    saved = LoraConfig.from_pretrained(str(path))
-    mismatched = [
-        f"{field}: adapter {have!r}, config {want!r}"
-        for field, have, want in (
-            ("r", saved.r, config.r),
-            ("alpha", float(saved.lora_alpha), config.alpha),
-            ("target_modules", sorted(saved.target_modules or []), sorted(config.target_modules)),
-        )
-        if have != want
-    ]
+    saved = PeftConfig.from_pretrained(str(path))
+    if isinstance(saved, LoraConfig) and config.method == "lora":
+        checks = [("r", saved.r, config.r), ("alpha", float(saved.lora_alpha), config.alpha),
+                  ("target_modules", sorted(saved.target_modules or []),
+                   sorted(config.target_modules))]
+    elif isinstance(saved, PrefixTuningConfig) and config.method == "prefix":
+        checks = [("num_virtual_tokens", saved.num_virtual_tokens, config.num_virtual_tokens)]
+    else:
+        raise AdaptCommandError(f"{path}: a {saved.peft_type} adapter cannot start a "
+                                f"method {config.method!r} run; --init-from needs an adapter "
+                                "trained with the same method")
+    mismatched = [f"{field}: adapter {have!r}, config {want!r}"
+                  for field, have, want in checks if have != want]
     if mismatched:
         raise AdaptCommandError(f"{path}: adapter does not match the training config ("
                                 + "; ".join(mismatched) + ")")

@@ -2,10 +2,11 @@
 
 Strategies differ only in the jobs they give the engine: `per-user` one adapter per persona,
 `unified` one adapter over every persona's data, `hybrid` per-user adapters starting from a
-unified adapter's weights. Work is never lost: each adapter directory is written atomically with
-its training record inside, and a finished one is skipped when the same command runs again. The
-manifest pins what the directory was trained with; a different config, data or starting adapter
-is refused unless `force`.
+unified adapter's weights, `cluster` one adapter per behaviour cluster of personas
+(training.clusters; the clustering is written to `clusters.json`). Work is never lost: each
+adapter directory is written atomically with its training record inside, and a finished one is
+skipped when the same command runs again. The manifest pins what the directory was trained
+with; a different config, data or starting adapter is refused unless `force`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,12 +25,14 @@ from adaptcommand.data.io import (
     DIALOGUES_FILE,
     SPLITS_FILE,
     load_dialogues,
+    load_split,
     load_splits,
     select_split,
 )
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic
 from adaptcommand.models.loading import load_model
+from adaptcommand.training.clusters import CLUSTERS_FILE, Clustering, cluster_personas
 from adaptcommand.training.config import TrainingConfig, config_hash
 from adaptcommand.training.engine import AdapterJob, AdapterResult, StepReport, train_adapters
 from adaptcommand.training.examples import build_examples, turn_terminator
@@ -40,9 +44,10 @@ from adaptcommand.training.export import (
     save_adapter,
 )
 from adaptcommand.training.multi_lora import MultiLora
+from adaptcommand.training.prefix import train_prefix_adapters, wrap_prefix
 from adaptcommand.training.progress import TrainingProgress
 
-Strategy = Literal["per-user", "unified", "hybrid"]
+Strategy = Literal["per-user", "unified", "hybrid", "cluster"]
 UNIFIED = "unified"
 MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "training_summary.json"
@@ -71,10 +76,16 @@ class RunPlan:
         return list(dict(self.groups)[name])
 
 
-def adapter_groups(strategy: Strategy, personas: list[str]) -> dict[str, list[str]]:
-    """Adapter name -> the personas whose train data it learns from."""
+def adapter_groups(strategy: Strategy, personas: list[str],
+                   clustering: Clustering | None = None) -> dict[str, list[str]]:
+    """Adapter name -> the personas whose train data it learns from (`cluster` takes the
+    personas' `clustering`)."""
     if strategy == UNIFIED:
         return {UNIFIED: personas}
+    if strategy == "cluster":
+        if clustering is None:
+            raise ValueError("strategy 'cluster' needs the personas' clustering")
+        return clustering.groups()
     return {persona: [persona] for persona in personas}
 
 
@@ -86,7 +97,10 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
     """Train whatever adapters of the run are not finished yet; return the training summary."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     init_path = _check_init(strategy, init_from)
-    groups = adapter_groups(strategy, _select_personas(data_dir, personas))
+    selected = _select_personas(data_dir, personas)
+    clustering = (cluster_personas(load_split(data_dir, "train"), selected, config.clusters,
+                                   config.seed) if strategy == "cluster" else None)
+    groups = adapter_groups(strategy, selected, clustering)
     manifest = build_manifest(strategy, config, data_dir, init_path)
     check_resume(out_dir, manifest, force)
     plan = RunPlan(strategy, config, data_dir, out_dir,
@@ -94,6 +108,8 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
                    init_path, _run_key(manifest))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / MANIFEST_FILE, manifest)
+    if clustering is not None:
+        write_json_atomic(out_dir / CLUSTERS_FILE, clustering.to_json())
     remove_stale_temporaries(out_dir)
     finished = finished_records(plan)
     todo = [name for name in plan.adapter_names if name not in finished]
@@ -117,13 +133,20 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
 def train_shard(plan: RunPlan, names: list[str],
                 on_saved: Callable[[str], None] | None = None,
                 on_step: Callable[[StepReport], None] | None = None) -> None:
-    """Load the model once and train `names` with the multi-adapter engine, saving each."""
+    """Load the model once and train `names` with the multi-adapter engine (LoRA) or one
+    after another (prefix tuning, training.prefix), saving each."""
     if not names:
         return
     config = plan.config
     loaded = load_model(config.model, device=config.device, dtype=config.dtype, seed=config.seed)
-    lora = MultiLora(loaded.model, config.target_modules, config.r, config.alpha, config.dropout)
-    peft_config = lora_config(config, config.model)
+    if config.method == "prefix":
+        peft_model, peft_config = wrap_prefix(loaded.model, loaded.tokenizer, config)
+        train: Callable[..., None] = partial(train_prefix_adapters, peft_model)
+    else:
+        lora = MultiLora(loaded.model, config.target_modules, config.r, config.alpha,
+                         config.dropout)
+        peft_config = lora_config(config, config.model)
+        train = partial(train_adapters, loaded.model, lora)
     jobs = _jobs(plan, names, loaded.tokenizer,
                  turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids))
 
@@ -134,7 +157,7 @@ def train_shard(plan: RunPlan, names: list[str],
         if on_saved is not None:
             on_saved(result.name)
 
-    train_adapters(loaded.model, lora, jobs, config, save, on_step)
+    train(jobs, config, save, on_step)
 
 
 def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
@@ -149,7 +172,7 @@ def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
         return build_examples(tokenizer, [d for p in personas for d in split[p]],
                               end_of_turn_id=end_of_turn_id, system_prompt=config.system_prompt,
                               max_context_messages=config.max_context_messages,
-                              max_length=config.max_length)
+                              max_length=config.max_length, unit=config.example_unit)
 
     for name in names:
         personas = plan.personas_of(name)
@@ -248,11 +271,13 @@ def remove_stale_temporaries(out_dir: Path) -> None:
 
 
 def finished_records(plan: RunPlan) -> dict[str, dict[str, Any]]:
-    """Records of this run's adapters that are on disk and trained with this run's settings."""
+    """Records of this run's adapters that are on disk and trained with this run's settings
+    on the same personas (a group's members change with --personas or the clustering)."""
     records = {}
     for name in plan.adapter_names:
         record = read_record(plan.out_dir / name)
-        if record is not None and record.get("run_key") == plan.run_key:
+        if (record is not None and record.get("run_key") == plan.run_key
+                and record.get("personas") == plan.personas_of(name)):
             records[name] = record
     return records
 
