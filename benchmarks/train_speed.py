@@ -178,8 +178,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1, help="Epochs over those sessions.")
     parser.add_argument("--data", type=Path, default=None,
                         help="Prepared data directory (default: synthesize one).")
-    parser.add_argument("--adapters-per-step", type=int, default=8,
-                        help="Engine: personas packed into one forward/backward pass.")
+    parser.add_argument("--adapters-per-step", type=int, default=None,
+                        help="Engine: personas packed into one forward/backward pass "
+                        "(default: the engine's auto choice, 1 on a CPU, 8 on a GPU).")
     parser.add_argument("--skip-loop", action="store_true",
                         help="Only time the engine arms (the loop is the slow one).")
     parser.add_argument("--threads", type=int, default=None,
@@ -209,7 +210,8 @@ def main() -> None:
                     "cuda": torch.cuda.is_available()},
         "model": args.model, "personas": len(examples), "sessions_per_persona": args.sessions,
         "epochs": config.epochs, "batch_size": config.batch_size,
-        "adapters_per_step": config.adapters_per_step, "engine_example_unit": config.example_unit,
+        "adapters_per_step": config.adapters_per_step or "auto",
+        "engine_example_unit": config.example_unit,
         "loop": loop, "engine": per_user, "unified": unified,
         "ratios": _ratios(loop, per_user, unified),
     }

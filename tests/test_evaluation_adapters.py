@@ -63,14 +63,7 @@ def test_eval_cli_routes_each_persona_to_its_adapter(tmp_path: Path, real_sample
                                   "per-user", "--out", str(tmp_path / "eval"), *common])
     assert adapted.exit_code == 0, adapted.output
 
-    def predictions(run: str) -> dict[str, list[str]]:
-        by_persona: dict[str, list[str]] = {}
-        for line in (tmp_path / run / "predictions.jsonl").read_text().splitlines():
-            record = json.loads(line)
-            by_persona.setdefault(record["persona_id"], []).append(record["prediction"])
-        return by_persona
-
-    base_text, eval_text = predictions("base"), predictions("eval")
+    base_text, eval_text = predictions(tmp_path / "base"), predictions(tmp_path / "eval")
     assert eval_text["persona_000"] != base_text["persona_000"]
     assert eval_text["persona_002"] != base_text["persona_002"]
     assert eval_text["persona_004"] == base_text["persona_004"]  # no adapter: base model
@@ -92,3 +85,12 @@ def test_adapters_are_evaluated_with_the_prompt_they_were_trained_with(tmp_path:
     assert settings.prompt.max_context_messages == 2
     overridden, _ = adapter_settings(tmp_path, {"prompt.max_context_messages": 4}, None)
     assert overridden.prompt.max_context_messages == 4
+
+
+def predictions(run: Path) -> dict[str, list[str]]:
+    """A run's predicted replies by persona, in file order."""
+    by_persona: dict[str, list[str]] = {}
+    for line in (run / "predictions.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        by_persona.setdefault(record["persona_id"], []).append(record["prediction"])
+    return by_persona

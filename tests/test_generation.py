@@ -6,8 +6,9 @@ import time
 
 import pytest
 import torch
-from peft import LoraConfig, PrefixTuningConfig, get_peft_model
+from peft import LoraConfig, PeftModel, PrefixTuningConfig, get_peft_model
 from pydantic import ValidationError
+from transformers import PreTrainedTokenizerBase
 
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.adapters import BASE
@@ -128,17 +129,23 @@ def test_empty_prompt_list_and_adapter_count_mismatch(tiny, prompts):
         generate(tiny.model, tiny.tokenizer, prompts[:1], GREEDY, adapter_names=["a", "b"])
 
 
-def test_mixed_adapter_batch_matches_each_adapter_alone(prompts):
+def two_lora_model(seed: int) -> tuple[PeftModel, PreTrainedTokenizerBase]:
+    """tiny-random with two random (non-zero) LoRA adapters, alice and bob, in eval mode."""
     base = load_model("tiny-random", device="cpu")
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     model = get_peft_model(base.model, config, adapter_name="alice")
     model.add_adapter("bob", config)
     model.eval()
+    return model, base.tokenizer
+
+
+def test_mixed_adapter_batch_matches_each_adapter_alone(prompts):
+    model, tokenizer = two_lora_model(1)
     names = ["alice", "bob", "alice", "bob", "bob"]
-    mixed = generate(model, base.tokenizer, prompts, GREEDY, adapter_names=names)
+    mixed = generate(model, tokenizer, prompts, GREEDY, adapter_names=names)
     alone = {
-        name: _one_by_one(model, base.tokenizer, prompts, GREEDY, adapter_names=[name])
+        name: _one_by_one(model, tokenizer, prompts, GREEDY, adapter_names=[name])
         for name in ("alice", "bob")
     }
     assert mixed == [alone[name][i] for i, name in enumerate(names)]
@@ -233,12 +240,7 @@ def test_different_system_prompts_share_only_what_they_share(tiny):
 
 
 def test_prefix_cache_with_mixed_adapters_and_the_base_model(tiny):
-    base = load_model("tiny-random", device="cpu")
-    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    torch.manual_seed(2)
-    model = get_peft_model(base.model, config, adapter_name="alice")
-    model.add_adapter("bob", config)
-    model.eval()
+    model, _ = two_lora_model(2)
     prompts = _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT)
     names = ["bob", BASE, "alice", "bob", BASE]
     prefix = build_prefix_cache(model, _encode(tiny.tokenizer, prompts), names)

@@ -23,8 +23,15 @@ from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.engine import target_losses
 from adaptcommand.training.export import CONFIG_FILE, RECORD_FILE, WEIGHTS_FILE, load_adapter
 from adaptcommand.training.prefix import init_ids, prefix_hidden_states, wrap_prefix
+from test_evaluation_adapters import predictions
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
-from test_training_runner import PERSONAS, make_data, tiny_config
+from test_training_runner import (
+    PERSONAS,
+    crash_after_first_save,
+    make_data,
+    record_saves,
+    tiny_config,
+)
 
 VIRTUAL = 4
 CPU = torch.device("cpu")
@@ -178,25 +185,12 @@ def test_hybrid_prefix_starts_from_the_unified_prefix(tmp_path: Path) -> None:
 def test_rerun_skips_finished_prefix_adapters(tmp_path: Path, monkeypatch) -> None:
     data, out = make_data(tmp_path), tmp_path / "out"
     config = prefix_config(epochs=1)
-    saved: list[str] = []
-    real_save = runner.save_adapter
-
-    def crash_after_first(path, *args):
-        if saved:
-            raise RuntimeError("killed")
-        real_save(path, *args)
-        saved.append(Path(path).name)
-
-    monkeypatch.setattr(runner, "save_adapter", crash_after_first)
+    saved = crash_after_first_save(monkeypatch)
     with pytest.raises(RuntimeError, match="killed"):
         train(data, out, config=config)
     first = (out / saved[0] / WEIGHTS_FILE).read_bytes()
 
-    def spy(path, *args):
-        saved.append(Path(path).name)
-        real_save(path, *args)
-
-    monkeypatch.setattr(runner, "save_adapter", spy)
+    record_saves(monkeypatch, saved)
     summary = train(data, out, config=config)
     assert saved[1:] == PERSONAS[1:] and summary["adapters_done"] == 3
     assert (out / saved[0] / WEIGHTS_FILE).read_bytes() == first
@@ -243,13 +237,6 @@ def test_eval_cli_runs_prefix_adapters(tmp_path: Path) -> None:
                                *common])
     assert adapted.exit_code == 0, adapted.output
 
-    def predictions(run: str) -> dict[str, list[str]]:
-        by_persona: dict[str, list[str]] = {}
-        for line in (tmp_path / run / "predictions.jsonl").read_text().splitlines():
-            record = json.loads(line)
-            by_persona.setdefault(record["persona_id"], []).append(record["prediction"])
-        return by_persona
-
-    base_text, eval_text = predictions("base"), predictions("eval")
+    base_text, eval_text = predictions(tmp_path / "base"), predictions(tmp_path / "eval")
     assert eval_text[PERSONAS[0]] != base_text[PERSONAS[0]]
     assert eval_text[PERSONAS[1]] == base_text[PERSONAS[1]]  # no adapter: base model

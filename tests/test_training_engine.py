@@ -23,6 +23,7 @@ from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.engine import (
     AdapterJob,
     AdapterResult,
+    adapters_per_step,
     early_stopping,
     shared_prefix_length,
     train_adapters,
@@ -338,3 +339,10 @@ def test_batches_hold_at_most_batch_size_replies() -> None:
         assert replies <= 3 or len(batch) == 1
     assert planned_steps(examples, 3, 0, "p", 2, 2) == len(batches) + len(
         epoch_batches(examples, 3, 0, "p", 1, 2))
+
+
+def test_adapters_per_step_auto_is_one_on_cpu_and_eight_on_a_gpu() -> None:
+    auto = TrainingConfig(adapters_per_step=None)
+    assert adapters_per_step(auto, torch.device("cpu")) == 1
+    assert adapters_per_step(auto, torch.device("cuda")) == 8
+    assert adapters_per_step(TrainingConfig(adapters_per_step=3), torch.device("cpu")) == 3

@@ -15,7 +15,7 @@ from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
 from adaptcommand.training import runner
 from adaptcommand.training.config import TrainingConfig
-from adaptcommand.training.export import RECORD_FILE, WEIGHTS_FILE
+from adaptcommand.training.export import RECORD_FILE, WEIGHTS_FILE, save_adapter
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
 PERSONAS = ["persona_000", "persona_001", "persona_002"]
@@ -87,18 +87,34 @@ def test_same_seed_gives_byte_identical_adapters(tmp_path: Path) -> None:
     assert (tmp_path / "c" / "persona_002" / WEIGHTS_FILE).read_bytes() != weights[0]
 
 
-def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch) -> None:
-    data, out = make_data(tmp_path), tmp_path / "out"
+def crash_after_first_save(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the runner die while saving its second adapter, as a kill would; returns the list
+    the names of saved adapters are appended to."""
     saved: list[str] = []
-    real_save = runner.save_adapter
 
     def crash_after_first(path, *args):
         if saved:
             raise RuntimeError("killed")
-        real_save(path, *args)
+        save_adapter(path, *args)
         saved.append(Path(path).name)
 
     monkeypatch.setattr(runner, "save_adapter", crash_after_first)
+    return saved
+
+
+def record_saves(monkeypatch: pytest.MonkeyPatch, saved: list[str]) -> None:
+    """Let the runner save normally again, appending each saved adapter's name to `saved`."""
+
+    def spy(path, *args):
+        saved.append(Path(path).name)
+        save_adapter(path, *args)
+
+    monkeypatch.setattr(runner, "save_adapter", spy)
+
+
+def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch) -> None:
+    data, out = make_data(tmp_path), tmp_path / "out"
+    saved = crash_after_first_save(monkeypatch)
     with pytest.raises(RuntimeError, match="killed"):
         train(data, out, config=tiny_config(adapters_per_step=1))
     first = out / saved[0] / WEIGHTS_FILE
@@ -107,11 +123,7 @@ def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch
     assert not list(out.glob(".*"))  # the failed adapter left no temp directory
     (out / ".persona_001.x1y2.tmp").mkdir()  # what a kill -9 inside atomic_dir leaves
 
-    def spy(path, *args):
-        saved.append(Path(path).name)
-        real_save(path, *args)
-
-    monkeypatch.setattr(runner, "save_adapter", spy)
+    record_saves(monkeypatch, saved)
     summary = train(data, out, config=tiny_config(adapters_per_step=1))
     assert saved[1:] == [p for p in PERSONAS if p != saved[0]]  # the finished one is skipped
     assert first.read_bytes() == before

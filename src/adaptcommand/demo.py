@@ -97,9 +97,8 @@ class DemoPlan:
             personas=4,
             sessions=16,
             model="embedded",
-            # One adapter per pass keeps CPU batches at the size a CPU runs fastest.
             training={"epochs": 1, "max_length": 256, "patience": None, "learning_rate": 1e-3,
-                      "adapters_per_step": 1, **prompt},
+                      **prompt},
             # A per-user adapter sees only its own user's sessions: give it a second epoch;
             # a prefix has no base-weight update to lean on, it needs a higher rate.
             arm_training={"per-user": {"epochs": 2}, "hybrid": {"epochs": 2},

@@ -73,8 +73,11 @@ class TrainingConfig(StrictModel):
     clusters: int | None = Field(None, ge=2, description="--strategy cluster only: number of "
                                  "behaviour clusters K (< the number of personas); null picks "
                                  "the K in 2..8 with the best silhouette.")
-    adapters_per_step: int = Field(8, ge=1, description="Adapters whose batches share one "
-                                   "forward/backward pass (throughput only).")
+    adapters_per_step: int | None = Field(None, ge=1, description="Adapters whose batches "
+                                          "share one forward/backward pass; null = auto: 8 on "
+                                          "a GPU, 1 on a CPU (a CPU is compute-bound at one "
+                                          "adapter's batch, packing only adds padding; "
+                                          "measured in BENCHMARKS.md). Throughput only.")
     max_tokens_per_step: int = Field(4096, ge=1, description="Cap on rows x padded length of "
                                      "one packed step (activation memory; fp32 SmolLM2 needs "
                                      "about 1.3 MB per token); one adapter's batch always runs. "

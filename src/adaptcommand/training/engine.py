@@ -44,6 +44,7 @@ from adaptcommand.training.batching import (
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.multi_lora import MultiLora
 
+AUTO_ADAPTERS_PER_STEP = 8  # on a GPU, with adapters_per_step null
 # Below this many shared leading tokens, computing them once is not worth a second pass.
 MIN_SHARED_PREFIX = 8
 
@@ -312,16 +313,26 @@ def _end_epoch(run: _Run, val: float | None, lora: MultiLora,
                          stopped_early=stop and not finished)
 
 
+def adapters_per_step(config: TrainingConfig, device: torch.device) -> int:
+    """The configured number, else 8 on a GPU (fuller batches) and 1 on a CPU (already
+    compute-bound at one adapter's batch)."""
+    if config.adapters_per_step is not None:
+        return config.adapters_per_step
+    return AUTO_ADAPTERS_PER_STEP if device.type == "cuda" else 1
+
+
 def train_adapters(model: nn.Module, lora: MultiLora, jobs: Iterable[AdapterJob],
                    config: TrainingConfig, on_result: Callable[[AdapterResult], None],
                    on_step: Callable[[StepReport], None] | None = None) -> None:
-    """Train every job, `config.adapters_per_step` at a time; `on_result` gets each finished
-    adapter as soon as it is done (so the caller can save it before the next one finishes)."""
+    """Train every job, `adapters_per_step(config, device)` at a time; `on_result` gets each
+    finished adapter as soon as it is done (so the caller can save it before the next one
+    finishes)."""
     torch.manual_seed(config.seed)
     queue = iter(jobs)  # consumed lazily: only the adapters in slots hold examples in memory
     slots: list[_Run] = []
+    width = adapters_per_step(config, _device_of(model))
     while True:
-        while len(slots) < config.adapters_per_step and (job := next(queue, None)) is not None:
+        while len(slots) < width and (job := next(queue, None)) is not None:
             slots.append(_start(job, lora, config))
         if not slots:
             return
