@@ -108,7 +108,7 @@ class DemoPlan:
             cold_start_personas=3,
             cold_start_sessions=4,
             # Evaluate from the second assistant turn on: more turns for the same sessions.
-            evaluation={"generation.max_new_tokens": 40, "generation.batch_size": 8,
+            evaluation={"generation.max_new_tokens": 40, "generation.batch_size": 16,
                         "evaluation.skip_assistant_turns": 1,
                         **{f"prompt.{k}": v for k, v in prompt.items()}},
         )

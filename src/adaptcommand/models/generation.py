@@ -31,7 +31,8 @@ class GenerationSettings(StrictModel):
     repetition_penalty: float = Field(
         1.1, gt=0, description="Penalty on repeated tokens, applied only when sampling."
     )
-    batch_size: int = Field(8, ge=1, description="Prompts generated together.")
+    batch_size: int = Field(16, ge=1, description="Prompts generated together (on a 2-core CPU "
+                            "throughput stops growing at about 16; see BENCHMARKS.md).")
     seed: int = Field(0, description="Base seed; batch i is sampled with seed + i.")
     prefix_cache: bool = Field(
         True, description="Reuse the shared system-prompt KV: prefill the common prefix once."
