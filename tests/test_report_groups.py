@@ -192,3 +192,15 @@ def test_cli_takes_a_baseline_per_group(runs: dict[str, Path], tmp_path: Path) -
     assert "cold_start: unified: PASS (80% helped)" in result.output
     groups = json.loads((out / "compare.json").read_text())["groups"]
     assert [g["baseline"]["path"] for g in groups] == [str(runs["base"]), str(runs["cold_base"])]
+
+
+def test_a_report_into_the_same_out_drops_figures_it_no_longer_writes(
+        runs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "again"
+    build_report([runs["base"], runs["per_user"]], out, settings=SETTINGS)
+    assert (out / "arm_metrics.png").is_file()  # one group: unprefixed names
+    (out / "notes.png").write_bytes(b"mine")  # not a report figure: kept
+    build_report(mixed(runs), out, settings=SETTINGS)
+    names = {p.name for p in out.glob("*.png")}
+    assert "arm_metrics.png" not in names and "notes.png" in names
+    assert {"test-arm_metrics.png", "cold_start-arm_metrics.png", "cost_benefit.png"} <= names

@@ -24,7 +24,7 @@ from adaptcommand.report.examples import FixedTurn, fixed_turns
 from adaptcommand.report.html import Figures, render_html
 from adaptcommand.report.markdown import summary_markdown
 from adaptcommand.report.overview import OverviewRow, overview_json, overview_rows
-from adaptcommand.report.plots import cost_benefit, render_figures
+from adaptcommand.report.plots import FIGURES, cost_benefit, render_figures
 from adaptcommand.report.runs import load_groups, load_predictions
 
 COMPARE_JSON = "compare.json"
@@ -70,6 +70,14 @@ def slug(name: str) -> str:
     return "-".join(re.findall(r"[A-Za-z0-9_]+", name)) or "group"
 
 
+def remove_stale_figures(out: Path, current: set[str]) -> None:
+    """Drop figures an earlier report into `out` wrote under names this one does not use (e.g.
+    unprefixed ones once a second group appears), so the directory shows one report."""
+    for path in out.glob("*.png"):
+        if path.name not in current and path.name.endswith((COST_BENEFIT_PNG, *FIGURES)):
+            path.unlink()
+
+
 def compare_json(comparisons: list[Comparison], rows: list[OverviewRow], title: str
                  ) -> dict[str, Any]:
     """compare.json: every number of the report, with the settings that produced them."""
@@ -102,9 +110,11 @@ def build_report(
     examples = [best_arm_examples(c) for c in comparisons]
     html = render_html(comparisons, rows, title, overview, figures, examples)
     out = Path(out)
-    for name, (_, png) in [*overview.items(), *(f for g in figures for f in g.items())]:
+    pngs = dict([*overview.items(), *(f for g in figures for f in g.items())])
+    for name, (_, png) in pngs.items():
         with atomic_path(out / name) as tmp:
             tmp.write_bytes(png)
+    remove_stale_figures(out, set(pngs))
     write_json_atomic(out / COMPARE_JSON, compare_json(comparisons, rows, title))
     write_text_atomic(out / SUMMARY_MD, summary_markdown(comparisons, rows, title))
     write_text_atomic(out / REPORT_HTML, html)
