@@ -108,9 +108,10 @@ def test_overview_has_every_arm_with_lift_probe_and_cost(report: Path) -> None:
     assert per_user["absolute"]["param_f1"]["estimate"] == pytest.approx(0.62)
     assert cold_base["absolute"]["param_f1"]["estimate"] == pytest.approx(0.2)
     assert set(per_user["absolute"]) == {"embedding_similarity", "param_f1"}
-    # Headline probe metrics by name (param/value/accuracy); device_* stay in the full table.
-    assert per_user["probe"] == {"param_recall": 0.8, "value_accuracy": 0.7}
-    assert unified["probe"] == {"param_recall": None, "value_accuracy": 0.5}
+    # Headline probe metrics by name (f1/param/value/accuracy); device precision and recall
+    # stay in the full table.
+    assert per_user["probe"] == {"device_f1": 0.925, "param_recall": 0.8, "value_accuracy": 0.7}
+    assert unified["probe"] == {"device_f1": None, "param_recall": None, "value_accuracy": 0.5}
     assert base["probe"] is None
     zero = {"train_seconds": 0.0, "adapter_bytes": 0, "n_adapters": 0}
     assert (base["cost"], memory["cost"], cold_base["cost"]) == (zero, zero, zero)
@@ -137,9 +138,9 @@ def test_summary_markdown_overview_and_one_table_per_group(report: Path) -> None
     per_user, cold_unified = overview[1], overview[5]
     assert per_user[4].startswith("+0.120 [")
     assert per_user[5:7] == ["3/5 (60%)", "PASS (60% helped)"]
-    assert per_user[7:] == ["0.800", "0.700", "300.0", "5.00", "5"]  # probe, then cost
+    assert per_user[7:] == ["0.925", "0.800", "0.700", "300.0", "5.00", "5"]  # probe, cost
     assert cold_unified[4].startswith("+0.060 [") and cold_unified[5] == "4/5 (80%)"
-    assert overview[0][4:] == ["", "", "baseline", "n/a", "n/a", "0.0", "0.00", "0"]
+    assert overview[0][4:] == ["", "", "baseline", "n/a", "n/a", "n/a", "0.0", "0.00", "0"]
     assert [r[0] for r in markdown_rows(text, "## Metrics: test")] == [
         "baseline", "per-user", "unified", "baseline+memory"]
     assert [r[0] for r in markdown_rows(text, "## Metrics: cold_start")] == ["baseline", "unified"]

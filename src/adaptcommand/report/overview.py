@@ -15,7 +15,7 @@ from adaptcommand.report.compare import ArmComparison, CompareSettings, Comparis
 from adaptcommand.report.runs import Run
 
 OVERVIEW_METRICS = ("embedding_similarity", "param_f1")
-PROBE_HEADLINE_WORDS = ("param", "value", "accuracy")  # probe metrics shown in the overview
+PROBE_HEADLINE_WORDS = ("f1", "param", "value", "accuracy")  # probe metrics shown in the overview
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def overview_metrics(settings: CompareSettings) -> list[str]:
 
 
 def probe_headline(runs: list[Run]) -> list[str]:
-    """Probe metrics whose names mark them as preference recall (param/value/accuracy), in
+    """Probe metrics whose names mark them as headline scores (f1/param/value/accuracy), in
     order of appearance; all of them when none does."""
     names = list(dict.fromkeys(name for run in runs if run.probe for name in run.probe.metrics))
     headline = [n for n in names if any(word in n for word in PROBE_HEADLINE_WORDS)]
