@@ -65,3 +65,15 @@ SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "edgewisepersona_sam
 def real_sample() -> Path:
     """The real EdgeWisePersona cold-start sample shipped in data/ (CC BY 4.0)."""
     return SAMPLE_DIR / "cold_start_dev.jsonl"
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared data directory of 3 synthetic personas x 6 sessions (read-only for tests)."""
+    from adaptcommand.data.prepare import prepare_from_source
+    from adaptcommand.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("synthetic_data")
+    synthesize(3, 6, 0, root / "raw")
+    prepare_from_source(root / "raw", root / "data")
+    return root / "data"

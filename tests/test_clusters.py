@@ -122,9 +122,8 @@ TINY = {"model": "tiny-random", "epochs": 1, "batch_size": 4, "max_length": 96,
 def test_cluster_run_trains_one_adapter_per_cluster_and_routes_personas_to_it(
         synth_data: Path, tmp_path: Path) -> None:
     from adaptcommand.cli import app
-    from adaptcommand.models.adapters import adapter_router, discover_adapters
+    from adaptcommand.models.adapters import adapter_router, discover_adapters, read_record
     from adaptcommand.training.config import TrainingConfig
-    from adaptcommand.training.export import read_record
     from adaptcommand.training.runner import run_training
 
     out = tmp_path / "out"

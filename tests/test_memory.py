@@ -9,9 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptcommand.cli import app
-from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.schema import CleanDialogue, Message
-from adaptcommand.data.synth import synthesize
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation import predictor
 from adaptcommand.evaluation.config import EvalConfig
@@ -89,14 +87,6 @@ def test_memory_prompts_never_show_test_turns_or_other_personas(tmp_path: Path) 
     for text in (*SPEAKER, *AC, *ALARM):
         assert text in system
     assert TV[1] not in system and system.count(TV[0]) == 0
-
-
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("memory_data")
-    synthesize(3, 6, 0, root / "raw")
-    prepare_from_source(root / "raw", root / "data")
-    return root / "data"
 
 
 def test_baseline_with_retrieval_end_to_end(

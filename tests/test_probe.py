@@ -9,9 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptcommand.cli import app
-from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.schema import NUMERIC_PARAMS, Triggers
-from adaptcommand.data.synth import synthesize
 from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.probe import (
@@ -124,14 +122,6 @@ def test_data_without_routines_is_refused(real_sample: Path) -> None:
     with pytest.raises(DataError, match="no routines") as error:
         load_routines(Scope(dialogues=real_sample))
     assert error.value.field == "routines" and error.value.path == str(real_sample)
-
-
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("probe_data")
-    synthesize(3, 6, 0, root / "raw")
-    prepare_from_source(root / "raw", root / "data")
-    return root / "data"
 
 
 COMMON = ["--model", "tiny-random", "--set", "generation.max_new_tokens=6",

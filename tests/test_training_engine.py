@@ -232,7 +232,8 @@ def test_early_stopped_adapter_keeps_its_best_weights() -> None:
 def test_exported_adapter_loads_in_peft_with_identical_logits(tmp_path) -> None:
     from peft import PeftModel
 
-    from adaptcommand.training.export import lora_config, read_record, save_adapter
+    from adaptcommand.models.adapters import read_record
+    from adaptcommand.training.export import lora_config, save_adapter
 
     base = tiny_model()
     config = engine_config(epochs=1)

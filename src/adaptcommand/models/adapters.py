@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from peft import PeftModel
 from transformers import PreTrainedModel
@@ -65,17 +66,22 @@ def attach_adapters(model: PreTrainedModel, adapters: Mapping[str, Path]) -> Pef
     return peft_model
 
 
-def trained_personas(path: Path) -> list[str]:
-    """The personas an adapter directory was trained on, from its training record ([] when it
-    has none, e.g. an adapter trained elsewhere)."""
-    record_path = path / TRAINING_RECORD
+def read_record(path: str | Path) -> dict[str, Any] | None:
+    """The training record of an adapter directory, or None when it has none (e.g. an adapter
+    trained elsewhere)."""
+    record_path = Path(path) / TRAINING_RECORD
     if not record_path.is_file():
-        return []
+        return None
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"malformed JSON ({exc.msg})", path=record_path) from None
-    personas = record.get("personas") if isinstance(record, dict) else None
+    return record if isinstance(record, dict) else None
+
+
+def trained_personas(path: Path) -> list[str]:
+    """The personas an adapter directory was trained on, from its training record."""
+    personas = (read_record(path) or {}).get("personas")
     return [p for p in personas if isinstance(p, str)] if isinstance(personas, list) else []
 
 

@@ -50,18 +50,6 @@ def save_adapter(path: str | Path, state: dict[str, Tensor], peft_config: PeftCo
         (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
-def read_record(path: str | Path) -> dict[str, Any] | None:
-    """The training record of a finished adapter directory, or None when there is none."""
-    record_path = Path(path) / RECORD_FILE
-    if not record_path.is_file():
-        return None
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"malformed JSON ({exc.msg})", path=record_path) from None
-    return record if isinstance(record, dict) else None
-
-
 def load_adapter(path: str | Path, config: TrainingConfig) -> dict[str, Tensor]:
     """Weights of a PEFT adapter directory to start from (hybrid runs); its method and shape
     must match `config`."""

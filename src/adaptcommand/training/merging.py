@@ -42,7 +42,7 @@ from adaptcommand.data.schema import CleanDialogue
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.adapted import MANIFEST, SUMMARY
 from adaptcommand.fileio import write_json_atomic
-from adaptcommand.models.adapters import UNIFIED, discover_adapters
+from adaptcommand.models.adapters import UNIFIED, discover_adapters, read_record
 
 STRATEGY = "merged"
 PROFILE_SESSIONS = 3
@@ -287,8 +287,6 @@ def write_summary(out_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """OUT/training_summary.json in the training runner's shape, from every merged adapter's
     record in OUT; `seconds` is the merging time (the source adapters' training is in their
     own run's summary)."""
-    from adaptcommand.training.export import read_record
-
     records = {child.name: record for child in sorted(out_dir.iterdir())
                if child.is_dir() and (record := read_record(child)) is not None}
     seconds = sum(r["seconds"] for r in records.values())

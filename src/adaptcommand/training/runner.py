@@ -31,6 +31,7 @@ from adaptcommand.data.io import (
 )
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic
+from adaptcommand.models.adapters import read_record
 from adaptcommand.models.loading import load_model
 from adaptcommand.training.clusters import CLUSTERS_FILE, Clustering, cluster_personas
 from adaptcommand.training.config import TrainingConfig, config_hash
@@ -40,7 +41,6 @@ from adaptcommand.training.export import (
     WEIGHTS_FILE,
     load_adapter,
     lora_config,
-    read_record,
     save_adapter,
 )
 from adaptcommand.training.multi_lora import MultiLora
@@ -77,16 +77,12 @@ class RunPlan:
 
 
 def adapter_groups(strategy: Strategy, personas: list[str],
-                   clustering: Clustering | None = None) -> dict[str, list[str]]:
-    """Adapter name -> the personas whose train data it learns from (`cluster` takes the
-    personas' `clustering`)."""
-    if strategy == UNIFIED:
-        return {UNIFIED: personas}
-    if strategy == "cluster":
-        if clustering is None:
-            raise ValueError("strategy 'cluster' needs the personas' clustering")
+                   clustering: Clustering | None) -> dict[str, list[str]]:
+    """Adapter name -> the personas whose train data it learns from (one per persona, all in
+    `unified`, or one per behaviour cluster)."""
+    if clustering is not None:
         return clustering.groups()
-    return {persona: [persona] for persona in personas}
+    return {UNIFIED: personas} if strategy == UNIFIED else {p: [p] for p in personas}
 
 
 def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Path,
