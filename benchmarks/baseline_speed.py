@@ -1,13 +1,18 @@
-"""Evaluation speed: turns per second of `baseline` generation, with and without prefix caching.
+"""Evaluation speed: turns per second of `baseline` generation, one turn at a time vs batched.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/baseline_speed.py --model embedded --turns 32
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/baseline_speed.py --model embedded --turns 48
 
-Three arms generate the same turns (a synthesized, prepared corpus; greedy, reference prompt)
-on the same loaded model in one process, so the ratio is measured in one run on one machine:
-one turn at a time without the prefix cache (the usual way), one turn at a time with it, and
-the default batch size with it. Turns go through the evaluation harness's `predict_turns` in
-the chunks `run_evaluation` uses (4 batches), so the shared system-prompt prefix is reused the
-way `eval` reuses it. Greedy replies must be identical in all arms; the script checks it.
+Arms generate the same turns (a synthesized, prepared corpus; greedy, reference prompt) on the
+same loaded model in one process, so the ratios are measured in one run on one machine:
+
+- one turn at a time, plain `model.generate` (the usual way: no prefix cache, no batching);
+- static batches of the default size with the shared system-prompt cache (each batch runs
+  until its longest reply ends);
+- the defaults: continuous batching with prompt-prefix reuse (models.continuous).
+
+Turns go through the evaluation harness's `predict_turns` in the chunks `run_evaluation` uses,
+so prefixes are reused the way `eval` reuses them. Greedy replies must be identical in all
+arms; the script checks it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from adaptcommand.data.io import load_split
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.synth import synthesize
 from adaptcommand.evaluation.config import EvalConfig
-from adaptcommand.evaluation.harness import predict_turns
+from adaptcommand.evaluation.harness import CHUNK_BATCHES, predict_turns
 from adaptcommand.evaluation.predictor import make_predictor
 from adaptcommand.evaluation.turns import select_turns
 from adaptcommand.fileio import write_json_atomic
@@ -35,7 +40,8 @@ def timed_predictions(loaded, config: EvalConfig, turns) -> tuple[list[str], flo
     with tempfile.TemporaryDirectory() as out_dir:
         start = time.perf_counter()
         records = predict_turns(turns, make_predictor(loaded, config), Path(out_dir),
-                                config.generation.batch_size * 4, show_progress=False)
+                                config.generation.batch_size * CHUNK_BATCHES,
+                                show_progress=False)
         seconds = time.perf_counter() - start
     return [record["prediction"] for record in records], seconds
 
@@ -57,16 +63,17 @@ def main() -> None:
         prepare_from_source(Path(tmp) / "raw", Path(tmp) / "data")
         turns = select_turns(load_split(Path(tmp) / "data", "test"), 2)[: args.turns]
     loaded = load_model(args.model)
-    arms = {"batch_1": (1, False), "batch_1_prefix_cache": (1, True),
-            f"batch_{args.batch_size}_prefix_cache": (args.batch_size, True)}
+    arms = {"one_at_a_time": (1, False, False),
+            f"static_batch_{args.batch_size}_prefix_cache": (args.batch_size, True, False),
+            f"continuous_batch_{args.batch_size}_prefix_reuse": (args.batch_size, True, True)}
     results, replies = {}, {}
-    for name, (batch, prefix_cache) in arms.items():
+    for name, (batch, prefix_cache, continuous) in arms.items():
         config = EvalConfig.model_validate({"model": {"name": args.model}, "generation": {
             "batch_size": batch, "max_new_tokens": args.max_new_tokens,
-            "prefix_cache": prefix_cache}})
+            "prefix_cache": prefix_cache, "continuous_batching": continuous}})
         replies[name], seconds = timed_predictions(loaded, config, turns)
         results[name] = {"batch_size": batch, "prefix_cache": prefix_cache,
-                         "seconds": round(seconds, 2),
+                         "continuous_batching": continuous, "seconds": round(seconds, 2),
                          "turns_per_second": round(len(turns) / seconds, 3)}
         print(f"{name:>24}: {len(turns)} turns in {seconds:.1f} s "
               f"({len(turns) / seconds:.2f} turns/s)")

@@ -75,19 +75,23 @@ def test_scores_match_hand_computed_values() -> None:
 
 
 class CountingPredictor:
-    """Echoes the last user message; fails on a chosen call to simulate a crash."""
+    """Echoes the last user message, streaming each reply; after `fail_after` replies it
+    crashes mid-call, as a kill during generation would."""
 
-    def __init__(self, fail_on_call: int | None = None) -> None:
-        self.calls = 0
+    def __init__(self, fail_after: int | None = None) -> None:
         self.seen: list[tuple] = []
-        self.fail_on_call = fail_on_call
+        self.fail_after = fail_after
 
-    def __call__(self, turns: Sequence[Turn]) -> list[str]:
-        self.calls += 1
-        if self.calls == self.fail_on_call:
-            raise KeyboardInterrupt
-        self.seen.extend(t.key for t in turns)
-        return [t.context[-1].text for t in turns]
+    def __call__(self, turns: Sequence[Turn], on_reply=None) -> list[str]:
+        replies = []
+        for index, turn in enumerate(turns):
+            if len(self.seen) == self.fail_after:
+                raise KeyboardInterrupt
+            self.seen.append(turn.key)
+            replies.append(turn.context[-1].text)
+            if on_reply is not None:
+                on_reply(index, replies[-1])
+        return replies
 
 
 def small_config() -> EvalConfig:
@@ -97,9 +101,9 @@ def small_config() -> EvalConfig:
 
 
 def test_interrupted_run_resumes_with_only_the_missing_turns(tmp_path: Path) -> None:
-    turns = select_turns({"a": [dialogue("a", s, 3) for s in range(3)]}, 0)  # 9 turns, chunks of 4
+    turns = select_turns({"a": [dialogue("a", s, 3) for s in range(3)]}, 0)  # 9 turns, one call
     config = small_config()
-    crashing = CountingPredictor(fail_on_call=2)
+    crashing = CountingPredictor(fail_after=4)  # replies stream out: the first 4 survive
     with pytest.raises(KeyboardInterrupt):
         run_evaluation(turns, crashing, config, tmp_path, {"arm": "t"}, show_progress=False)
     assert len((tmp_path / PREDICTIONS).read_text().splitlines()) == 4

@@ -12,6 +12,7 @@ from transformers import PreTrainedTokenizerBase
 
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.adapters import BASE
+from adaptcommand.models.continuous import RESERVED_COLUMNS, prompt_parents
 from adaptcommand.models.generation import (
     GenerationSettings,
     decode_reply,
@@ -48,7 +49,9 @@ def prompts(tiny):
 
 
 def _one_by_one(model, tokenizer, prompts, settings, **kwargs):
-    return [generate(model, tokenizer, [p], settings, **kwargs)[0] for p in prompts]
+    """The reference: transformers' own `generate`, one prompt at a time."""
+    static = settings.model_copy(update={"continuous_batching": False})
+    return [generate(model, tokenizer, [p], static, **kwargs)[0] for p in prompts]
 
 
 def test_batched_greedy_equals_one_at_a_time(tiny, prompts):
@@ -287,3 +290,98 @@ def test_embedded_model_prefix_cache_gives_identical_replies():
                          settings.model_copy(update={"prefix_cache": False}), **kwargs)
     assert all(single)
     assert generate(loaded.model, loaded.tokenizer, prompts, settings, **kwargs) == single
+
+
+# --- continuous batching and prompt-prefix reuse: fewer wasted steps, the same replies --------
+
+STATIC = GenerationSettings(max_new_tokens=12, batch_size=1, prefix_cache=False,
+                            continuous_batching=False)
+
+
+def _session_prompts(tokenizer, system_prompt=DEFAULT_SYSTEM_PROMPT):
+    """Every assistant turn of two sessions: each later prompt extends the earlier ones."""
+    prompts = []
+    for session in (USER_TURNS[:3], USER_TURNS[2:]):
+        messages = []
+        for text in session:
+            messages.append({"role": "user", "text": text})
+            prompts.append(render_prompt(tokenizer, messages, system_prompt))
+            messages.append({"role": "assistant", "text": f"Done: {text.lower()}"})
+    return prompts
+
+
+def _stop_mid_reply(tiny, prompts):
+    """A token some free-running replies produce early and others late or never, so rows of
+    one batch end at different steps."""
+    runs = [tiny.model.generate(**tiny.tokenizer(p, return_tensors="pt", add_special_tokens=False),
+                                generation_config=generation_config(STATIC, 2, []))
+            for p in prompts]
+    free = [run[0, -STATIC.max_new_tokens:].tolist() for run in runs]
+    for token in {t for reply in free for t in reply[1:8]}:
+        ends = {reply.index(token) if token in reply else None for reply in free}
+        if len(ends) >= 3:
+            return token
+    raise AssertionError("no token ends the replies at different steps")
+
+
+def test_prompt_parents_find_the_longest_earlier_prompt_of_the_same_adapter():
+    encoded = [[1, 2], [1, 2, 3], [1, 2, 3, 4], [1, 5], [1, 2, 3, 4, 9], [7]]
+    assert prompt_parents(encoded, None) == [None, 0, 1, None, 2, None]
+    names = ["a", "a", "b", "a", "b", "a"]
+    assert prompt_parents(encoded, names) == [None, 0, None, None, 2, None]
+    assert prompt_parents([[1, 2], [1, 2]], None) == [None, 0]  # duplicates chain
+
+
+def test_continuous_batching_refills_rows_and_replies_equal_one_at_a_time(tiny):
+    prompts = _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT) + _system_prompts(
+        tiny.tokenizer, None)
+    stop = _stop_mid_reply(tiny, prompts)
+    single = _one_by_one(tiny.model, tiny.tokenizer, prompts, STATIC, end_of_turn_ids=[stop])
+    assert len({len(reply) for reply in single}) >= 3  # replies end at different steps
+    for batch_size in (1, 2, 3, 16):
+        for prefix_cache in (False, True):
+            settings = CACHED.model_copy(update={"batch_size": batch_size,
+                                                 "prefix_cache": prefix_cache})
+            assert generate(tiny.model, tiny.tokenizer, prompts, settings,
+                            end_of_turn_ids=[stop]) == single
+
+
+def test_session_prompts_reuse_their_parents_key_values(tiny):
+    prompts = _session_prompts(tiny.tokenizer)
+    parents = prompt_parents(_encode(tiny.tokenizer, prompts), None)
+    assert parents == [None, 0, 1, None, 3, 4]  # each turn extends the session's previous one
+    single = _one_by_one(tiny.model, tiny.tokenizer, prompts, STATIC)
+    assert len(set(single)) >= 3
+    for batch_size in (1, 2, 6):
+        settings = CACHED.model_copy(update={"batch_size": batch_size})
+        assert generate(tiny.model, tiny.tokenizer, prompts, settings) == single
+
+
+def test_continuous_batching_with_mixed_adapters_shares_prefixes_per_adapter(tiny):
+    model, _ = two_lora_model(3)
+    prompts = _session_prompts(tiny.tokenizer)
+    names = ["alice", "alice", "bob", BASE, BASE, "alice"]
+    alone = {name: _one_by_one(model, tiny.tokenizer, prompts, STATIC, adapter_names=[name])
+             for name in ("alice", "bob", BASE)}
+    expected = [alone[name][i] for i, name in enumerate(names)]
+    for batch_size in (2, 6):
+        settings = CACHED.model_copy(update={"batch_size": batch_size})
+        assert generate(model, tiny.tokenizer, prompts, settings, adapter_names=names) == expected
+
+
+def test_long_replies_outgrow_the_reserved_cache_columns(tiny, prompts):
+    settings = CACHED.model_copy(update={"max_new_tokens": 2 * RESERVED_COLUMNS + 5,
+                                         "batch_size": 2})
+    single = _one_by_one(tiny.model, tiny.tokenizer, prompts[:3], settings)
+    assert max(len(tiny.tokenizer(r)["input_ids"]) for r in single) > 2 * RESERVED_COLUMNS
+    assert generate(tiny.model, tiny.tokenizer, prompts[:3], settings) == single
+
+
+def test_replies_stream_out_as_they_end(tiny):
+    prompts = _system_prompts(tiny.tokenizer, DEFAULT_SYSTEM_PROMPT)
+    stop = _stop_mid_reply(tiny, prompts)
+    for settings in (CACHED, CACHED.model_copy(update={"continuous_batching": False})):
+        streamed: list[tuple[int, str]] = []
+        replies = generate(tiny.model, tiny.tokenizer, prompts, settings, end_of_turn_ids=[stop],
+                           on_reply=lambda i, text, sink=streamed: sink.append((i, text)))
+        assert sorted(streamed) == list(enumerate(replies))  # each reply once, as returned

@@ -33,6 +33,8 @@ PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.json"
 PER_PERSONA_CSV = "per_persona_summary.csv"
 RUN_CONFIG = "eval_config.json"
+CHUNK_BATCHES = 32
+"""Turns handed to the predictor at once, in batches: bounds the prompts held in memory."""
 
 
 def progress_bar() -> Progress:
@@ -81,7 +83,12 @@ def predict_turns(
     chunk_size: int,
     show_progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Predictions for every turn, reusing those already in `out_dir` from an interrupted run."""
+    """Predictions for every turn, reusing those already in `out_dir` from an interrupted run.
+
+    Each prediction is logged as soon as it is final, so an interruption loses only the replies
+    still being generated, and chunks can be large: continuous batching keeps its batch full
+    across a whole chunk and reuses a session's earlier prompts, which short chunks would cut.
+    """
     path = out_dir / PREDICTIONS
     wanted = {turn.key for turn in turns}
     done = {key: rec for key, rec in load_partial(path).items() if key in wanted}
@@ -94,10 +101,14 @@ def predict_turns(
             )
             for start in range(0, len(pending), chunk_size):
                 chunk = pending[start : start + chunk_size]
-                records = [turn_record(t, p) for t, p in zip(chunk, predictor(chunk), strict=True)]
-                log.append(records)
-                done.update((record_key(rec), rec) for rec in records)
-                progress.advance(task, len(chunk))
+
+                def finished(index: int, reply: str, chunk: Sequence[Turn] = chunk) -> None:
+                    record = turn_record(chunk[index], reply)
+                    log.append([record])
+                    done[record_key(record)] = record
+                    progress.advance(task)
+
+                predictor(chunk, finished)
     finally:
         log.close()
     return [done[turn.key] for turn in turns]
@@ -120,7 +131,7 @@ def run_evaluation(
     out_dir.mkdir(parents=True, exist_ok=True)
     identity = {"config": config.model_dump(), **run_info}
     check_resumable(out_dir, identity, force)
-    chunk = config.generation.batch_size * 4
+    chunk = config.generation.batch_size * CHUNK_BATCHES
     records = predict_turns(turns, predictor, out_dir, chunk, show_progress)
     finalize(out_dir / PREDICTIONS, records)
     scores = score_records(records, config.evaluation)

@@ -4,14 +4,22 @@ per-persona adapters mixed in one batch."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.turns import Turn
-from adaptcommand.models.generation import generate
+from adaptcommand.models.generation import ReplyCallback, generate
 from adaptcommand.models.loading import LoadedModel
 from adaptcommand.models.prompting import render_prompt
 
-Predictor = Callable[[Sequence[Turn]], list[str]]
+
+class Predictor(Protocol):
+    """Replies for turns, in turn order; `on_reply(i, reply)` as soon as turn i's is final."""
+
+    def __call__(self, turns: Sequence[Turn],
+                 on_reply: ReplyCallback | None = None) -> list[str]: ...
+
+
 AdapterRouter = Callable[[str], str]
 """Maps a persona id to the PEFT adapter name its turns are generated with."""
 SystemPrompts = Callable[[Sequence[Turn]], list[str | None]]
@@ -27,7 +35,7 @@ def make_predictor(
     """A predictor over the base model, or over a PeftModel whose adapters `router` selects;
     every turn gets the config's system prompt unless `system_prompts` gives one per turn."""
 
-    def predict(turns: Sequence[Turn]) -> list[str]:
+    def predict(turns: Sequence[Turn], on_reply: ReplyCallback | None = None) -> list[str]:
         systems = (system_prompts(turns) if system_prompts
                    else [config.prompt.system_prompt] * len(turns))
         prompts = [
@@ -47,6 +55,7 @@ def make_predictor(
             config.generation,
             adapter_names=adapters,
             end_of_turn_ids=loaded.end_of_turn_ids,
+            on_reply=on_reply,
         )
 
     return predict

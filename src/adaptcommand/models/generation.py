@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from peft import PeftModel
@@ -12,6 +12,7 @@ from transformers import DynamicCache, GenerationConfig, PreTrainedModel, PreTra
 from adaptcommand.config import StrictModel
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.adapters import BASE
+from adaptcommand.models.continuous import greedy_continuous, supports_continuous_batching
 from adaptcommand.models.loading import end_of_turn_ids as default_end_of_turn_ids
 from adaptcommand.models.prefix_cache import (
     batch_inputs,
@@ -37,7 +38,15 @@ class GenerationSettings(StrictModel):
     prefix_cache: bool = Field(
         True, description="Reuse the shared system-prompt KV: prefill the common prefix once."
     )
+    continuous_batching: bool = Field(
+        True, description="Greedy only: a row whose reply has ended takes the next prompt at "
+        "once instead of idling until its batch's longest reply ends. Same replies, fewer "
+        "decode steps (models.continuous)."
+    )
 
+
+ReplyCallback = Callable[[int, str], None]
+"""Called with (prompt index, reply) as each reply of a `generate` call becomes final."""
 
 # What greedy search is given for the sampling knobs: the library's own defaults, which it
 # ignores without warning. A model's generation_config must not leak in (see below).
@@ -75,8 +84,10 @@ def generate(
     *,
     adapter_names: list[str] | None = None,
     end_of_turn_ids: Sequence[int] | None = None,
+    on_reply: ReplyCallback | None = None,
 ) -> list[str]:
-    """One stripped reply per prompt, in prompt order, each cut at the first end-of-turn token.
+    """One stripped reply per prompt, in prompt order, each cut at the first end-of-turn token;
+    `on_reply(i, reply)` is called as soon as prompt i's reply is final (completion order).
 
     Prompts are already rendered (chat template applied), so no special tokens are added.
     Within the call prompts are sorted longest first and batched, which keeps padding small
@@ -84,7 +95,9 @@ def generate(
     the original order. Because batches depend on the sort, a sampled reply depends on the
     other prompts of the call; greedy replies do not. With `settings.prefix_cache` the token
     prefix all prompts share (template head + system prompt) is prefilled once per adapter and
-    reused by every batch (models.prefix_cache). `adapter_names[i]` picks the PEFT LoRA
+    reused by every batch (models.prefix_cache). Greedy calls use continuous batching
+    (models.continuous): a row whose reply ends takes the next prompt at once, so no row idles
+    until its batch's longest reply ends. `adapter_names[i]` picks the PEFT LoRA
     adapter for prompt i (mixed-adapter batches; the model must be in eval mode). Prefix-tuning
     adapters cannot be mixed in a batch: see generate_per_adapter.
     """
@@ -96,11 +109,27 @@ def generate(
         return []
     stop_ids = list(end_of_turn_ids or default_end_of_turn_ids(tokenizer, model))
     if uses_prompt_learning(model):
-        return generate_per_adapter(model, tokenizer, prompts, settings, adapter_names, stop_ids)
+        replies = generate_per_adapter(model, tokenizer, prompts, settings, adapter_names,
+                                       stop_ids)
+        for index, reply in enumerate(replies):
+            if on_reply is not None:
+                on_reply(index, reply)
+        return replies
     config = generation_config(settings, tokenizer.pad_token_id, stop_ids)
     encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     prefix = build_prefix_cache(model, encoded, adapter_names) if settings.prefix_cache else None
+    if (settings.continuous_batching and not settings.do_sample
+            and supports_continuous_batching(model)):
+        def done(index: int, tokens: list[int]) -> None:
+            if on_reply is not None:
+                on_reply(index, decode_reply(tokenizer, tokens, stop_ids))
+
+        replies_tokens = greedy_continuous(
+            model, encoded, adapter_names, batch_size=settings.batch_size,
+            max_new_tokens=settings.max_new_tokens, stop_ids=stop_ids,
+            pad_id=tokenizer.pad_token_id, prefix=prefix, on_done=done)
+        return [decode_reply(tokenizer, tokens, stop_ids) for tokens in replies_tokens]
     replies = [""] * len(prompts)
     for batch_index, start in enumerate(range(0, len(order), settings.batch_size)):
         indices = order[start : start + settings.batch_size]
@@ -113,6 +142,8 @@ def generate(
         new_tokens = output[:, batch["input_ids"].shape[1] :].tolist()
         for index, tokens in zip(indices, new_tokens, strict=True):
             replies[index] = decode_reply(tokenizer, tokens, stop_ids)
+            if on_reply is not None:
+                on_reply(index, replies[index])
     return replies
 
 
@@ -136,9 +167,10 @@ def generate_per_adapter(
         if name == BASE:
             texts = generate(model.get_base_model(), tokenizer, group, settings,
                              end_of_turn_ids=stop_ids)
-        else:  # a plain prefix cache cannot sit behind the adapter's: prefix_cache off
+        else:  # the adapter's key/values own the cache: no plain prefix, no slot cache
             texts = generate(PrefixTuned(model, name), tokenizer, group,  # type: ignore[arg-type]
-                             settings.model_copy(update={"prefix_cache": False}),
+                             settings.model_copy(update={"prefix_cache": False,
+                                                         "continuous_batching": False}),
                              end_of_turn_ids=stop_ids)
         for index, text in zip(indices, texts, strict=True):
             replies[index] = text
