@@ -302,20 +302,22 @@ def greedy_continuous(model: PreTrainedModel, encoded: list[list[int]],
         # At least the prompt's last token must be fed, for the first reply token's logits.
         return span.cut(len(encoded[index]) - 1) if span.length >= len(encoded[index]) else span
 
-    def join(indices: list[int]) -> _Prefilled:
+    def join(indices: list[int]) -> tuple[list[_Span], list[int]]:
+        """Prefill prompts; each one's key/values and first reply token."""
         names = [adapter_names[i] for i in indices] if adapter_names else None
         prefilled = _prefill(model, [encoded[i] for i in indices],
                              [span_for(i) for i in indices], names, pad_id)
-        for row, index in enumerate(indices):
+        joined = [prefilled.span(row) for row in range(len(indices))]
+        for index, span in zip(indices, joined, strict=True):
             if index in children:
-                spans[index] = prefilled.span(row)
+                spans[index] = span
                 ready.extend(children[index])
             parent = parents[index]
             if parent is not None:
                 waiting[parent] -= 1
                 if not waiting[parent]:
                     del spans[parent]
-        return prefilled
+        return joined, prefilled.first
 
     def ended(prompt: int, token: int) -> bool:
         """Record a new token of a reply; whether that reply is over."""
@@ -334,12 +336,10 @@ def greedy_continuous(model: PreTrainedModel, encoded: list[list[int]],
             free = batch.free()
             if ready and free:
                 joining = [ready.popleft() for _ in range(min(len(free), len(ready)))]
-                prefilled = join(joining)
-                for row, index in enumerate(joining):
-                    if not ended(index, prefilled.first[row]):
+                for index, span, first in zip(joining, *join(joining), strict=True):
+                    if not ended(index, first):
                         batch.place(free.pop(0), index,
-                                    adapter_names[index] if adapter_names else None,
-                                    prefilled.span(row), prefilled.first[row])
+                                    adapter_names[index] if adapter_names else None, span, first)
             if not ready:
                 batch.shrink()
             live = batch.live()

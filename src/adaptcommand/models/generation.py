@@ -111,26 +111,27 @@ def generate(
     if uses_prompt_learning(model):
         replies = generate_per_adapter(model, tokenizer, prompts, settings, adapter_names,
                                        stop_ids)
-        for index, reply in enumerate(replies):
-            if on_reply is not None:
+        if on_reply is not None:
+            for index, reply in enumerate(replies):
                 on_reply(index, reply)
         return replies
-    config = generation_config(settings, tokenizer.pad_token_id, stop_ids)
+    replies = [""] * len(prompts)
+
+    def finish(index: int, tokens: list[int]) -> None:
+        replies[index] = decode_reply(tokenizer, tokens, stop_ids)
+        if on_reply is not None:
+            on_reply(index, replies[index])
+
     encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     prefix = build_prefix_cache(model, encoded, adapter_names) if settings.prefix_cache else None
     if (settings.continuous_batching and not settings.do_sample
             and supports_continuous_batching(model)):
-        def done(index: int, tokens: list[int]) -> None:
-            if on_reply is not None:
-                on_reply(index, decode_reply(tokenizer, tokens, stop_ids))
-
-        replies_tokens = greedy_continuous(
-            model, encoded, adapter_names, batch_size=settings.batch_size,
-            max_new_tokens=settings.max_new_tokens, stop_ids=stop_ids,
-            pad_id=tokenizer.pad_token_id, prefix=prefix, on_done=done)
-        return [decode_reply(tokenizer, tokens, stop_ids) for tokens in replies_tokens]
-    replies = [""] * len(prompts)
+        greedy_continuous(model, encoded, adapter_names, batch_size=settings.batch_size,
+                          max_new_tokens=settings.max_new_tokens, stop_ids=stop_ids,
+                          pad_id=tokenizer.pad_token_id, prefix=prefix, on_done=finish)
+        return replies
+    config = generation_config(settings, tokenizer.pad_token_id, stop_ids)
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     for batch_index, start in enumerate(range(0, len(order), settings.batch_size)):
         indices = order[start : start + settings.batch_size]
         names = [adapter_names[i] for i in indices] if adapter_names else None
@@ -141,9 +142,7 @@ def generate(
             output = model.generate(**batch, generation_config=config, **extra)
         new_tokens = output[:, batch["input_ids"].shape[1] :].tolist()
         for index, tokens in zip(indices, new_tokens, strict=True):
-            replies[index] = decode_reply(tokenizer, tokens, stop_ids)
-            if on_reply is not None:
-                on_reply(index, replies[index])
+            finish(index, tokens)
     return replies
 
 
