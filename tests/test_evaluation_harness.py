@@ -70,7 +70,10 @@ def test_scores_match_hand_computed_values() -> None:
     assert scores["per_persona"]["a"]["embedding_similarity"] == pytest.approx(1.0, abs=1e-4)
     assert scores["per_persona"]["b"]["device_f1"] == 0.0
     interval = scores["confidence_intervals"]["device_precision"]
-    assert interval["low"] <= interval["estimate"] <= interval["high"]
+    assert interval["estimate"] == pytest.approx(2 / 3)
+    # two personas: no interval, and the JSON says why
+    assert (interval["low"], interval["high"], interval["n_users"]) == (None, None, 2)
+    assert interval["too_few_users"] is True
     assert scores["counts"] == {"turns": 2, "sessions": 2, "personas": 2}
 
 

@@ -103,19 +103,25 @@ def test_pooled_scores_are_micro_averages() -> None:
 
 
 def test_persona_intervals_bracket_the_pooled_estimate() -> None:
-    by_persona = {
+    three = {
         "a": score_recall({"lights": {"brightness": 50}}, {"lights": {"brightness": 50}}),
         "b": score_recall({}, {"ac": {"temperature": 22, "mode": "cool"}}),
         "c": score_recall({"ac": {"temperature": 30}}, {"ac": {"temperature": 22}}),
     }
+    by_persona = {f"{name}{i}": score for i in range(4) for name, score in three.items()}
     settings = EvalConfig.model_validate({"evaluation": {"bootstrap_resamples": 200}})
     intervals = persona_intervals(by_persona, settings)
     value = intervals["value_accuracy"]
     assert value["estimate"] == pytest.approx(1 / 4)
     assert 0.0 <= value["low"] <= value["estimate"] <= value["high"] <= 1.0
+    assert (value["n_users"], value["too_few_users"]) == (12, False)
     assert intervals == persona_intervals(by_persona, settings)  # seeded
+    # three personas: the estimate, no interval, and why
+    assert persona_intervals(three, settings)["value_accuracy"] == {
+        "estimate": pytest.approx(1 / 4), "low": None, "high": None, "n_users": 3,
+        "too_few_users": True}
     assert persona_intervals({"a": RecallScores()}, settings)["value_accuracy"] == {
-        "estimate": None, "low": None, "high": None}
+        "estimate": None, "low": None, "high": None, "n_users": 1, "too_few_users": True}
 
 
 def test_data_without_routines_is_refused(real_sample: Path) -> None:

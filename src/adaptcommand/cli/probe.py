@@ -68,7 +68,7 @@ def probe(
 
 def print_probe(result: dict[str, Any]) -> None:
     """The overall probe metrics with the intervals that were computed."""
-    from adaptcommand.evaluation.report_table import fmt
+    from adaptcommand.evaluation.report_table import fmt, fmt_ci
 
     counts = result["counts"]
     table = Table(title=f"probe {result['arm']}: {counts['routines']} routines, "
@@ -77,6 +77,6 @@ def print_probe(result: dict[str, Any]) -> None:
         table.add_column(column)
     for name, value in result["metrics"].items():
         interval = result["confidence_intervals"].get(name)
-        ci = f"[{fmt(interval['low'])}, {fmt(interval['high'])}]" if interval else ""
+        ci = fmt_ci(interval) if interval else ""
         table.add_row(name, fmt(value), escape(ci))
     console.print(table)

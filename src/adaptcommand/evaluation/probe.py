@@ -29,7 +29,13 @@ from adaptcommand.evaluation.harness import RESULTS, progress_bar
 from adaptcommand.evaluation.predictor import Predictor
 from adaptcommand.evaluation.probe_scoring import VALUE_TOLERANCES, RecallScores, score_recall
 from adaptcommand.evaluation.runs import Scope, run_info, setup_arm
-from adaptcommand.evaluation.stats import Statistic, bootstrap_ci, mean_of_sums, micro_f1
+from adaptcommand.evaluation.stats import (
+    Statistic,
+    mean_of_sums,
+    micro_f1,
+    too_few_users,
+    user_bootstrap_ci,
+)
 from adaptcommand.evaluation.turns import Turn, group_by_persona
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
 
@@ -146,7 +152,8 @@ def score_items(
 
 def persona_intervals(by_persona: Mapping[str, RecallScores], settings: EvalConfig) -> dict:
     """Persona-bootstrap intervals: a persona's routines share one memory of that user, so the
-    persona, not the routine, is the independent unit."""
+    persona, not the routine, is the independent unit. Below `stats.MIN_USERS` personas the
+    interval is withheld (`too_few_users`); `n_users` is always given."""
     scores = list(by_persona.values())
     rows: dict[str, tuple[list[tuple[int, ...]], Statistic]] = {
         "value_accuracy": ([(s.correct, s.params) for s in scores], mean_of_sums),
@@ -157,14 +164,18 @@ def persona_intervals(by_persona: Mapping[str, RecallScores], settings: EvalConf
     options = settings.evaluation
     intervals: dict[str, dict[str, float | None]] = {}
     for name, (sums, statistic) in rows.items():
+        few = too_few_users(len(scores))
         if pooled[name] is None:
-            intervals[name] = {"estimate": None, "low": None, "high": None}
+            intervals[name] = {"estimate": None, "low": None, "high": None,
+                               "n_users": len(scores), "too_few_users": few}
             continue
         with np.errstate(invalid="ignore", divide="ignore"):
-            interval = bootstrap_ci(np.array(sums, float), statistic,
-                                    options.bootstrap_resamples, options.confidence, options.seed)
+            interval = user_bootstrap_ci(np.array(sums, float), statistic,
+                                         options.bootstrap_resamples, options.confidence,
+                                         options.seed)
         intervals[name] = {"estimate": interval.estimate, "low": interval.low,
-                           "high": interval.high}
+                           "high": interval.high, "n_users": interval.n_users,
+                           "too_few_users": interval.too_few_users}
     return intervals
 
 

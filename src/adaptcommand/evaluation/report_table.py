@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from adaptcommand.evaluation.stats import too_few_users_text
+
 HEADLINE = (
     ("embedding_similarity", "embedding sim."),
     ("rougeL", "ROUGE-L"),
@@ -22,8 +24,17 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def fmt_ci(interval: dict[str, Any]) -> str:
+    """`[low, high] (N users)`, or why there is none (`too few users to decide: N`)."""
+    n_users = interval.get("n_users")
+    if interval.get("too_few_users"):
+        return too_few_users_text(n_users)
+    users = "" if n_users is None else f" ({n_users} users)"
+    return f"[{fmt(interval['low'])}, {fmt(interval['high'])}]{users}"
+
+
 def print_headline(console: Console, results: dict[str, Any]) -> None:
-    """Headline metrics with their 95% session-bootstrap intervals."""
+    """Headline metrics with their 95% intervals (personas, then sessions, resampled)."""
     counts = results["counts"]
     table = Table(title=f"{results.get('arm', 'run')}: {counts['turns']} turns, "
                   f"{counts['sessions']} sessions, {counts['personas']} personas")
@@ -31,6 +42,5 @@ def print_headline(console: Console, results: dict[str, Any]) -> None:
         table.add_column(column)
     for key, label in HEADLINE:
         interval = results["confidence_intervals"][key]
-        table.add_row(label, fmt(interval["estimate"]),
-                      escape(f"[{fmt(interval['low'])}, {fmt(interval['high'])}]"))
+        table.add_row(label, fmt(interval["estimate"]), escape(fmt_ci(interval)))
     console.print(table)

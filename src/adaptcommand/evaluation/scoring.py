@@ -1,8 +1,10 @@
 """From prediction records to the numbers of results.json and per_persona_summary.csv.
 
 Every metric has one flat name (`rougeL`, `device_f1`, ...) used globally and per persona, so
-any two runs compare key by key. Intervals resample sessions, since turns of one session share
-their context and are not independent.
+any two runs compare key by key. Intervals resample personas, then sessions within each drawn
+persona (`stats.two_level_bootstrap_ci`): turns of one session share their context and sessions
+of one user share that user, so neither is independent. Below `stats.MIN_USERS` personas an
+interval is withheld (`low`/`high` null, `too_few_users` true); `n_users` is always given.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import numpy as np
 from adaptcommand.evaluation.action_metrics import ActionScores, Counts, score_turn
 from adaptcommand.evaluation.config import ScopeSettings
 from adaptcommand.evaluation.embeddings import embedding_similarity
-from adaptcommand.evaluation.stats import bootstrap_ci, mean_of_sums, micro_f1
+from adaptcommand.evaluation.stats import (
+    Interval,
+    mean_of_sums,
+    micro_f1,
+    too_few_users,
+    two_level_bootstrap_ci,
+)
 from adaptcommand.evaluation.text_metrics import length_stats, rouge_scores
 from adaptcommand.fileio import write_text_atomic
 
@@ -81,37 +89,48 @@ def flat_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def confidence_intervals(rows: Sequence[dict[str, Any]], settings: ScopeSettings) -> dict:
-    """Session-bootstrap intervals of the headline metrics: {metric: {estimate, low, high}}."""
+    """Two-level (persona, session) bootstrap intervals of the headline metrics:
+    {metric: {estimate, low, high, n_users, too_few_users}}."""
     sessions = sorted({row["session"] for row in rows})
     position = {session: i for i, session in enumerate(sessions)}
-    n = len(sessions)
+    by_persona: dict[str, list[int]] = {}
+    for i, (persona, _) in enumerate(sessions):
+        by_persona.setdefault(persona, []).append(i)
+    blocks = list(by_persona.values())
     options = {"n_resamples": settings.bootstrap_resamples, "confidence": settings.confidence,
                "seed": settings.seed}
+
+    def interval(sums: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]) -> dict:
+        return _interval_dict(two_level_bootstrap_ci([sums[b] for b in blocks], statistic,
+                                                     **options))
+
     intervals: dict[str, dict[str, Any]] = {}
     for name in HEADLINE_TEXT:
-        sums = np.zeros((n, 2))
+        sums = np.zeros((len(sessions), 2))
         for row in rows:
             sums[position[row["session"]]] += (row[name], 1.0)
-        intervals[name] = _interval_dict(bootstrap_ci(sums, mean_of_sums, **options))
+        intervals[name] = interval(sums, mean_of_sums)
     for name in HEADLINE_COUNTS:
         kind, ratio = name.rsplit("_", 1)
-        sums = np.zeros((n, 3))
+        sums = np.zeros((len(sessions), 3))
         for row in rows:
             counts: Counts = getattr(row["actions"], kind)
             sums[position[row["session"]]] += (counts.tp, counts.fp, counts.fn)
         statistic = RATIO_STATISTICS[ratio]
         defined = not np.isnan(statistic(sums.sum(axis=0)))
-        intervals[name] = (_interval_dict(bootstrap_ci(sums, statistic, **options)) if defined
-                           else {"estimate": None, "low": None, "high": None})
+        intervals[name] = (interval(sums, statistic) if defined else
+                           {"estimate": None, "low": None, "high": None,
+                            "n_users": len(blocks), "too_few_users": too_few_users(len(blocks))})
     return intervals
 
 
-def _interval_dict(interval: Any) -> dict[str, float | None]:
-    def clean(value: float) -> float | None:
-        return None if np.isnan(value) else value
+def _interval_dict(interval: Interval) -> dict[str, Any]:
+    def clean(value: float | None) -> float | None:
+        return None if value is None or np.isnan(value) else value
 
     return {"estimate": clean(interval.estimate), "low": clean(interval.low),
-            "high": clean(interval.high)}
+            "high": clean(interval.high), "n_users": interval.n_users,
+            "too_few_users": interval.too_few_users}
 
 
 def score_records(records: Sequence[dict[str, Any]], settings: ScopeSettings) -> dict[str, Any]:
