@@ -18,7 +18,7 @@ from adaptcommand.report.compare import DEFAULT_METRICS, CompareSettings, compar
 from adaptcommand.report.examples import fixed_turns
 from adaptcommand.report.runs import PredictionRecord, load_groups, load_predictions
 
-PERSONAS = [f"persona_{i:03d}" for i in range(5)]
+PERSONAS = [f"persona_{i:03d}" for i in range(10)]  # MIN_USERS: enough to decide
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("lift_distribution.png", "baseline_vs_adapted.png", "delta_heatmap.png",
            "arm_metrics.png", "cost_benefit.png")
@@ -35,18 +35,20 @@ def write_run(
     predictions: list[dict[str, Any]] | None = None,
     split: str = "test",
     adapters: str | None = None,
+    personas: list[str] = PERSONAS,
 ) -> Path:
     """A run directory as `baseline`/`eval` writes it; every metric is 0.5 for every persona
-    unless `overrides` gives its per-persona values (in PERSONAS order)."""
-    columns = {m: [0.5] * len(PERSONAS) for m in DEFAULT_METRICS} | (overrides or {})
+    unless `overrides` gives its per-persona values (in `personas` order). Its intervals carry
+    no `n_users`, as results.json did before they had one."""
+    columns = {m: [0.5] * len(personas) for m in DEFAULT_METRICS} | (overrides or {})
     per_persona = {p: {"n_turns": 2} | {m: v[i] for m, v in columns.items()}
-                   for i, p in enumerate(PERSONAS)}
+                   for i, p in enumerate(personas)}
     means = {m: None if None in v else sum(v) / len(v) for m, v in columns.items()}
     results = {
         "config": {"model": {"name": "tiny-random"}, "generation": {"do_sample": False},
                    "evaluation": {"split": split}, "prompt": {"max_context_messages": 5}},
         "arm": arm, "data": "data/dialogs.jsonl", "data_fingerprint": fingerprint,
-        "counts": {"turns": turns, "sessions": 5, "personas": len(PERSONAS)},
+        "counts": {"turns": turns, "sessions": 5, "personas": len(personas)},
         "metrics": {"n_turns": turns, **means},
         "confidence_intervals": {
             m: {"estimate": v, "low": v and v - 0.05, "high": v and v + 0.05}
@@ -69,7 +71,7 @@ def prediction(persona: str, prediction_actions: dict[str, Any], text: str) -> d
             "reference_actions": {"ac": {"temperature": 21}}}
 
 
-ARM_PARAM_F1 = [0.7, 0.6, 0.5, 0.4, 0.9]  # against 0.5: +0.2, +0.1, 0, -0.1, +0.4
+ARM_PARAM_F1 = [0.7, 0.6, 0.5, 0.4, 0.9] * 2  # against 0.5: +0.2, +0.1, 0, -0.1, +0.4, twice
 
 
 @pytest.fixture
@@ -80,7 +82,8 @@ def runs(tmp_path: Path) -> list[Path]:
     per_user = write_run(tmp_path / "per_user", "per-user", {"param_f1": ARM_PARAM_F1},
                          predictions=[prediction("persona_001", {"ac": {"temperature": 21}},
                                                  "Setting the AC to 21 degrees now.")])
-    unified = write_run(tmp_path / "unified", "unified", {"param_f1": [0.4, 0.4, 0.6, 0.4, 0.4]})
+    unified = write_run(tmp_path / "unified", "unified",
+                        {"param_f1": [0.4, 0.4, 0.6, 0.4, 0.4] * 2})
     return [base, per_user, unified]
 
 
@@ -88,14 +91,16 @@ def test_deltas_and_sign_counts_match_hand_computed_values(runs: list[Path]) -> 
     comparison = compare_runs(load_groups(runs)[0], SETTINGS)
     per_user = comparison.arms[0].metrics["param_f1"]
     assert per_user.deltas == pytest.approx(
-        dict(zip(PERSONAS, [0.2, 0.1, 0.0, -0.1, 0.4], strict=True)))
+        dict(zip(PERSONAS, [0.2, 0.1, 0.0, -0.1, 0.4] * 2, strict=True)))
     summary = per_user.summary
     assert summary.mean.estimate == pytest.approx(0.12)
     assert summary.mean.low <= 0.12 <= summary.mean.high
-    assert (summary.sign_test.helped, summary.sign_test.hurt, summary.sign_test.tied) == (3, 1, 1)
-    assert summary.sign_test.p_value == pytest.approx(10 / 16)  # 2 * (C(4,0) + C(4,1)) / 2^4
+    assert (summary.sign_test.helped, summary.sign_test.hurt, summary.sign_test.tied) == (6, 2, 2)
+    # 2 * (C(8,0) + C(8,1) + C(8,2)) / 2^8
+    assert summary.sign_test.p_value == pytest.approx(74 / 256)
+    assert (summary.mean.n_users, summary.too_few_users) == (10, False)
     assert summary.share_helped == pytest.approx(0.6)
-    assert [p for p, _ in summary.top[:2]] == ["persona_004", "persona_000"]
+    assert [p for p, _ in summary.top[:2]] == ["persona_004", "persona_009"]
     assert summary.bottom[0] == ("persona_003", pytest.approx(-0.1))
     assert comparison.best.run.label == "per-user"
 
@@ -108,26 +113,26 @@ def _verdict(tmp_path: Path, overrides: dict[str, list[float | None]],
 
 
 def test_arm_passes_with_60_percent_helped_and_no_guard_regression(tmp_path: Path) -> None:
-    verdict = _verdict(tmp_path, {"embedding_similarity": [0.51, 0.49, 0.5, 0.5, 0.5]})
+    verdict = _verdict(tmp_path, {"embedding_similarity": [0.51, 0.49, 0.5, 0.5, 0.5] * 2})
     assert verdict.passes
     assert verdict.share_helped == pytest.approx(0.6)
     assert verdict.regressions == [] and verdict.unmeasured == []
 
 
 def test_arm_fails_when_too_few_personas_are_helped(tmp_path: Path) -> None:
-    verdict = _verdict(tmp_path, {"param_f1": [0.7, 0.6, 0.5, 0.4, 0.4]})
+    verdict = _verdict(tmp_path, {"param_f1": [0.7, 0.6, 0.5, 0.4, 0.4] * 2})
     assert not verdict.passes
     assert verdict.share_helped == pytest.approx(0.4)
 
 
 def test_arm_fails_when_a_guard_metric_regresses(tmp_path: Path) -> None:
-    verdict = _verdict(tmp_path, {"device_precision": [0.4, 0.3, 0.45, 0.35, 0.4]})
+    verdict = _verdict(tmp_path, {"device_precision": [0.4, 0.3, 0.45, 0.35, 0.4] * 2})
     assert not verdict.passes
     assert verdict.regressions == ["device_precision"]
 
 
 def test_guard_without_paired_personas_is_unmeasured_not_failed(tmp_path: Path) -> None:
-    verdict = _verdict(tmp_path, {}, base_overrides={"device_precision": [None] * 5})
+    verdict = _verdict(tmp_path, {}, base_overrides={"device_precision": [None] * 10})
     assert verdict.passes
     assert verdict.unmeasured == ["device_precision"]
 
@@ -227,7 +232,7 @@ def test_compare_json_holds_the_numbers_and_is_deterministic(
     assert group["name"] == "test"
     per_user = group["arms"][0]
     assert per_user["verdict"]["passes"] is True
-    assert per_user["deltas"]["param_f1"]["summary"]["sign_test"]["helped"] == 3
+    assert per_user["deltas"]["param_f1"]["summary"]["sign_test"]["helped"] == 6
     assert per_user["training_cost"]["n_adapters"] == 5
     assert group["best_arm"] == "per-user"
     again = tmp_path / "again"
@@ -271,3 +276,55 @@ def test_fixed_turns_exclude_turns_the_baseline_got_and_rotate_personas() -> Non
     arm = [record(r.persona_id, r.turn_index, ac) for r in base]
     turns = fixed_turns({r.key: r for r in base}, {r.key: r for r in arm})
     assert [t.key for t in turns] == [("a", 1, 1), ("b", 1, 1), ("a", 1, 3)]
+
+
+def test_below_ten_users_no_interval_and_no_verdict_anywhere(tmp_path: Path) -> None:
+    """Four users, as in the demo: CLI, summary.md, report.html and compare.json all give the
+    estimates and counts, and "too few users to decide: 4" where intervals and verdicts were."""
+    four = PERSONAS[:4]
+    base = write_run(tmp_path / "base", "baseline", personas=four)
+    arm = write_run(tmp_path / "arm", "per-user", {"param_f1": [0.9, 0.8, 0.7, 0.6]},
+                    personas=four)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["compare", str(base), str(arm), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "per-user: too few users to decide: 4" in result.output
+    assert "PASS" not in result.output and "FAIL" not in result.output
+
+    data = json.loads((out / "compare.json").read_text())
+    (group,) = data["groups"]
+    verdict = group["arms"][0]["verdict"]
+    assert (verdict["passes"], verdict["too_few_users"], verdict["n_users"]) == (None, True, 4)
+    summary = group["arms"][0]["deltas"]["param_f1"]["summary"]
+    assert summary["mean"]["estimate"] == pytest.approx(0.25)
+    assert (summary["mean"]["low"], summary["mean"]["high"]) == (None, None)
+    assert (summary["too_few_users"], summary["mean"]["n_users"]) == (True, 4)
+    assert summary["sign_test"]["p_value"] is None and summary["sign_test"]["helped"] == 4
+    absolute = group["baseline"]["absolute"]["param_f1"]
+    assert absolute == {"estimate": 0.5, "low": None, "high": None, "n_users": 4,
+                        "too_few_users": True}
+    row = data["overview"][1]
+    assert row["delta"]["low"] is None and row["verdict"]["passes"] is None
+
+    text = (out / "summary.md").read_text()
+    overview = markdown_rows(text, "## All arms")[1]
+    assert overview[2] == "0.500 (too few users to decide: 4)"
+    assert overview[4] == "+0.250 (too few users to decide: 4)"
+    assert overview[5:7] == ["4/4 (100%)", "too few users to decide: 4"]
+    metrics = " | ".join(markdown_rows(text, "## Metrics")[1])
+    assert "| 4/4 | too few users to decide: 4" in metrics and "[" not in metrics
+    assert "PASS" not in text and "FAIL" not in text
+
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert '<span class="undecided">too few users to decide: 4</span>' in html
+    assert "PASS" not in html and "FAIL" not in html and " [0." not in html
+
+
+def test_intervals_name_their_users(report: Path) -> None:
+    data = json.loads((report / "compare.json").read_text())
+    absolute = data["groups"][0]["baseline"]["absolute"]["param_f1"]
+    assert (absolute["low"], absolute["n_users"], absolute["too_few_users"]) == (
+        pytest.approx(0.45), 10, False)
+    text = (report / "summary.md").read_text()
+    assert markdown_rows(text, "## All arms")[1][4].endswith("(10 users)")
+    assert "0.500 [0.450, 0.550] (10 users)" in text

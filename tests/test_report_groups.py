@@ -19,8 +19,8 @@ from adaptcommand.report.runs import load_groups
 from test_report import ARM_PARAM_F1, PERSONAS, PNG_MAGIC, SETTINGS, markdown_rows, write_run
 
 MIB = 2**20
-COLD_BASE_F1 = [0.2] * 5
-COLD_ARM_F1 = [0.3, 0.3, 0.3, 0.3, 0.1]  # against 0.2: +0.1 x 4, -0.1; against 0.5 all < 0
+COLD_BASE_F1 = [0.2] * 10
+COLD_ARM_F1 = [0.3, 0.3, 0.3, 0.3, 0.1] * 2  # against 0.2: +0.1 x 4, -0.1 (twice); vs 0.5 all < 0
 PER_USER_COST = {"train_seconds": 300.0, "adapter_bytes": 5 * MIB, "n_adapters": 5}
 UNIFIED_COST = {"train_seconds": 60.0, "adapter_bytes": MIB, "n_adapters": 1}
 PER_USER_PROBE = {"device_precision": 0.9, "device_recall": 0.95, "device_f1": 0.925,
@@ -46,7 +46,7 @@ def runs(tmp_path: Path) -> dict[str, Path]:
             write_run(tmp_path / "per_user", "per-user", {"param_f1": ARM_PARAM_F1},
                       adapters="adapters/per-user"), PER_USER_COST, PER_USER_PROBE),
         "unified": add_files(
-            write_run(tmp_path / "unified", "unified", {"param_f1": [0.4] * 5},
+            write_run(tmp_path / "unified", "unified", {"param_f1": [0.4] * 10},
                       adapters="adapters/unified"), UNIFIED_COST, {"value_accuracy": 0.5}),
         "memory": write_run(tmp_path / "memory", "baseline+memory"),
         "cold_base": write_run(tmp_path / "cold_base", "baseline", {"param_f1": COLD_BASE_F1},
@@ -86,7 +86,7 @@ def test_each_arm_is_compared_with_its_own_group_baseline(report: Path) -> None:
     assert cold["data"]["counts"]["turns"] == 8
     cold_deltas = cold["arms"][0]["deltas"]["param_f1"]
     assert cold_deltas["per_persona"] == pytest.approx(
-        dict(zip(PERSONAS, [0.1, 0.1, 0.1, 0.1, -0.1], strict=True)))
+        dict(zip(PERSONAS, [0.1, 0.1, 0.1, 0.1, -0.1] * 2, strict=True)))
     assert cold_deltas["summary"]["mean"]["estimate"] == pytest.approx(0.06)
     per_user = test["arms"][0]["deltas"]["param_f1"]["summary"]
     assert per_user["mean"]["estimate"] == pytest.approx(0.12)  # as with a single group
@@ -137,9 +137,9 @@ def test_summary_markdown_overview_and_one_table_per_group(report: Path) -> None
         ["test", "baseline+memory"], ["cold_start", "baseline"], ["cold_start", "unified"]]
     per_user, cold_unified = overview[1], overview[5]
     assert per_user[4].startswith("+0.120 [")
-    assert per_user[5:7] == ["3/5 (60%)", "PASS (60% helped)"]
+    assert per_user[5:7] == ["6/10 (60%)", "PASS (60% helped)"]
     assert per_user[7:] == ["0.925", "0.800", "0.700", "300.0", "5.00", "5"]  # probe, cost
-    assert cold_unified[4].startswith("+0.060 [") and cold_unified[5] == "4/5 (80%)"
+    assert cold_unified[4].startswith("+0.060 [") and cold_unified[5] == "8/10 (80%)"
     assert overview[0][4:] == ["", "", "baseline", "n/a", "n/a", "n/a", "0.0", "0.00", "0"]
     assert [r[0] for r in markdown_rows(text, "## Metrics: test")] == [
         "baseline", "per-user", "unified", "baseline+memory"]

@@ -2,7 +2,8 @@
 
 A persona is paired when both runs define the metric for it (an action precision is undefined
 for a persona with no predicted action); a persona is its own bootstrap cluster. The statistics
-themselves live in `evaluation.stats`.
+themselves live in `evaluation.stats`. Below `stats.MIN_USERS` paired personas there is no
+interval, no p-value and no verdict (`too_few_users`), only the estimate and the counts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from pydantic import Field
 
 from adaptcommand.config import StrictModel
 from adaptcommand.errors import AdaptCommandError
-from adaptcommand.evaluation.stats import DeltaSummary, summarize_deltas
+from adaptcommand.evaluation.stats import (
+    MIN_USERS,
+    DeltaSummary,
+    summarize_deltas,
+    too_few_users,
+)
 from adaptcommand.report.runs import Run, RunGroup
 
 DEFAULT_METRICS = (
@@ -56,12 +62,15 @@ class MetricDelta:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether an arm clears the bar, with the numbers that decided it."""
+    """Whether an arm clears the bar, with the numbers that decided it; `passes` is None when
+    too few personas are paired on the primary metric to decide (`too_few_users`)."""
 
-    passes: bool
+    passes: bool | None
     share_helped: float | None
     regressions: list[str]
     unmeasured: list[str]
+    n_users: int = 0
+    too_few_users: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,8 @@ def success_definition(settings: CompareSettings) -> str:
         f"({guards}) regresses: a guard regresses when the upper end of its "
         f"{settings.confidence:.0%} paired-bootstrap interval of the mean per-persona delta is "
         f"below 0. A guard no persona can be paired on is reported as unmeasured and does not "
-        f"fail the arm."
+        f"fail the arm. With fewer than {MIN_USERS} paired personas no interval, p-value or "
+        f"verdict is given (\"too few users to decide: N\"); a guard with fewer is unmeasured."
     )
 
 
@@ -136,15 +146,18 @@ def verdict(metrics: dict[str, MetricDelta], settings: CompareSettings) -> Verdi
     """Apply the bar of `success_definition` to one arm's deltas."""
     primary = metrics[settings.primary_metric].summary
     share = primary.share_helped if primary else None
+    n_users = primary.n_personas if primary else 0
     regressions, unmeasured = [], []
     for guard in settings.guard_metrics:
         summary = metrics[guard].summary
-        if summary is None:
+        if summary is None or summary.too_few_users:
             unmeasured.append(guard)
-        elif summary.mean.high < 0:
+        elif summary.mean.high is not None and summary.mean.high < 0:
             regressions.append(guard)
-    passes = share is not None and share >= settings.min_share_helped and not regressions
-    return Verdict(passes, share, regressions, unmeasured)
+    few = primary is not None and primary.too_few_users
+    passes = (None if few else
+              share is not None and share >= settings.min_share_helped and not regressions)
+    return Verdict(passes, share, regressions, unmeasured, n_users, few)
 
 
 def compare_runs(group: RunGroup, settings: CompareSettings) -> Comparison:
@@ -158,12 +171,20 @@ def compare_runs(group: RunGroup, settings: CompareSettings) -> Comparison:
     return Comparison(group.name, group.baseline, compared, settings)
 
 
-def absolute(run: Run, metric: str) -> dict[str, float | None]:
-    """A run's value of `metric` with its evaluation-time interval when it has one."""
+def absolute(run: Run, metric: str) -> dict[str, Any]:
+    """A run's value of `metric` with its evaluation-time interval when it has one and enough
+    users: `{estimate, low, high, n_users, too_few_users}`. Results written before intervals
+    carried `n_users` count the run's personas, so their intervals are withheld just as well."""
     interval = run.results.confidence_intervals.get(metric)
+    n_users = (interval.n_users if interval and interval.n_users is not None
+               else run.results.counts.personas)
+    few = too_few_users(n_users)
+    value = {"estimate": run.results.metrics.get(metric), "low": None, "high": None}
     if interval is not None:
-        return interval.model_dump()
-    return {"estimate": run.results.metrics.get(metric), "low": None, "high": None}
+        value = interval.model_dump(include={"estimate", "low", "high"})
+    if few:
+        value |= {"low": None, "high": None}
+    return {**value, "n_users": n_users, "too_few_users": few}
 
 
 def _run_json(run: Run, metrics: list[str]) -> dict[str, Any]:

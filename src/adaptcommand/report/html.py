@@ -17,7 +17,9 @@ from adaptcommand.report.examples import FixedTurn
 from adaptcommand.report.markdown import (
     fmt,
     fmt_delta,
+    fmt_p_value,
     group_suffix,
+    interval_note,
     overview_table,
     summary_table,
     verdict_text,
@@ -42,6 +44,7 @@ th, td { border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: left;
 th { background: #f2f2f2; }
 .pass { color: #1a7f37; font-weight: bold; }
 .fail { color: #b42318; font-weight: bold; }
+.undecided { color: #555; font-weight: bold; }
 .definition { background: #f6f8fa; border-left: 4px solid #888; padding: 0.6rem 1rem; }
 figure { margin: 1.2rem 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
@@ -107,8 +110,9 @@ def overview_section(rows: list[OverviewRow], comparisons: list[Comparison],
     note = (f"<p>Runs are grouped by the turns they were evaluated on: {groups}. Each arm is "
             "compared with the baseline of its own group only. Cells: value [evaluation CI]; "
             f"Δ = mean per-persona delta on {escape(settings.primary_metric)} against the "
-            "group's baseline [paired bootstrap CI over personas]; cost 0 = nothing trained; "
-            "probe = preference probe (probe.json).</p>")
+            "group's baseline [paired bootstrap CI over personas]; absolute values [two-level "
+            "bootstrap CI, personas then sessions]; cost 0 = nothing trained; probe = "
+            f"preference probe (probe.json). {escape(interval_note())}</p>")
     return section("All arms", note, table(*overview_table(rows, settings)),
                    *figure_tags(figures))
 
@@ -116,7 +120,7 @@ def overview_section(rows: list[OverviewRow], comparisons: list[Comparison],
 def summary_section(comparison: Comparison, where: str) -> str:
     header, rows = summary_table(comparison)
     note = ("<p>Cells: value [evaluation CI]; Δ = mean per-persona delta against the baseline "
-            "[paired bootstrap CI over personas].</p>")
+            f"[paired bootstrap CI over personas]. {escape(interval_note())}</p>")
     return section(f"Summary{where}", note, table(header, rows))
 
 
@@ -142,7 +146,7 @@ def _statistics_rows(arm: ArmComparison) -> list[list[str]]:
             continue
         t = s.sign_test
         rows.append([metric, str(s.n_personas), fmt_delta(s.mean), str(t.helped), str(t.hurt),
-                     str(t.tied), f"{t.p_value:.3g}", f"{s.share_helped:.0%}"])
+                     str(t.tied), fmt_p_value(t.p_value, s.n_personas), f"{s.share_helped:.0%}"])
     return rows
 
 
@@ -152,7 +156,7 @@ def verdict_section(comparison: Comparison, where: str) -> str:
     header = ["metric", "paired personas", "mean delta [CI]", "helped", "hurt", "tied",
               "sign test p", "share helped"]
     for arm in comparison.arms:
-        css = "pass" if arm.verdict.passes else "fail"
+        css = {True: "pass", False: "fail", None: "undecided"}[arm.verdict.passes]
         parts.append(f'<h3>{escape(arm.run.label)}: <span class="{css}">'
                      f"{escape(verdict_text(arm))}</span></h3>")
         parts.append(table(header, _statistics_rows(arm)))

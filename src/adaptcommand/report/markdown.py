@@ -6,7 +6,7 @@ The tables' cells are built here once and rendered both as Markdown and in the H
 
 from __future__ import annotations
 
-from adaptcommand.evaluation.stats import Interval
+from adaptcommand.evaluation.stats import MIN_USERS, Interval, too_few_users_text
 from adaptcommand.report.compare import (
     ArmComparison,
     CompareSettings,
@@ -27,20 +27,40 @@ def fmt(value: float | None, signed: bool = False) -> str:
 
 
 def fmt_interval(estimate: float | None, low: float | None, high: float | None,
-                 signed: bool = False) -> str:
-    """`0.812 [0.801, 0.823]`, or the value alone when the interval is unknown."""
+                 signed: bool = False, n_users: int | None = None,
+                 too_few_users: bool = False) -> str:
+    """`0.812 [0.801, 0.823] (12 users)`; below MIN_USERS users `0.812 (too few users to
+    decide: 4)`; the value alone when the interval is unknown for another reason."""
+    value = fmt(estimate, signed)
+    if too_few_users and n_users is not None:
+        return f"{value} ({too_few_users_text(n_users)})"
     if low is None or high is None:
-        return fmt(estimate, signed)
-    return f"{fmt(estimate, signed)} [{fmt(low, signed)}, {fmt(high, signed)}]"
+        return value
+    users = "" if n_users is None else f" ({n_users} users)"
+    return f"{value} [{fmt(low, signed)}, {fmt(high, signed)}]{users}"
 
 
 def fmt_delta(interval: Interval) -> str:
-    return "Δ " + fmt_interval(interval.estimate, interval.low, interval.high, signed=True)
+    return "Δ " + fmt_interval(interval.estimate, interval.low, interval.high, signed=True,
+                               n_users=interval.n_users, too_few_users=interval.too_few_users)
+
+
+def fmt_p_value(p_value: float | None, n_users: int) -> str:
+    """The sign test's p-value, or why there is none."""
+    return too_few_users_text(n_users) if p_value is None else f"{p_value:.3g}"
+
+
+def interval_note() -> str:
+    """The sentence every table of intervals carries."""
+    return (f"Intervals, p-values and verdicts need at least {MIN_USERS} users; below that only "
+            "estimates and counts are shown (\"too few users to decide: N\").")
 
 
 def verdict_text(arm: ArmComparison) -> str:
-    """PASS/FAIL with the reason a reader needs first."""
+    """PASS/FAIL with the reason a reader needs first; no verdict below MIN_USERS users."""
     v = arm.verdict
+    if v.too_few_users:
+        return too_few_users_text(v.n_users)
     if v.share_helped is None:
         return "FAIL (primary metric unmeasured)"
     notes = [f"{v.share_helped:.0%} helped"]
@@ -63,8 +83,9 @@ def summary_table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
              *(_cell(comparison.baseline, m, None) for m in settings.metrics), "", "baseline"]]
     for arm in comparison.arms:
         test = arm.metrics[settings.primary_metric].summary
-        helped = (f"{test.sign_test.helped}/{test.n_personas} (p={test.sign_test.p_value:.3g})"
-                  if test else "n/a")
+        helped = "n/a" if test is None else f"{test.sign_test.helped}/{test.n_personas}"
+        if test is not None and test.sign_test.p_value is not None:
+            helped += f" (p={test.sign_test.p_value:.3g})"
         rows.append([arm.run.label, *(_cell(arm.run, m, arm) for m in settings.metrics),
                      helped, verdict_text(arm)])
     return header, rows
@@ -86,8 +107,7 @@ def _lift_cells(row: OverviewRow, settings: CompareSettings) -> list[str]:
         return ["n/a", "n/a", verdict_text(row.arm)]
     mean = summary.mean
     helped = f"{summary.sign_test.helped}/{summary.n_personas} ({summary.share_helped:.0%})"
-    return [fmt_interval(mean.estimate, mean.low, mean.high, signed=True), helped,
-            verdict_text(row.arm)]
+    return [fmt_delta(mean).removeprefix("Δ "), helped, verdict_text(row.arm)]
 
 
 def overview_table(rows: list[OverviewRow],
@@ -126,7 +146,7 @@ def group_markdown(comparison: Comparison, heading: str) -> list[str]:
         f"{counts.turns} turns, {counts.sessions} sessions, {counts.personas} personas; "
         f"baseline: {comparison.baseline.label}. Cells: value [evaluation CI]; "
         f"Δ mean per-persona delta vs baseline [paired bootstrap "
-        f"{comparison.settings.confidence:.0%} CI].",
+        f"{comparison.settings.confidence:.0%} CI over personas]. {interval_note()}",
         "",
         *markdown_table(*summary_table(comparison)),
         "",
@@ -147,7 +167,8 @@ def summary_markdown(comparisons: list[Comparison], rows: list[OverviewRow], tit
         "## All arms",
         "",
         "Each arm against the baseline of its own group (runs evaluated on the same turns). "
-        f"Δ: mean per-persona delta [paired bootstrap {settings.confidence:.0%} CI].",
+        f"Δ: mean per-persona delta [paired bootstrap {settings.confidence:.0%} CI]. Absolute "
+        "values: [two-level bootstrap CI, personas then sessions]. " + interval_note(),
         "",
         *markdown_table(*overview_table(rows, settings)),
         "",

@@ -15,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from adaptcommand.evaluation.stats import MIN_USERS
 from adaptcommand.report.compare import CompareSettings, Comparison, absolute
 from adaptcommand.report.overview import OverviewRow
 
@@ -155,7 +156,8 @@ def arm_metrics(comparison: Comparison) -> bytes:
         ax.bar(centers + (i - (len(runs) - 1) / 2) * width, heights, width, yerr=errors,
                capsize=3, color=color, label=run.label)
     ax.set_xticks(centers, metrics, rotation=25, ha="right")
-    ax.set_ylabel("value (error bar: session-bootstrap CI)")
+    ax.set_ylabel("value (error bar: persona+session bootstrap CI;\nnone below "
+                  f"{MIN_USERS} users)")
     ax.set_title("Metrics per arm (missing bar: undefined, e.g. nothing predicted)")
     ax.legend(title="arm", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return to_png(fig)
@@ -184,9 +186,10 @@ def cost_benefit(rows: list[OverviewRow], settings: CompareSettings) -> bytes:
             left_out.append(row.run.label)
             continue
         mean, color, most = summary.mean, colors[groups.index(row.group)], max(most, seconds)
-        ax.errorbar([seconds], [mean.estimate], yerr=[[mean.estimate - mean.low],
-                                                      [mean.high - mean.estimate]],
-                    fmt="o", capsize=4, color=color, label=row.group)
+        yerr = (None if mean.low is None or mean.high is None  # too few users: no interval
+                else [[mean.estimate - mean.low], [mean.high - mean.estimate]])
+        ax.errorbar([seconds], [mean.estimate], yerr=yerr, fmt="o", capsize=4, color=color,
+                    label=row.group)
         ax.annotate(row.run.label, (seconds, mean.estimate), xytext=(6, 4),
                     textcoords="offset points", fontsize=8)
     ax.axhline(0, color="grey", linestyle="--", linewidth=1)
@@ -194,8 +197,8 @@ def cost_benefit(rows: list[OverviewRow], settings: CompareSettings) -> bytes:
     ax.set_xlim(-0.5, most * 4)  # room right of the costliest arm for its label
     ax.set_xlabel("training seconds (symlog; 0 = nothing trained)")
     ax.set_ylabel(f"mean per-persona Δ {settings.primary_metric} vs group baseline")
-    ax.set_title(f"Cost vs benefit ({settings.confidence:.0%} CI; above 0 = better than "
-                 "baseline)")
+    ax.set_title(f"Cost vs benefit ({settings.confidence:.0%} CI, none below {MIN_USERS} users; "
+                 "above 0 = better than baseline)")
     handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
     if handles:
         ax.legend(handles.values(), handles.keys(), title="group", loc="best")

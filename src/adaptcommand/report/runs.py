@@ -41,9 +41,14 @@ class _Lenient(BaseModel):
 
 
 class IntervalRecord(_Lenient):
+    """One metric's interval in results.json; runs written before `n_users` existed lack it
+    (the report then takes the run's persona count)."""
+
     estimate: float | None
     low: float | None
     high: float | None
+    n_users: int | None = None
+    too_few_users: bool = False
 
 
 class RunCounts(_Lenient):
