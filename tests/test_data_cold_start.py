@@ -1,4 +1,5 @@
-"""Cold-start split: held-out personas, their first sessions, validation, CLI and training."""
+"""Cold-start splits: held-out personas, their profile sessions then their evaluated sessions,
+validation, CLI and training."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_held_out_choice_is_seeded_deterministic_and_not_the_last_ones() -> None
     assert held_out(0) == []
 
 
-def test_held_out_personas_keep_only_their_first_sessions() -> None:
+def test_held_out_personas_keep_profile_then_evaluated_sessions() -> None:
     data = dialogues({"a": 20, "b": 20, "c": 7})
     config = SplitConfig(cold_start_personas=2, cold_start_sessions=10, seed=1)
     splits = compute_splits(data, config)
@@ -48,10 +49,13 @@ def test_held_out_personas_keep_only_their_first_sessions() -> None:
     assert len(out) == 2
     (kept,) = set(splits) - set(out)
     assert splits[kept] == compute_splits(data, SplitConfig())[kept]  # others unchanged
-    first = {"a": list(range(10)), "b": list(range(20, 30)), "c": list(range(40, 47))}
+    assert set(splits[kept]) == {"train", "val", "test"}  # no `online` split any more
+    start = {"a": 0, "b": 20, "c": 40}
+    evaluated = {"a": list(range(3, 13)), "b": list(range(23, 33)), "c": list(range(43, 47))}
     for pid in out:
-        assert splits[pid] == {"train": [], "val": [], "test": [], "online": [],
-                               "cold_start": first[pid]}
+        assert splits[pid] == {"train": [], "val": [], "test": [],
+                               "cold_start_profile": list(range(start[pid], start[pid] + 3)),
+                               "cold_start": evaluated[pid]}
     checks = validate_splits(data, splits, config)
     assert [c.name for c in checks][-1] == "cold_start"
     assert all(c.passed for c in checks), [c.errors for c in checks]
@@ -68,7 +72,15 @@ def test_validation_refuses_a_held_out_persona_in_training() -> None:
     assert errors["cold_start"] == [f"{pid}: held out for cold start but has train sessions"]
     splits[pid]["train"], splits[pid]["cold_start"] = [], splits[pid]["cold_start"][1:]
     errors = {c.name: c.errors for c in validate_splits(data, splits, config)}
-    assert errors["cold_start"] == [f"{pid}.cold_start: not its first 3 sessions in time order"]
+    assert errors["cold_start"] == [
+        f"{pid}.cold_start: not the 3 sessions after its profile sessions in time order"]
+    # a profile session that is also evaluated: the peeking the split exists to prevent
+    splits[pid]["cold_start"] = [splits[pid]["cold_start_profile"][-1], *splits[pid]["cold_start"]]
+    errors = {c.name: c.errors for c in validate_splits(data, splits, config)}
+    assert any("cold_start_profile and" in e for e in errors["no_overlap"])
+    assert errors["temporal_order"] == [
+        f"{pid}: a cold_start_profile session is not before every cold_start session"]
+    splits[pid]["cold_start"] = splits[pid]["cold_start"][1:]
     # an ordinary persona's unassigned sessions are still an error
     other = next(p for p in splits if p != pid)
     splits[other]["test"] = []
@@ -103,22 +115,27 @@ def test_without_held_out_personas_the_outputs_do_not_change(raw: Path, tmp_path
 def test_prepare_cli_writes_the_cold_start_split(raw: Path, tmp_path: Path) -> None:
     out = tmp_path / "data"
     result = CliRunner().invoke(app, ["data", "prepare", "--source", str(raw), "--out", str(out),
-                                      "--cold-start-personas", "2", "--cold-start-sessions", "4"])
+                                      "--cold-start-personas", "2", "--cold-start-sessions", "4",
+                                      "--cold-start-profile-sessions", "2"])
     assert result.exit_code == 0, result.output
     assert "cold_start" in result.output and "validation: passed" in result.output
     stats = json.loads((out / "split_stats.json").read_text())
     held = stats["held_out_personas"]
     assert len(held) == 2 and stats["config"]["cold_start_sessions"] == 4
+    assert stats["config"]["cold_start_profile_sessions"] == 2
     assert stats["cold_start"]["sessions"] == 8 and stats["cold_start"]["per_persona"]["min"] == 4
+    assert stats["cold_start_profile"]["sessions"] == 4
     assert stats["train"]["per_persona"]["min"] > 0  # over the personas still trained
     assert json.loads((out / "validation_report.json").read_text())["passed"]
 
     cold, train = load_split(out, "cold_start"), load_split(out, "train")
+    profile = load_split(out, "cold_start_profile")
     lines = (out / "dialogs_clean.jsonl").read_text().splitlines()
     for pid in held:
-        first = [json.loads(line)["session_id"] for line in lines
-                 if json.loads(line)["persona_id"] == pid][:4]
-        assert [d.session_id for d in cold[pid]] == first and train[pid] == []
+        ids = [json.loads(line)["session_id"] for line in lines
+               if json.loads(line)["persona_id"] == pid]
+        assert [d.session_id for d in profile[pid]] == ids[:2]
+        assert [d.session_id for d in cold[pid]] == ids[2:6] and train[pid] == []
     assert all(not cold[pid] and train[pid] for pid in cold if pid not in held)
     assert all(not entry["cold_start"] for pid, entry in load_splits(out).items()
                if pid not in held)

@@ -126,10 +126,19 @@ def test_prepared_split_reads_back_per_persona(tmp_path, source_users, write_sou
 
 def test_bad_split_file_and_out_of_range_index_are_located(tmp_path, real_sample) -> None:
     (tmp_path / "edgesplits.json").write_text(
-        json.dumps({"p": {"train": [0, "x"], "val": [], "test": [], "online": []}})
+        json.dumps({"p": {"train": [0, "x"], "val": [], "test": []}})
     )
     with pytest.raises(DataError, match=r"edgesplits.json: field 'p.train.1': Input should be"):
         load_splits(tmp_path)
-    splits = {"p": {"train": [0, 5], "val": [], "test": [], "online": []}}
+    splits = {"p": {"train": [0, 5], "val": [], "test": []}}
     with pytest.raises(DataError, match=r"field 'p.train.1': index 5 out of range"):
         select_split(read_dialogues_file(real_sample)[:2], splits, "train")
+
+
+def test_split_file_of_an_older_prepare_is_refused_with_the_fix(tmp_path) -> None:
+    # its cold_start split included the sessions a merge profiled: re-preparing is the fix
+    (tmp_path / "edgesplits.json").write_text(
+        json.dumps({"p": {"train": [0], "val": [], "test": [], "online": [0]}}))
+    with pytest.raises(DataError, match="older `data prepare`.*prepare the data again") as error:
+        load_splits(tmp_path)
+    assert error.value.field == "p.online"

@@ -56,7 +56,7 @@ def test_prepare_writes_clean_dialogues_splits_stats_and_report(
 
     splits = json.loads((tmp_path / "out" / "edgesplits.json").read_text())
     assert {pid: [len(v) for v in e.values()] for pid, e in splits.items()} == {
-        "persona_000": [30, 10, 10, 10], "persona_001": [29, 9, 10, 10],
+        "persona_000": [30, 10, 10], "persona_001": [29, 9, 10],
     }
     report = json.loads((tmp_path / "out" / "validation_report.json").read_text())
     assert report["passed"] is True
@@ -88,11 +88,14 @@ def test_same_input_gives_byte_identical_output_and_reprepare_is_stable(
 def test_split_options_change_the_cut(tmp_path, source_users, write_source_layout, cli) -> None:
     source = write_source_layout(tmp_path / "src", source_users(n_users=1, n_sessions=50))
     code, _, _ = cli("data", "prepare", "--source", source, "--out", tmp_path / "out",
-                     "--train-ratio", "0.8", "--val-ratio", "0.1", "--online-size", "4")
+                     "--train-ratio", "0.8", "--val-ratio", "0.1")
     assert code == 0
     entry = json.loads((tmp_path / "out" / "edgesplits.json").read_text())["persona_000"]
     assert [len(entry[name]) for name in ("train", "val", "test")] == [40, 5, 5]
-    assert entry["online"] == [36, 37, 38, 39]
+    assert set(entry) == {"train", "val", "test"}  # no `online` split: no stage read it
+    code, _, err = cli("data", "prepare", "--source", source, "--out", tmp_path / "o2",
+                       "--online-size", "4")
+    assert code != 0 and not (tmp_path / "o2").exists()
 
 
 def _replace_line(path: Path, number: int, text: str) -> None:
@@ -186,6 +189,6 @@ def test_real_sample_prepares_with_thin_coverage_flagged(real_sample, tmp_path, 
     assert coverage["passed"] and coverage["warnings"][0].startswith("100 personas have fewer")
     splits = json.loads((tmp_path / "o" / "edgesplits.json").read_text())
     assert len(splits) == 100
-    assert splits["persona_002"] == {"train": [1], "val": [], "test": [], "online": [1]}
+    assert splits["persona_002"] == {"train": [1], "val": [], "test": []}
     first = json.loads((tmp_path / "o" / "dialogs_clean.jsonl").read_text().splitlines()[0])
     assert list(first) == ["persona_id", "dialogue_idx", "messages"]

@@ -1,4 +1,5 @@
-"""Per-persona temporal splits: sizes, rounding, online subset, and the validation checks."""
+"""Per-persona temporal splits: sizes, rounding, cold-start profile/evaluated sessions, and the
+validation checks."""
 
 from __future__ import annotations
 
@@ -59,27 +60,31 @@ def test_full_dataset_shape_gives_6000_2000_2000() -> None:
     assert not _errors(validate_splits(dialogues, splits, DEFAULT))
 
 
-def test_splits_are_time_ordered_and_online_is_last_train_sessions() -> None:
+def test_splits_are_time_ordered() -> None:
     dialogues = _dialogues({"a": 50, "b": 12})
     splits = compute_splits(dialogues, DEFAULT)
     assert splits["a"]["train"] == list(range(30))
     assert splits["a"]["val"] == list(range(30, 40))
     assert splits["a"]["test"] == list(range(40, 50))
-    assert splits["a"]["online"] == list(range(20, 30))
-    assert splits["b"] == {"train": list(range(50, 57)), "val": [57, 58, 59],
-                           "test": [60, 61], "online": list(range(50, 57))}
+    assert splits["b"] == {"train": list(range(50, 57)), "val": [57, 58, 59], "test": [60, 61]}
 
 
-@pytest.mark.parametrize(("size", "online"), [(0, []), (3, [27, 28, 29])])
-def test_online_size_is_configurable(size: int, online: list[int]) -> None:
-    config = SplitConfig(online_size=size)
-    assert compute_splits(_dialogues({"a": 50}), config)["a"]["online"] == online
+@pytest.mark.parametrize(("profile", "evaluated"), [(1, [1, 2, 3]), (3, [3, 4, 5]), (5, [5])])
+def test_cold_start_profile_sessions_are_configurable(profile: int, evaluated: list[int]) -> None:
+    config = SplitConfig(cold_start_personas=1, cold_start_profile_sessions=profile,
+                         cold_start_sessions=3)
+    splits = compute_splits(_dialogues({"a": 6, "b": 6}), config)
+    (entry,) = [e for e in splits.values() if "cold_start" in e]
+    offset = entry["cold_start_profile"][0]
+    assert [i - offset for i in entry["cold_start_profile"]] == list(range(profile))
+    assert [i - offset for i in entry["cold_start"]] == evaluated
 
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [({"train_ratio": 0.7, "val_ratio": 0.3}, "val_ratio"), ({"train_ratio": 0}, "train_ratio"),
-     ({"online_size": -1}, "online_size")],
+     ({"cold_start_profile_sessions": 0}, "cold_start_profile_sessions"),
+     ({"online_size": 10}, "online_size")],
 )
 def test_split_config_rejects_impossible_ratios(kwargs: dict, field: str) -> None:
     with pytest.raises(ValidationError) as info:
@@ -103,7 +108,6 @@ def test_validation_catches_tampered_splits() -> None:
     dialogues = _dialogues({"a": 10, "b": 10})
     splits = compute_splits(dialogues, DEFAULT)
     splits["a"]["val"] = [5, 7]  # 5 is also train; 6 is now in no split
-    splits["a"]["online"] = [8]  # a test session
     splits["b"]["test"] = [18, 19, 2]  # 2 belongs to persona a and is a's train
     errors = _errors(validate_splits(dialogues, splits, DEFAULT))
     assert errors["indices_valid"] == ["b.test: index 2 belongs to a",
@@ -111,7 +115,6 @@ def test_validation_catches_tampered_splits() -> None:
     assert errors["no_overlap"] == ["index 5 in both a.train and a.val",
                                     "index 2 in both a.train and b.test"]
     assert errors["temporal_order"] == ["a: a train session is not before every val session",
-                                        "a: online holds sessions outside train",
                                         "b: a val session is not before every test session"]
 
 

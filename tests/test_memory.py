@@ -77,8 +77,8 @@ def test_memory_prompts_never_show_test_turns_or_other_personas(tmp_path: Path) 
     # the test turn's own exchange, and persona b's copy of it, would be the best matches
     dialogues = [session("a", 0, SPEAKER, AC), session("a", 1, ALARM), session("a", 2, TV),
                  session("b", 0, TV)]
-    splits = {"a": {"train": [0, 1], "val": [], "test": [2], "online": [1]},
-              "b": {"train": [3], "val": [], "test": [], "online": []}}
+    splits = {"a": {"train": [0, 1], "val": [], "test": [2]},
+              "b": {"train": [3], "val": [], "test": []}}
     data = write_data(tmp_path / "data", dialogues, splits)
     prompts = retrieval_prompts(Scope(data=data), EvalConfig(), retrieval_k=5)
     turn = Turn("a", 2, 1, (Message(role="user", text=TV[0]),), TV[1])

@@ -54,8 +54,7 @@ def write_data(directory: Path, topics: dict[str, list[str]] = TOPICS) -> Path:
         start = len(lines)
         lines += [json.dumps(_session(topic, pid, i)) for i in range(SESSIONS)]
         indices = list(range(start, start + SESSIONS))
-        splits[pid] = {"train": indices[:4], "val": indices[4:5], "test": indices[5:],
-                       "online": indices[2:4]}
+        splits[pid] = {"train": indices[:4], "val": indices[4:5], "test": indices[5:]}
     (directory / "dialogs_clean.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (directory / "edgesplits.json").write_text(json.dumps(splits), encoding="utf-8")
     return directory

@@ -35,8 +35,7 @@ def make_data(root: Path) -> Path:
                 {"role": "user", "text": "And the AC?"},
                 {"role": "assistant", "text": f"AC set to {18 + p} degrees, cool mode."},
             ]})
-        splits[persona] = {"train": indices[:3], "val": indices[3:4], "test": indices[4:],
-                           "online": indices[1:3]}
+        splits[persona] = {"train": indices[:3], "val": indices[3:4], "test": indices[4:]}
     data = root / "data"
     write_jsonl_atomic(data / "dialogs_clean.jsonl", lines)
     write_json_atomic(data / "edgesplits.json", splits)
@@ -141,7 +140,7 @@ def test_changed_config_is_refused_unless_forced(tmp_path: Path) -> None:
                     force=True)
     assert summary["adapters"]["persona_000"]["steps"] == 6  # retrained with 2 epochs
     splits = json.loads((data / "edgesplits.json").read_text())
-    splits["persona_000"]["online"] = [2]
+    splits["persona_000"]["test"] = splits["persona_000"]["test"][:1]
     write_json_atomic(data / "edgesplits.json", splits)
     with pytest.raises(AdaptCommandError, match="data_fingerprint"):
         train(data, out, personas=["persona_000"], config=tiny_config(epochs=2))

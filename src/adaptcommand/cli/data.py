@@ -41,17 +41,20 @@ def prepare(
     val_ratio: Annotated[float, typer.Option(
         "--val-ratio", help="Share for validation (test gets the rest).")
     ] = _SPLIT_DEFAULTS.val_ratio,
-    online_size: Annotated[int, typer.Option(
-        "--online-size", help="Number of latest train sessions in the online subset.")
-    ] = _SPLIT_DEFAULTS.online_size,
     cold_start_personas: Annotated[int, typer.Option(
         "--cold-start-personas", help="Hold this many personas (a seeded random choice) out of "
-        "all training, as new users: their first sessions form the cold_start split, the rest "
-        "are unused. Must be below the number of personas.")
+        "all training, as new users: their first sessions form the cold_start_profile split "
+        "(what `merge` may read), the next ones the cold_start split (evaluated), the rest are "
+        "unused. Must be below the number of personas.")
     ] = _SPLIT_DEFAULTS.cold_start_personas,
+    cold_start_profile_sessions: Annotated[int, typer.Option(
+        "--cold-start-profile-sessions", help="How many of a held-out persona's first sessions "
+        "form its cold_start_profile split (never evaluated).")
+    ] = _SPLIT_DEFAULTS.cold_start_profile_sessions,
     cold_start_sessions: Annotated[int, typer.Option(
-        "--cold-start-sessions", help="How many of a held-out persona's first sessions (in time "
-        "order) form its cold_start split.")] = _SPLIT_DEFAULTS.cold_start_sessions,
+        "--cold-start-sessions", help="How many of a held-out persona's sessions after its "
+        "profile sessions (in time order) form its cold_start split, the one evaluated.")
+    ] = _SPLIT_DEFAULTS.cold_start_sessions,
     cold_start_seed: Annotated[int, typer.Option(
         "--cold-start-seed", help="Seed of the choice of held-out personas.")
     ] = _SPLIT_DEFAULTS.seed,
@@ -64,8 +67,9 @@ def prepare(
     if (source is None) == (dialogues is None):
         raise AdaptCommandError("give exactly one of --source or --dialogues")
     try:
-        split = SplitConfig(train_ratio=train_ratio, val_ratio=val_ratio, online_size=online_size,
+        split = SplitConfig(train_ratio=train_ratio, val_ratio=val_ratio,
                             cold_start_personas=cold_start_personas,
+                            cold_start_profile_sessions=cold_start_profile_sessions,
                             cold_start_sessions=cold_start_sessions, seed=cold_start_seed)
     except ValidationError as exc:
         field, message = first_error(exc)

@@ -27,12 +27,14 @@ def merge(
     k: Annotated[int, typer.Option(
         "--k", min=1, help="How many of the most similar trained users to merge.")] = 3,
     personas: Annotated[str | None, typer.Option(
-        "--personas", help="Comma-separated target persona ids (default: every persona of the "
-        "cold_start split).")] = None,
+        "--personas", help="Comma-separated target persona ids (default: every held-out "
+        "persona of `data prepare --cold-start-personas`).")] = None,
 ) -> None:
     """Give each new user a LoRA adapter without training: the adapters of the K trained users
     whose first messages (first user message of each of the first 3 sessions, MiniLM cosine) are
-    most similar, summed exactly with weights = similarities clipped at 0, normalised to 1."""
+    most similar, summed exactly with weights = similarities clipped at 0, normalised to 1. A new
+    user's messages come from its cold_start_profile sessions only, never from the cold_start
+    sessions it is evaluated on."""
     from adaptcommand.training.merging import merge_adapters
 
     summary = merge_adapters(adapters, data, out, k=k, personas=parse_csv(personas))

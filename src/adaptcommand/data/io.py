@@ -22,8 +22,9 @@ from adaptcommand.fileio import read_jsonl
 SOURCE_FILES = ("characters.jsonl", "routines.jsonl", "sessions.jsonl")
 DIALOGUES_FILE = "dialogs_clean.jsonl"
 SPLITS_FILE = "edgesplits.json"
-SPLIT_NAMES = ("train", "val", "test", "online", "cold_start")
-SplitName = Literal["train", "val", "test", "online", "cold_start"]
+SPLIT_NAMES = ("train", "val", "test", "cold_start_profile", "cold_start")
+SplitName = Literal["train", "val", "test", "cold_start_profile", "cold_start"]
+COLD_START_SPLITS = ("cold_start_profile", "cold_start")  # held-out personas only
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
@@ -43,14 +44,15 @@ class SessionsLine(StrictModel):
 class PersonaSplits(StrictModel):
     """One persona's entry in `edgesplits.json`: 0-based line indices into `dialogs_clean.jsonl`.
 
-    `cold_start` is only written for a persona held out of all training: its first sessions, the
-    only ones a brand-new user would have shown; its other splits are then empty.
+    `cold_start_profile` and `cold_start` are only written for a persona held out of all
+    training: its first sessions (what a new user has shown so far; read to choose its adapter,
+    never evaluated) and the sessions after them (evaluated); its other splits are then empty.
     """
 
     train: list[NonNegativeInt]
     val: list[NonNegativeInt]
     test: list[NonNegativeInt]
-    online: list[NonNegativeInt]
+    cold_start_profile: list[NonNegativeInt] = []
     cold_start: list[NonNegativeInt] = []
 
 
@@ -121,8 +123,8 @@ def load_dialogues(data_dir: str | Path) -> list[CleanDialogue]:
 
 
 def load_splits(data_dir: str | Path) -> dict[str, dict[str, list[int]]]:
-    """`DIR/edgesplits.json`: persona_id -> {train, val, test, online, cold_start} line indices
-    (`cold_start` is [] for every persona that was not held out)."""
+    """`DIR/edgesplits.json`: persona_id -> {train, val, test, cold_start_profile, cold_start}
+    line indices (the cold-start ones are [] for every persona that was not held out)."""
     path = Path(data_dir) / SPLITS_FILE
     if not path.is_file():
         raise DataError("file not found", path=path)
@@ -130,6 +132,12 @@ def load_splits(data_dir: str | Path) -> dict[str, dict[str, list[int]]]:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    stale = next((pid for pid, entry in raw.items() if isinstance(entry, dict)
+                  and "online" in entry), None) if isinstance(raw, dict) else None
+    if stale is not None:
+        raise DataError("written by an older `data prepare` (an `online` split, and a cold_start "
+                        "split that includes the profile sessions); prepare the data again",
+                        path=path, field=f"{stale}.online")
     try:
         parsed = TypeAdapter(dict[str, PersonaSplits]).validate_python(raw)
     except ValidationError as exc:
@@ -146,7 +154,7 @@ def select_split(
     """persona_id -> that persona's dialogues in `split`, in time order (personas in file order)."""
     selected: dict[str, list[CleanDialogue]] = {}
     for pid, entry in splits.items():
-        indices = entry.get(split, [])  # only held-out personas carry a `cold_start` key
+        indices = entry.get(split, [])  # only held-out personas carry cold-start keys
         for position, index in enumerate(indices):
             if index >= len(dialogues):
                 raise DataError(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from adaptcommand.data.cleaning import CleaningResult, clean_dialogues
 from adaptcommand.data.io import (
+    COLD_START_SPLITS,
     DIALOGUES_FILE,
     SPLIT_NAMES,
     SPLITS_FILE,
@@ -97,10 +98,11 @@ def _prepare(
 
 
 def _split_sizes(splits: dict[str, dict[str, list[int]]]) -> dict[str, int]:
-    """Sessions per split; `cold_start` only when personas are held out."""
+    """Sessions per split; the cold-start splits only when personas are held out."""
     sizes = {name: sum(len(e.get(name, [])) for e in splits.values()) for name in SPLIT_NAMES}
-    if not sizes["cold_start"]:
-        del sizes["cold_start"]
+    if not any(sizes[name] for name in COLD_START_SPLITS):
+        for name in COLD_START_SPLITS:
+            del sizes[name]
     return sizes
 
 

@@ -4,8 +4,10 @@ Splitting within each persona, in time order, means a model is always evaluated 
 come after everything it trained on, for every user, which is what per-user adaptation needs.
 
 Optionally some personas are held out of all training (`cold_start_personas`): they stand for
-brand-new users, so only their first sessions form a `cold_start` split and nothing of theirs is
-trained on, validated on or used for the online subset.
+brand-new users, so nothing of theirs is trained or validated on. Their first sessions form
+`cold_start_profile`, all a new user has shown so far (the merge compares users on it), and the
+sessions after those form `cold_start`, the only ones evaluated: no evaluated answer comes from
+an adapter chosen by looking at the session it answers.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from pydantic import Field, ValidationInfo, field_validator
 
 from adaptcommand.config import StrictModel
-from adaptcommand.data.io import SPLIT_NAMES
+from adaptcommand.data.io import COLD_START_SPLITS, SPLIT_NAMES
 from adaptcommand.data.schema import CleanDialogue
 from adaptcommand.errors import DataError
 
@@ -30,15 +32,16 @@ class SplitConfig(StrictModel):
 
     train_ratio: float = Field(0.6, gt=0, lt=1, description="Share of sessions for training.")
     val_ratio: float = Field(0.2, gt=0, lt=1, description="Share for validation, after train.")
-    online_size: int = Field(
-        10, ge=0, description="How many of the last train sessions form the online subset."
-    )
     cold_start_personas: int = Field(
         0, ge=0, description="How many personas are held out of all training as new users."
     )
+    cold_start_profile_sessions: int = Field(
+        3, ge=1, description="How many of a held-out persona's first sessions form its "
+        "cold_start_profile split: what a merge may read about the new user; never evaluated."
+    )
     cold_start_sessions: int = Field(
-        10, ge=1, description="How many of a held-out persona's first sessions form its "
-        "cold_start split; its later sessions are left unused."
+        10, ge=1, description="How many of a held-out persona's sessions after its profile "
+        "sessions form its cold_start split (evaluated); its later sessions are left unused."
     )
     seed: int = Field(0, description="Seed of the choice of held-out personas.")
 
@@ -77,10 +80,9 @@ def split_sizes(n_sessions: int, config: SplitConfig) -> tuple[int, int, int]:
 def compute_splits(
     dialogues: Sequence[CleanDialogue], config: SplitConfig
 ) -> dict[str, dict[str, list[int]]]:
-    """persona_id -> {train, val, test, online} indices into `dialogues` (its line numbers);
-    a held-out persona gets empty splits plus `cold_start` (see `held_out_personas`).
-
-    List order is time order within a persona; `online` is the last `online_size` train sessions.
+    """persona_id -> {train, val, test} indices into `dialogues` (its line numbers); a
+    held-out persona gets empty splits plus `cold_start_profile` and `cold_start` (see
+    `held_out_personas`). List order is time order within a persona.
     """
     by_persona: dict[str, list[int]] = {}
     for index, dialogue in enumerate(dialogues):
@@ -119,30 +121,29 @@ def split_stats(
 ) -> dict[str, object]:
     """The content of `split_stats.json`: sizes, per-persona spread and turn counts per split.
 
-    The cold-start settings, held-out personas and `cold_start` split appear only when personas
-    are held out, so a run without them writes the same file as before they existed. The
-    per-persona spread of `cold_start` is over the held-out personas, that of the others over the
-    personas that were not held out.
+    The cold-start settings, held-out personas and cold-start splits appear only when personas
+    are held out. The per-persona spread of the cold-start splits is over the held-out personas,
+    that of the others over the personas that were not held out.
     """
     held_out = [pid for pid, entry in splits.items() if entry.get("cold_start")]
     settings: dict[str, object] = {
         "train_ratio": config.train_ratio,
         "val_ratio": config.val_ratio,
         "test_ratio": round(config.test_ratio, 6),
-        "online_size": config.online_size,
     }
     if held_out:
         settings |= {"cold_start_personas": config.cold_start_personas,
+                     "cold_start_profile_sessions": config.cold_start_profile_sessions,
                      "cold_start_sessions": config.cold_start_sessions, "seed": config.seed}
     stats: dict[str, object] = {"config": settings, "personas": len(splits),
                                 "sessions": len(dialogues)}
     if held_out:
         stats["held_out_personas"] = held_out
     for name in SPLIT_NAMES:
-        if name == "cold_start" and not held_out:
+        if name in COLD_START_SPLITS and not held_out:
             continue
         entries = [entry for pid, entry in splits.items()
-                   if (pid in held_out) == (name == "cold_start")]
+                   if (pid in held_out) == (name in COLD_START_SPLITS)]
         per_persona = [len(entry.get(name, [])) for entry in entries]
         messages = [
             m for entry in entries for i in entry.get(name, []) for m in dialogues[i].messages
@@ -162,19 +163,20 @@ def split_stats(
 
 def _persona_split(indices: list[int], config: SplitConfig) -> dict[str, list[int]]:
     n_train, n_val, _ = split_sizes(len(indices), config)
-    train = indices[:n_train]
     return {
-        "train": train,
+        "train": indices[:n_train],
         "val": indices[n_train : n_train + n_val],
         "test": indices[n_train + n_val :],
-        "online": train[max(0, n_train - config.online_size) :],
     }
 
 
 def _cold_start_split(indices: list[int], config: SplitConfig) -> dict[str, list[int]]:
-    """A held-out persona: nothing to learn from, only its first sessions to be evaluated on."""
-    return {"train": [], "val": [], "test": [], "online": [],
-            "cold_start": indices[: config.cold_start_sessions]}
+    """A held-out persona: nothing to train on; its first sessions are its profile, the next
+    ones are evaluated."""
+    profile_end = config.cold_start_profile_sessions
+    return {"train": [], "val": [], "test": [],
+            "cold_start_profile": indices[:profile_end],
+            "cold_start": indices[profile_end : profile_end + config.cold_start_sessions]}
 
 
 def _round_half_up(value: float) -> int:

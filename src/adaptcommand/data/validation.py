@@ -4,9 +4,10 @@ Each check returns errors (a guarantee is broken) and warnings (true but worth k
 persona too thin to have a val split). The checks take any splits, not only computed ones, so a
 hand-edited `edgesplits.json` can be checked the same way.
 
-A persona with a non-empty `cold_start` split is held out: it must have nothing in any other
-split, and its sessions after the cold-start ones are unused on purpose. The other checks skip
-held-out personas; `cold_start` (only run when personas are held out) checks them.
+A persona with a non-empty `cold_start_profile` or `cold_start` split is held out: it must have
+nothing in train, val or test, its profile sessions come before its evaluated ones and never
+overlap them, and its sessions after the cold-start ones are unused on purpose. The other checks
+skip held-out personas; `cold_start` (only run when personas are held out) checks them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adaptcommand.data.cleaning import CleaningResult
+from adaptcommand.data.io import COLD_START_SPLITS
 from adaptcommand.data.schema import CleanDialogue
 from adaptcommand.data.splits import MIN_SESSIONS_TO_SPLIT, SplitConfig
 
 Splits = dict[str, dict[str, list[int]]]
 DISJOINT = ("train", "val", "test")
+ORDERED = (*DISJOINT, *COLD_START_SPLITS)  # pairwise disjoint, each before the next in time
 # Overall share of each split may drift this far from its ratio before a warning (rounding
 # per persona adds up when personas have few sessions).
 BALANCE_TOLERANCE = 0.05
@@ -62,8 +65,9 @@ def validate_splits(
 
 
 def held_out(splits: Splits) -> set[str]:
-    """Personas held out of training: those with a non-empty `cold_start` split."""
-    return {pid for pid, entry in splits.items() if entry.get("cold_start")}
+    """Personas held out of training: those with a non-empty cold-start split."""
+    return {pid for pid, entry in splits.items()
+            if any(entry.get(name) for name in COLD_START_SPLITS)}
 
 
 def validation_report(cleaning: CleaningResult, checks: list[Check]) -> dict[str, object]:
@@ -98,12 +102,13 @@ def check_indices(dialogues: Sequence[CleanDialogue], splits: Splits) -> Check:
 
 
 def check_no_overlap(splits: Splits) -> Check:
-    """No session is in two of train/val/test (within or across personas)."""
+    """No session is in two of train/val/test/cold_start_profile/cold_start (within or across
+    personas)."""
     check = Check("no_overlap")
     owner: dict[int, str] = {}
     for pid, entry in splits.items():
-        for name in DISJOINT:
-            for index in entry[name]:
+        for name in ORDERED:
+            for index in entry.get(name, []):
                 where = f"{pid}.{name}"
                 if index in owner:
                     check.errors.append(f"index {index} in both {owner[index]} and {where}")
@@ -170,8 +175,9 @@ def check_balance(splits: Splits, config: SplitConfig) -> Check:
 def check_cold_start(
     dialogues: Sequence[CleanDialogue], splits: Splits, config: SplitConfig
 ) -> Check:
-    """`cold_start_personas` personas are held out; each has no session in train, val, test or
-    online, and its cold_start split is its first `cold_start_sessions` sessions in time order."""
+    """`cold_start_personas` personas are held out; each has no session in train, val or test,
+    its cold_start_profile split is its first `cold_start_profile_sessions` sessions and its
+    cold_start split the next `cold_start_sessions`, in time order."""
     check = Check("cold_start")
     personas = held_out(splits)
     if len(personas) != config.cold_start_personas:
@@ -182,31 +188,36 @@ def check_cold_start(
         sessions.setdefault(dialogue.persona_id, []).append(index)
     for pid in sorted(personas):
         entry = splits[pid]
-        used = [name for name in (*DISJOINT, "online") if entry[name]]
+        used = [name for name in DISJOINT if entry[name]]
         if used:
             check.errors.append(f"{pid}: held out for cold start but has {'/'.join(used)} "
                                 "sessions")
-        first = sessions.get(pid, [])[: config.cold_start_sessions]
-        if entry["cold_start"] != first:
-            check.errors.append(f"{pid}.cold_start: not its first {len(first)} sessions in time "
-                                "order")
+        own = sessions.get(pid, [])
+        profile_end = config.cold_start_profile_sessions
+        profile = own[:profile_end]
+        evaluated = own[profile_end : profile_end + config.cold_start_sessions]
+        if entry.get("cold_start_profile", []) != profile:
+            check.errors.append(f"{pid}.cold_start_profile: not its first {len(profile)} "
+                                "sessions in time order")
+        if entry.get("cold_start", []) != evaluated:
+            check.errors.append(f"{pid}.cold_start: not the {len(evaluated)} sessions after its "
+                                "profile sessions in time order")
+        elif not evaluated:
+            check.warnings.append(f"{pid}: no session left to evaluate after its "
+                                  f"{len(profile)} profile sessions")
     return check
 
 
 def check_temporal_order(splits: Splits) -> Check:
-    """Within a persona all train precede all val precede all test; online are the latest train.
+    """Within a persona all train precede all val precede all test, and all cold_start_profile
+    precede all cold_start (a new user's profile is what came before the evaluated sessions).
 
     Line order within a persona is time order, so indices compare times.
     """
     check = Check("temporal_order")
     for pid, entry in splits.items():
-        ordered = [(name, entry[name]) for name in DISJOINT if entry[name]]
+        ordered = [(name, entry[name]) for name in ORDERED if entry.get(name)]
         for (early, early_idx), (late, late_idx) in zip(ordered, ordered[1:], strict=False):
             if max(early_idx) >= min(late_idx):
                 check.errors.append(f"{pid}: a {early} session is not before every {late} session")
-        online, train = set(entry["online"]), set(entry["train"])
-        if not online <= train:
-            check.errors.append(f"{pid}: online holds sessions outside train")
-        elif online and min(online) < max(train - online, default=-1):
-            check.errors.append(f"{pid}: online is not the latest train sessions")
     return check

@@ -3,9 +3,11 @@ trained users whose first messages read most like theirs.
 
 Similarity. A persona's profile is the mean all-MiniLM-L6-v2 embedding of the first user message
 of each of its first PROFILE_SESSIONS sessions: the train split for a trained user, the
-cold_start split for a new one; user messages only, never assistant replies (those are the
-model's, not the user's). Profiles are compared by cosine and the k most similar trained users
-are merged (ties broken by persona id, so the choice is deterministic).
+cold_start_profile split for a new one (never its evaluated cold_start sessions: an answer must
+not come from an adapter chosen by reading the session it answers); user messages only, never
+assistant replies (those are the model's, not the user's). Profiles are compared by cosine and
+the k most similar trained users are merged (ties broken by persona id, so the choice is
+deterministic).
 
 Weights. Similarities clipped at 0 and normalised to sum 1: a more similar user counts more, an
 opposite one (negative cosine) not at all, and the merge is a convex combination, so its delta
@@ -142,7 +144,7 @@ def merge_adapters(
                                 f"sessions in {data_dir / SPLITS_FILE}, from a per-user or "
                                 "hybrid run)")
     targets = _targets(splits, personas, data_dir)
-    plans = _plans(data_dir, splits, trained, targets, k, embed)
+    plans = plan_merges(data_dir, splits, trained, targets, k, embed)
     check_resume(out_dir, manifest)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / MANIFEST, manifest)
@@ -158,28 +160,29 @@ def _targets(splits: Mapping[str, Mapping[str, list[int]]], personas: list[str] 
             raise AdaptCommandError(f"unknown persona(s) {', '.join(unknown)}: not in "
                                     f"{data_dir / SPLITS_FILE}")
         return list(dict.fromkeys(personas))
-    held_out = [pid for pid, entry in splits.items() if entry["cold_start"]]
+    held_out = [pid for pid, entry in splits.items() if entry["cold_start_profile"]]
     if not held_out:
-        raise AdaptCommandError(f"{data_dir / SPLITS_FILE} has no cold_start split; prepare the "
-                                "data with --cold-start-personas N, or name --personas")
+        raise AdaptCommandError(f"{data_dir / SPLITS_FILE} has no cold_start_profile split; "
+                                "prepare the data with --cold-start-personas N, or name "
+                                "--personas")
     return held_out
 
 
-def _plans(data_dir: Path, splits: dict[str, dict[str, list[int]]], trained: list[str],
+def plan_merges(data_dir: Path, splits: dict[str, dict[str, list[int]]], trained: list[str],
            targets: list[str], k: int, embed: Callable[[list[str]], np.ndarray] | None
            ) -> list[MergePlan]:
-    """Profiles of trained users (train split) and targets (their cold_start split, else their
-    train split), then each target's plan."""
+    """Profiles of trained users (train split) and targets (their cold_start_profile split,
+    else their train split; never a cold_start session), then each target's plan."""
     if embed is None:
         from adaptcommand.evaluation.embeddings import encode
 
         embed = encode
     dialogues = load_dialogues(data_dir)
     train = select_split(dialogues, splits, "train")
-    cold = select_split(dialogues, splits, "cold_start")
+    profile = select_split(dialogues, splits, "cold_start_profile")
     profiles = persona_profiles(
         {**{pid: train[pid] for pid in trained},
-         **{pid: cold[pid] or train[pid] for pid in targets}}, embed)
+         **{pid: profile[pid] or train[pid] for pid in targets}}, embed)
     trained_profiles = {pid: profiles[pid] for pid in trained}
     return [plan_merge(pid, profiles[pid], trained_profiles, k) for pid in targets]
 
