@@ -49,13 +49,14 @@ def two_groups() -> dict[str, list[CleanDialogue]]:
 
 
 def test_features_of_a_hand_built_pair_have_the_known_values() -> None:
-    a = [dialogue("a", ["Lights set to 60% brightness.", "Would you like me to dim the lights?"],
-                  [{"lights": {"brightness": 40, "color": "warm"},
-                    "ac": {"temperature": 23, "mode": "heat"}}])]
+    habit = {"lights": {"brightness": 40, "color": "warm"},
+             "ac": {"temperature": 23, "mode": "heat"}}
+    a = [dialogue("a", ["Lights at 40% brightness with a warm color, and the AC set to 23 "
+                        "degrees in heat mode.", "Lights set to 60% brightness.",
+                        "Would you like me to dim the lights?"], [{"tv": {"volume": 80}}])]
     b = [dialogue("b", ["Speaker volume set to 30.", "Lights set to 60% brightness."])]
-    assert persona_observations(a) == [
-        {"lights": {"brightness": 40, "color": "warm"}, "ac": {"temperature": 23, "mode": "heat"}},
-        {"lights": {"brightness": 60}}]  # the offer sets nothing
+    # the routine (tv) is the dataset's answer key, never read; the offer sets nothing
+    assert persona_observations(a) == [habit, {"lights": {"brightness": 60}}]
     features = raw_features(persona_observations(a))
     assert features["device:lights"] == pytest.approx(2 / 3)
     assert features["device:ac"] == pytest.approx(1 / 3) and features["device:tv"] == 0

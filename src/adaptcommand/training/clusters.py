@@ -4,10 +4,11 @@ A per-user adapter sees only its user's few sessions; a unified one averages eve
 away. A cluster adapter pools the data of users who want the same things from their home, so
 behaviour (what the devices are set to), not the character text, decides the groups.
 
-Observations of a persona: each of its routines' actions (its declared habits) and the actions
-each assistant turn of its *train* sessions commits to (`evaluation.actions.extract_actions`, the
-extractor evaluation scores with). Held-out sessions are never read, so clustering cannot leak
-test data into training. Features (names as written to `clusters.json`):
+Observations of a persona: the actions each assistant turn of its *train* sessions commits to
+(`evaluation.actions.extract_actions`, the extractor evaluation scores with). Held-out sessions
+are never read, and neither are the dataset's `routines` (the answer key of the preference probe
+and of the dataset's own task, which a deployed assistant never sees), so clustering cannot leak
+test data or labels into training. Features (names as written to `clusters.json`):
 
 - `device:D`: share of the persona's device settings that touch device D (sums to 1);
 - `D.P` (numeric params, `schema.NUMERIC_PARAMS`): mean value scaled to [0, 1] by the schema's
@@ -45,7 +46,6 @@ from adaptcommand.data.schema import (
     DEVICES,
     NUMERIC_PARAMS,
     CleanDialogue,
-    actions_dict,
 )
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.actions import ActionDict, extract_actions
@@ -87,12 +87,9 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 
 def persona_observations(dialogues: Sequence[CleanDialogue]) -> list[ActionDict]:
-    """The persona's routines' actions, then each train assistant turn's committed actions
-    (turns that set nothing are left out)."""
-    routines = next((d.routines for d in dialogues if d.routines), [])
-    observed = [actions_dict(routine.actions) for routine in routines]
-    observed += [extract_actions(m.text) for d in dialogues for m in d.messages
-                 if m.role == "assistant"]
+    """Each train assistant turn's committed actions (turns that set nothing are left out)."""
+    observed = [extract_actions(m.text) for d in dialogues for m in d.messages
+                if m.role == "assistant"]
     return [actions for actions in observed if actions]
 
 
