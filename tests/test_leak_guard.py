@@ -1,0 +1,164 @@
+"""No arm reads what a deployed assistant would not see: blank it, and the output is the same.
+
+What each arm may read, and what the guard blanks (`leak_guard.blank_data`); `routines`,
+`applied_routines` and `character` are blanked for every arm, session summaries are absent from
+prepared data altogether:
+
+| arm                          | may read                     | sessions blanked             |
+|------------------------------|------------------------------|------------------------------|
+| training: per-user, unified, | train (learning), val (early | test, cold_start_profile,    |
+|   hybrid, cluster, prefix    |   stopping)                  |   cold_start                 |
+| retrieval memory (on test)   | train; the answered turn's   | val, test (but the answered  |
+|                              |   own context                |   turns), both cold-start    |
+| merge (new users)            | train (trained users),       | val, test, cold_start (the   |
+|                              |   cold_start_profile (new)   |   evaluated sessions)        |
+| preference probe inputs      | routines' triggers (its      | val, test, both cold-start;  |
+|                              |   question), train (memory)  |   routines' actions (answer) |
+
+A new arm adds a row here and a test that calls `blank_data` with its own blanked splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adaptcommand.data.io import load_split, load_splits
+from adaptcommand.data.prepare import prepare_from_source
+from adaptcommand.data.splits import SplitConfig
+from adaptcommand.data.synth import synthesize
+from adaptcommand.evaluation.config import EvalConfig
+from adaptcommand.evaluation.probe import load_routines, probe_items
+from adaptcommand.evaluation.runs import Scope, retrieval_prompts
+from adaptcommand.evaluation.turns import select_turns
+from adaptcommand.training import merging
+from leak_guard import assert_no_summaries, assert_same_files, blank_data
+
+TRAINING_BLANKS = ("test", "cold_start_profile", "cold_start")
+MEMORY_BLANKS = ("val", "test", "cold_start_profile", "cold_start")
+MERGE_BLANKS = ("val", "test", "cold_start")
+TINY = {"model": "tiny-random", "epochs": 1, "batch_size": 4, "max_length": 96,
+        "patience": 1, "max_context_messages": 1, "dropout": 0.0}
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 trained personas x 8 sessions (5 train, 1 val, 2 test) and one held-out new user
+    (2 profile sessions, 3 evaluated)."""
+    root = tmp_path_factory.mktemp("leak")
+    synthesize(5, 8, 0, root / "raw")
+    prepare_from_source(root / "raw", root / "data", SplitConfig(
+        cold_start_personas=1, cold_start_profile_sessions=2, cold_start_sessions=3))
+    return root / "data"
+
+
+def test_blanking_changes_what_it_should_and_keeps_the_structure(data: Path,
+                                                                 tmp_path: Path) -> None:
+    blank = blank_data(data, tmp_path / "blank", splits=TRAINING_BLANKS)
+    assert_no_summaries(data)
+    assert load_splits(blank) == load_splits(data)
+    for split in ("train", "val"):
+        assert load_split(blank, split) != load_split(data, split)  # character, routines
+        for before, after in zip(load_split(data, split).values(),
+                                 load_split(blank, split).values(), strict=True):
+            assert [d.messages for d in before] == [d.messages for d in after]
+    for split in TRAINING_BLANKS:
+        for before, after in zip(load_split(data, split).values(),
+                                 load_split(blank, split).values(), strict=True):
+            assert [[m.role for m in d.messages] for d in before] == \
+                [[m.role for m in d.messages] for d in after]
+            assert all(a.messages != b.messages for a, b in zip(before, after, strict=True))
+
+
+def _train(strategy: str, data: Path, out: Path, **kwargs: object) -> Path:
+    from adaptcommand.training.config import TrainingConfig
+    from adaptcommand.training.runner import run_training
+
+    overrides = kwargs.pop("overrides", {})
+    config = TrainingConfig.model_validate(TINY | overrides)
+    run_training(strategy, config, data, out, show_progress=False, **kwargs)
+    return out
+
+
+@pytest.fixture(scope="module")
+def unified(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hybrid arm's starting point, trained once on the original data."""
+    return _train("unified", data, tmp_path_factory.mktemp("unified")) / "unified"
+
+
+@pytest.mark.parametrize(("strategy", "overrides"), [
+    ("per-user", {}), ("unified", {}), ("hybrid", {}), ("cluster", {"clusters": 2}),
+    ("per-user", {"method": "prefix", "num_virtual_tokens": 4}),
+], ids=["per-user", "unified", "hybrid", "cluster", "prefix"])
+def test_training_reads_only_train_and_val(strategy: str, overrides: dict, data: Path,
+                                           unified: Path, tmp_path: Path) -> None:
+    blank = blank_data(data, tmp_path / "blank", splits=TRAINING_BLANKS)
+    init = {"init_from": unified} if strategy == "hybrid" else {}
+    runs = [_train(strategy, source, tmp_path / name, overrides=overrides, **init)
+            for name, source in (("original", data), ("blanked", blank))]
+    names = assert_same_files(*runs, "*/adapter_model.safetensors")
+    assert len(names) == {"unified": 1, "hybrid": 4, "cluster": 2}.get(strategy, 4)
+    if strategy == "cluster":
+        first, second = (json.loads((run / "clusters.json").read_text()) for run in runs)
+        assert first["assignments"] == second["assignments"]
+
+
+def test_retrieval_memory_reads_only_the_train_split(data: Path, tmp_path: Path) -> None:
+    blank = blank_data(data, tmp_path / "blank", splits=MEMORY_BLANKS)
+    config = EvalConfig()
+    turns = select_turns(load_split(data, "test"), 0)  # the answered turns, as eval reads them
+    prompts = [retrieval_prompts(Scope(data=source), config, 3)(turns) for source in (data, blank)]
+    assert prompts[0] == prompts[1]
+    assert all(prompt and "Earlier exchanges" in prompt for prompt in prompts[0])
+
+
+def _hash_embed(texts: list[str]) -> np.ndarray:
+    """A stand-in encoder that any change of a text changes: unit vectors from SHA-256."""
+    rows = [np.frombuffer(hashlib.sha256(t.encode()).digest(), np.uint8).astype(float) - 127.5
+            for t in texts]
+    matrix = np.array(rows)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+def test_merge_profiles_never_read_an_evaluated_session(data: Path, tmp_path: Path) -> None:
+    blank = blank_data(data, tmp_path / "blank", splits=MERGE_BLANKS)
+    splits = load_splits(data)
+    targets = [pid for pid, entry in splits.items() if entry["cold_start"]]
+    trained = [pid for pid, entry in splits.items() if entry["train"]]
+    read: list[str] = []
+
+    def spy(texts: list[str]) -> np.ndarray:
+        read.extend(texts)
+        return _hash_embed(texts)
+
+    plans = [merging.plan_merges(source, splits, trained, targets, 2, spy)
+             for source in (data, blank)]
+    assert plans[0] == plans[1]
+    evaluated = {m.text for dialogues in load_split(data, "cold_start").values()
+                 for d in dialogues for m in d.messages}
+    profile = {m.text for pid in targets for d in load_split(data, "cold_start_profile")[pid]
+               for m in d.messages if m.role == "user"}
+    assert not evaluated & set(read)
+    assert profile & set(read)  # the new user's profile sessions are what it is compared by
+
+
+def test_probe_inputs_are_the_trigger_contexts_only(data: Path, tmp_path: Path) -> None:
+    blank = blank_data(data, tmp_path / "blank", splits=MEMORY_BLANKS, keep_triggers=True)
+    items = [probe_items(load_routines(Scope(data=source), "test")) for source in (data, blank)]
+    assert [(i.persona_id, i.routine_index, i.prompt) for i in items[0]] == \
+        [(i.persona_id, i.routine_index, i.prompt) for i in items[1]]
+    assert items[0][0].actions != items[1][0].actions  # the answer key was replaced
+    config = EvalConfig()
+    memories = [retrieval_prompts(Scope(data=source), config, 3)([i.as_turn() for i in found])
+                for source, found in zip((data, blank), items, strict=True)]
+    assert memories[0] == memories[1]
