@@ -1,4 +1,13 @@
-"""The EdgeWisePersona schema (see DATA.md) as pydantic models: the contract of every stage.
+"""The EdgeWisePersona schema as pydantic models: the contract of every stage.
+
+Source: Bartkowiak & Podstawski, "EdgeWisePersona: A Dataset for On-Device User Profiling from
+Natural Language Interactions" (arXiv:2505.11417, CC BY 4.0; `TCLResearchEurope/EdgeWisePersona`
+on the Hugging Face Hub). Three line-aligned JSONL files, line i = user i: `characters.jsonl`
+({character}), `routines.jsonl` ({routines: [Routine]}), `sessions.jsonl` ({sessions: [Session]},
+in time order). A Routine is {triggers, actions}; a Session is {session_id, meta, messages,
+applied_routines, session_summarization}. The enums and ranges below are the whole schema;
+README ("The pipeline", data) and docs/ARCHITECTURE.md ("Data: prepare and splits") describe
+how the project reads and splits it.
 
 The schema is closed: unknown fields are rejected, values are range- and enum-checked, so a bad
 record fails with the offending field named.
