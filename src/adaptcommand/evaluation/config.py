@@ -28,8 +28,8 @@ class PromptSettings(StrictModel):
 
 class ScopeSettings(StrictModel):
     split: Literal["train", "val", "test", "cold_start"] = Field(
-        "test", description="Split evaluated; cold_start = the first sessions of the personas "
-        "held out of training (`data prepare --cold-start-personas`).")
+        "test", description="Split evaluated; cold_start = the sessions of the personas held "
+        "out of training (`data prepare --cold-start-personas`) after their profile sessions.")
     skip_assistant_turns: int = Field(2, ge=0, description="Leading assistant turns of each "
                                       "session not evaluated (too little context).")
     bootstrap_resamples: int = Field(1000, ge=10, description="Resamples of sessions for CIs.")
