@@ -38,17 +38,10 @@ from adaptcommand.serving.adapters import (
     Selection,
 )
 from adaptcommand.serving.batcher import MicroBatcher
-from adaptcommand.serving.chat import (
-    BadRequestError,
-    ForbiddenError,
-    NotFoundError,
-    completion,
-    conversation,
-    decoding,
-    stream_events,
-)
+from adaptcommand.serving.chat import completion, conversation, decoding, stream_events
 from adaptcommand.serving.config import ServeSettings
 from adaptcommand.serving.engine import Engine, Job
+from adaptcommand.serving.errors import BadRequestError, ForbiddenError, NotFoundError
 from adaptcommand.serving.identify import Centroids, identify, load_centroids
 from adaptcommand.serving.keys import KeyStore, Principal
 from adaptcommand.serving.routines import user_routines

@@ -10,11 +10,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 from adaptcommand.data.schema import Actions, actions_dict
-from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.models.generation import GenerationSettings
 from adaptcommand.serving.config import ServeSettings
 from adaptcommand.serving.engine import Reply
+from adaptcommand.serving.errors import BadRequestError
 from adaptcommand.serving.schemas import (
     ActionsOut,
     AssistantMessage,
@@ -28,18 +28,6 @@ from adaptcommand.serving.schemas import (
     Usage,
 )
 from adaptcommand.serving.streaming import StreamChannel
-
-
-class BadRequestError(AdaptCommandError):
-    """A request the server understands but will not serve as asked (400)."""
-
-
-class ForbiddenError(AdaptCommandError):
-    """The caller's key may not do this (403); says nothing about whether the target exists."""
-
-
-class NotFoundError(AdaptCommandError):
-    """A named model, adapter or profile that does not exist for this caller (404)."""
 
 
 def conversation(request: ChatRequest, default_system: str) -> tuple[str, list[dict[str, str]]]:

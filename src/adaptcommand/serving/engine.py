@@ -10,11 +10,11 @@ from pathlib import Path
 
 from peft import PeftModel
 
-from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.adapters import BASE as PEFT_BASE  # "no adapter" in a mixed batch
 from adaptcommand.models.generation import GenerationSettings, generate
 from adaptcommand.models.loading import LoadedModel
 from adaptcommand.serving.adapters import AdapterCache, Selection
+from adaptcommand.serving.errors import ContextLengthError
 from adaptcommand.serving.streaming import StreamChannel, stream_generate
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,6 @@ class Job:
     selection: Selection
     settings: GenerationSettings
     stream: StreamChannel | None = None  # set: generated alone, text sent as it is decoded
-
-
-class ContextLengthError(AdaptCommandError):
-    """A prompt that, with its max_tokens, does not fit the model's context (a 400)."""
 
 
 @dataclass(frozen=True)
