@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from adaptcommand.config import StrictModel, load_config
 from adaptcommand.errors import AdaptCommandError
+from adaptcommand.fileio import write_json_atomic
 from adaptcommand.models.adapters import ADAPTER_NAME
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,17 @@ def new_key() -> tuple[str, str]:
     """(key, its sha256): a fresh random key for the keys file."""
     key = f"ac-{secrets.token_urlsafe(32)}"
     return key, hash_key(key)
+
+
+def add_key(path: str | Path, *, users: list[str], admin: bool, name: str | None) -> str:
+    """Append a fresh key to the keys file (written atomically; a running server picks it up)
+    and return the key, which is stored nowhere else."""
+    path = Path(path)
+    keys = load_config(path, KeysFile).keys if path.exists() else []
+    key, digest = new_key()
+    keys.append(KeyEntry(sha256=digest, users=users, admin=admin, name=name))
+    write_json_atomic(path, KeysFile(keys=keys).model_dump(exclude_none=True))
+    return key
 
 
 class KeyStore:
