@@ -13,31 +13,16 @@ import gguf
 import numpy as np
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
 from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
 from typer.testing import CliRunner
 
 from adaptcommand.cli import app as cli_app
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.loading import TINY_RANDOM_SHAPE, load_model
+from adaptcommand.serving.gguf_check import random_lora
 from adaptcommand.serving.gguf_export import HeadLayout, export_gguf, write_lora_gguf
 
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PROMPT = "<|im_start|>user\nSet the lights to 40 and the AC to 22.<|im_end|>\n"
-
-
-def random_lora(base, path: Path, *, r: int = 4, alpha: float = 8, rslora: bool = False,
-                seed: int = 0, targets: list[str] = TARGETS) -> PeftModel:
-    """A LoRA with random A and B (PEFT zeroes B: the delta would vanish) saved to `path`."""
-    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=targets,
-                                            use_rslora=rslora))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
-    model.save_pretrained(str(path))
-    return model
 
 
 def apply_gguf_lora(base, path: Path) -> None:
