@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from typer.testing import CliRunner
 
+from adaptcommand.cli import app as cli_app
 from adaptcommand.fileio import atomic_dir, write_json_atomic, write_jsonl_atomic
 from adaptcommand.serving import engine as engine_module
 from adaptcommand.serving.app import ADAPTER_HEADER, create_app
@@ -162,6 +164,25 @@ def test_keys_rotate_without_restart_and_a_broken_rewrite_keeps_the_old_keys(ada
     assert_error(old, 401, "bearer token")
     assert new.json()["adapter"] == "persona_000"
     assert still.status_code == 200 and after_hup.status_code == 200
+
+
+def test_new_key_cli_adds_a_hashed_key_the_server_accepts(adapters, tmp_path):
+    keys = tmp_path / "keys.json"
+    runner = CliRunner()
+    made = [runner.invoke(cli_app, ["new-key", "--keys-file", str(keys), *args])
+            for args in (["--user", "persona_001"], ["--admin", "--name", "ops"])]
+    assert [result.exit_code for result in made] == [0, 0]
+    user_key, admin_key = (result.output.strip().splitlines()[-1] for result in made)
+    stored = json.loads(keys.read_text())["keys"]
+    assert [e["sha256"] for e in stored] == [hash_key(user_key), hash_key(admin_key)]
+    assert user_key not in keys.read_text() and stored[1]["admin"] is True
+    with serving(adapters, keys_file=keys) as client:
+        own = chat(client, user_key)
+        other = chat(client, user_key, user="persona_000")
+    assert own.json()["adapter"] == "persona_001"
+    assert_error(other, 403, "may not act for")
+    refused = runner.invoke(cli_app, ["new-key", "--keys-file", str(keys)])
+    assert refused.exit_code != 0
 
 
 def test_a_bad_keys_file_stops_startup_naming_the_field(adapters, tmp_path):
