@@ -54,22 +54,25 @@ def logits(model, tokenizer) -> torch.Tensor:
         return model(input_ids=ids).logits[0].float()
 
 
-@pytest.mark.parametrize("rslora", [False, True])
-def test_exported_lora_applied_to_the_base_matches_peft(tmp_path, rslora):
+@pytest.mark.parametrize(("rslora", "lora_type", "tolerance"),
+                         [(False, "f32", 1e-4), (True, "f32", 1e-4), (False, "f16", 3e-2)])
+def test_exported_lora_applied_to_the_base_matches_peft(tmp_path, rslora, lora_type, tolerance):
     loaded = load_model("tiny-random", device="cpu")
     peft_model = random_lora(loaded.model, tmp_path / "adapters" / "persona_000", rslora=rslora)
     peft_model.eval()
     expected = logits(peft_model, loaded.tokenizer)
     manifest = export_gguf(tmp_path / "adapters", tmp_path / "gguf", model="tiny-random",
-                           base_type="none")
-    assert manifest == {"base_model": "tiny-random", "base_gguf": None, "lora_type": "f32",
+                           base_type="none", lora_type=lora_type)
+    assert manifest == {"base_model": "tiny-random", "base_gguf": None, "lora_type": lora_type,
                         "adapters": {"persona_000": "persona_000.gguf"}}
     base = load_model("tiny-random", device="cpu").model
     before = logits(base, loaded.tokenizer)
     apply_gguf_lora(base, tmp_path / "gguf" / "persona_000.gguf")
     after = logits(base, loaded.tokenizer)
-    assert (before - expected).abs().max() > 1e-2  # the adapter really changes the logits
-    torch.testing.assert_close(after, expected, atol=2e-5, rtol=1e-5)
+    effect = (before - expected).abs().max()
+    assert effect > 0.5  # the adapter really changes the logits
+    # Relative to what the adapter does: f32 agrees to rounding, f16 tensors to their precision.
+    assert (after - expected).abs().max() < tolerance * effect
 
 
 def test_lora_gguf_follows_llama_cpp_conventions(tmp_path):
