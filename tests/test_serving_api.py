@@ -234,7 +234,10 @@ def test_healthz_says_only_ok(adapters, tmp_path):
     with serving(adapters, keys_file=keys) as client:
         chat(client, "k0")
         health = client.get("/healthz")
+        client.portal.call(client.app.state.server.batcher.stop)  # the worker is gone
+        down = client.get("/healthz")
     assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert down.status_code == 503 and down.json() == {"status": "not ok"}
 
 
 # --- real streaming and faults over a loopback server ----------------------------------------
