@@ -138,3 +138,31 @@ def test_llama_cpp_applies_the_exported_adapter_like_peft(tmp_path):
     assert report["f32"]["max_abs_logit_diff"] < 1e-2, report
     assert report["f32"]["adapter_effect"] > 1.0, report  # the adapter really acted
     assert report["q4_1"]["first_token_agrees"], report
+
+
+@pytest.mark.slow
+def test_f32_base_gguf_holds_the_weights_the_embedded_model_runs(tmp_path):
+    from adaptcommand.models.loading import embedded_gguf_path
+    from adaptcommand.serving.gguf_export import write_base_gguf
+
+    write_base_gguf(embedded_gguf_path(), tmp_path / "base.gguf", "f32")
+    written = gguf.GGUFReader(tmp_path / "base.gguf")
+    source = gguf.GGUFReader(embedded_gguf_path())
+    assert {n: f.contents() for n, f in written.fields.items()
+            if n.startswith("tokenizer.") and n != "tokenizer.ggml.tokens"} == {
+        n: f.contents() for n, f in source.fields.items()
+        if n.startswith("tokenizer.") and n != "tokenizer.ggml.tokens"}
+    assert int(written.fields["general.file_type"].contents()) == int(
+        gguf.LlamaFileType.ALL_F32)
+    tensors = {t.name: t for t in written.tensors}
+    assert {t.tensor_type for t in written.tensors} == {gguf.GGMLQuantizationType.F32}
+    model = load_model("embedded", device="cpu").model
+    processor = LlamaTensorProcessor(config=model.config.to_dict())
+    for gguf_name, hf_name in [("blk.3.attn_q.weight", "model.layers.3.self_attn.q_proj.weight"),
+                               ("blk.3.attn_k.weight", "model.layers.3.self_attn.k_proj.weight"),
+                               ("blk.5.ffn_down.weight", "model.layers.5.mlp.down_proj.weight"),
+                               ("token_embd.weight", "model.embed_tokens.weight")]:
+        array = np.array(tensors[gguf_name].data, dtype=np.float32)
+        array = processor.process(array, gguf_name).weights
+        expected = dict(model.named_parameters())[hf_name].detach().numpy()
+        np.testing.assert_array_equal(array, expected)
