@@ -4,8 +4,11 @@ streaming over a loopback server, and faults that must not stop the server answe
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -164,6 +167,21 @@ def test_keys_rotate_without_restart_and_a_broken_rewrite_keeps_the_old_keys(ada
     assert_error(old, 401, "bearer token")
     assert new.json()["adapter"] == "persona_000"
     assert still.status_code == 200 and after_hup.status_code == 200
+
+
+def test_sighup_rereads_the_keys_file(adapters, tmp_path):
+    app = create_app(ServeSettings(adapters_dir=adapters, model="tiny-random", device="cpu",
+                                   keys_file=write_keys(tmp_path / "keys.json", KEYS)))
+    server, calls = app.state.server, []
+    server.keys.reload = lambda **kwargs: calls.append(kwargs)
+
+    async def hang_up() -> None:
+        async with server.lifespan(app):  # the handler lives as long as the app
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.sleep(0.2)
+
+    asyncio.run(hang_up())
+    assert calls == [{}]
 
 
 def test_new_key_cli_adds_a_hashed_key_the_server_accepts(adapters, tmp_path):
