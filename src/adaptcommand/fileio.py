@@ -7,6 +7,9 @@ never leaves a half-written file or directory behind.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import json
 import os
 import shutil
@@ -74,19 +77,70 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[Any]) -> None:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory; it replaces `path` only when the block succeeds."""
+    """Yield a temporary directory; it replaces `path` only when the block succeeds.
+
+    A reader of `path` sees the old directory or the new one, never neither: an existing
+    directory is swapped with the new one in one step (Linux renameat2 RENAME_EXCHANGE), then
+    the old one, now at the temporary name, is removed. Where the exchange is unsupported (not
+    Linux, or a filesystem without it) the old directory is renamed aside and the new one
+    renamed in: two renames, a gap of microseconds instead of a whole `rmtree`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         tmp.chmod(0o777 & ~_umask())
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if path.is_dir() and not path.is_symlink():
+            _swap_dirs(tmp, path)  # tmp now holds the old directory; `finally` removes it
+        else:
+            if path.exists() or path.is_symlink():
+                path.unlink()
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Atomically swap two paths (renameat2 RENAME_EXCHANGE); False where unsupported."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second),
+                     _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False  # kernel or filesystem without the flag: use the fallback
+    raise OSError(error, os.strerror(error), str(second))
+
+
+def _swap_dirs(new: Path, path: Path) -> None:
+    """Put directory `new` at `path` and the old `path` at `new`'s name."""
+    if _exchange(new, path):
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.replace(path, aside / "old")
+    os.replace(new, path)
+    os.replace(aside / "old", new)
+    aside.rmdir()
+
+
+@functools.cache
+def _renameat2() -> Any:
+    """glibc's renameat2 (2.28+), typed, or None."""
+    function = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if function is not None:
+        function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                             ctypes.c_uint]
+        function.restype = ctypes.c_int
+    return function
 
 
 def _umask() -> int:

@@ -8,6 +8,7 @@ from adaptcommand.cli import (  # noqa: F401
     data,
     demo,
     evaluate,
+    export,
     merge,
     probe,
     report,

@@ -40,7 +40,19 @@ def serve(
         "unloaded); also the most distinct adapters in one batch.")] = 8,
     token: Annotated[str | None, typer.Option(
         "--token", envvar="ADAPTCOMMAND_API_TOKEN", show_envvar=True,
-        help="Bearer token required on /v1/* (/healthz stays open).")] = None,
+        help="Bearer token required on /v1/* (/healthz stays open); acts for every user and "
+        "may load/unload adapters.")] = None,
+    keys_file: Annotated[Path | None, typer.Option(
+        "--keys-file", help="Per-user keys (JSON/YAML of sha256-hashed keys, see `adaptcommand "
+        "new-key`): a key acts only for its users. Reread when it changes or on SIGHUP.")
+    ] = None,
+    profiles: Annotated[Path | None, typer.Option(
+        "--profiles", help="Mined routines for /v1/users/{id}/routines: profiles.json or "
+        "routines.jsonl from `routines mine` (default: <adapters>/<id>/profile.json).")
+    ] = None,
+    max_context_tokens: Annotated[int | None, typer.Option(
+        "--max-context-tokens", min=16, help="Prompt + max_tokens limit in tokens (400 "
+        "above it); default: the model's context.")] = None,
     max_tokens_limit: Annotated[int, typer.Option(
         "--max-tokens-limit", min=1, help="Requests asking for more max_tokens get a 400.")
     ] = 256,
@@ -50,20 +62,42 @@ def serve(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Serve each user's assistant over an OpenAI-compatible HTTP API."""
-    if token is None and not _is_loopback(host):
-        raise AdaptCommandError(f"refusing to listen on {host} without a token: "
-                                "pass --token or set ADAPTCOMMAND_API_TOKEN")
+    if token is None and keys_file is None and not _is_loopback(host):
+        raise AdaptCommandError(f"refusing to listen on {host} without a token: pass --token, "
+                                "set ADAPTCOMMAND_API_TOKEN or give a --keys-file")
     import uvicorn
 
     from adaptcommand.serving.app import create_app
 
     settings = ServeSettings(adapters_dir=adapters, model=model, cache_size=cache_size,
-                             token=token, max_tokens_limit=max_tokens_limit,
+                             token=token, keys_file=keys_file, profiles=profiles,
+                             max_context_tokens=max_context_tokens,
+                             max_tokens_limit=max_tokens_limit,
                              default_max_tokens=min(64, max_tokens_limit), data_dir=data,
                              device=device)
     console.print(f"loading {model} ...")
     application = create_app(settings)
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command("new-key")
+def new_key(
+    keys_file: Annotated[Path, typer.Option(
+        "--keys-file", help="Keys file to add the key to (created when absent).")],
+    user: Annotated[list[str] | None, typer.Option(
+        "--user", help="A persona id the key may act for (repeat for several).")] = None,
+    admin: Annotated[bool, typer.Option(
+        "--admin", help="The key acts for every user and may load/unload adapters.")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="Label in the server log.")] = None,
+) -> None:
+    """Make a random API key, add its sha256 to the keys file, print the key (only now)."""
+    from adaptcommand.serving.keys import add_key
+
+    if not user and not admin:
+        raise AdaptCommandError("give --user PERSONA (one or more) or --admin")
+    key = add_key(keys_file, users=user or [], admin=admin, name=name)
+    console.print(f"added to {keys_file}; the key (shown once, store it now):")
+    print(key)
 
 
 @app.command("identify")

@@ -47,12 +47,16 @@ class Selection:
 
 
 class AdapterRegistry:
-    """Maps persona ids to adapter directories under one root, always from the live directory."""
+    """Maps persona ids to adapter directories under one root, always from the live directory,
+    plus the names loaded (any directory under the root) or unloaded at runtime (vLLM's
+    load_lora_adapter / unload_lora_adapter)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise AdaptCommandError(f"adapters directory not found: {root}")
+        self._added: dict[str, Path] = {}
+        self._removed: set[str] = set()
 
     def path_of(self, name: str) -> Path | None:
         """The adapter directory for `name`, or None. A directory holding only pickled weights
@@ -61,7 +65,9 @@ class AdapterRegistry:
             raise InvalidUserError(
                 f"invalid persona id {name[:64]!r}: expected {PERSONA_ID.pattern}"
             )
-        path = self.root / name
+        if name in self._removed:
+            return None
+        path = self._added.get(name, self.root / name)
         if not path.is_dir() or not path.resolve().is_relative_to(self.root):
             return None
         return path if is_adapter_dir(path) else None
@@ -77,13 +83,42 @@ class AdapterRegistry:
     def available(self) -> list[str]:
         """Servable adapter names, sorted; refused or malformed directories are left out."""
         names = []
-        for child in sorted(self.root.iterdir()):
+        for name in sorted({child.name for child in self.root.iterdir()} | set(self._added)):
             try:
-                if self.path_of(child.name) is not None:
-                    names.append(child.name)
+                if self.path_of(name) is not None:
+                    names.append(name)
             except AdaptCommandError:
                 continue
         return names
+
+    def add(self, name: str, location: str) -> Path:
+        """Serve the adapter directory `location` (under the root; relative to it) as `name`.
+        Raises InvalidUserError for a name or path the server will not take."""
+        if not PERSONA_ID.fullmatch(name):
+            raise InvalidUserError(f"invalid adapter name {name[:64]!r}: expected "
+                                   f"{PERSONA_ID.pattern}")
+        path = (self.root / location).resolve()  # an absolute location replaces the root
+        if path == self.root or not path.is_relative_to(self.root):
+            raise InvalidUserError("lora_path must be a directory under the adapters directory")
+        try:
+            loadable = path.is_dir() and is_adapter_dir(path)
+            if loadable:
+                check_loadable(path)
+        except AdaptCommandError as exc:
+            raise InvalidUserError(f"lora_path is not a servable adapter: {exc}") from None
+        if not loadable:
+            raise InvalidUserError("lora_path is not a PEFT adapter directory")
+        self._removed.discard(name)
+        if path != self.root / name:
+            self._added[name] = path
+        return path
+
+    def remove(self, name: str) -> bool:
+        """Stop serving `name` (until added again); False when it was not servable."""
+        servable = self.path_of(name) is not None
+        self._added.pop(name, None)
+        self._removed.add(name)
+        return servable
 
 
 def _stamp(path: Path) -> tuple[int, ...]:
@@ -134,7 +169,7 @@ class AdapterCache:
             raise
 
     def _load(self, name: str, path: Path) -> None:
-        _check_loadable(path)
+        check_loadable(path)
         stamp = _stamp(path)
         if self._peft is None:
             self._peft = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
@@ -169,7 +204,7 @@ class AdapterCache:
             self._peft.delete_adapter(name)
 
 
-def _check_loadable(path: Path) -> None:
+def check_loadable(path: Path) -> None:
     """Refuse what would fail half-way through PEFT's loading, which edits the model in place:
     a non-LoRA adapter (mixed batches exist for LoRA only) or an unreadable weights file."""
     try:

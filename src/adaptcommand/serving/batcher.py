@@ -4,7 +4,8 @@ forward pass instead of queueing behind each other.
 
 Requests that arrive while a batch generates are queued and form the next batch. A batch holds
 requests with identical decoding settings (one `generate` call takes one settings object) and at
-most as many distinct adapters as the cache holds (they must all be loaded at once).
+most as many distinct adapters as the cache holds (they must all be loaded at once). A streamed
+request is a batch of its own (its tokens are sent as they are decoded, one row at a time).
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ def take_batch(
 ) -> tuple[list[Pending], list[Pending]]:
     """(batch, rest): the oldest request plus every later one compatible with it, in order."""
     first = pending[0][0]
+    if first.stream is not None:
+        return pending[:1], pending[1:]
     batch: list[Pending] = []
     rest: list[Pending] = []
     adapters: set[str] = set()
     for item in pending:
         job = item[0]
         fits_adapters = job.selection.adapter in adapters or len(adapters) < max_adapters
-        if len(batch) < max_batch and job.settings == first.settings and fits_adapters:
+        if (len(batch) < max_batch and job.settings == first.settings and fits_adapters
+                and job.stream is None):
             batch.append(item)
             adapters.add(job.selection.adapter)
         else:
@@ -54,6 +58,10 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self.batches_run = 0  # running totals for /healthz: mean batch size = jobs / batches
         self.jobs_run = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()

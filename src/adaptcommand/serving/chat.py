@@ -3,17 +3,18 @@ text to the response: the extracted device actions, token usage and SSE chunks."
 
 from __future__ import annotations
 
-import re
+import asyncio
+import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 
 from adaptcommand.data.schema import Actions, actions_dict
-from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.models.generation import GenerationSettings
 from adaptcommand.serving.config import ServeSettings
 from adaptcommand.serving.engine import Reply
+from adaptcommand.serving.errors import BadRequestError
 from adaptcommand.serving.schemas import (
     ActionsOut,
     AssistantMessage,
@@ -26,12 +27,7 @@ from adaptcommand.serving.schemas import (
     Identification,
     Usage,
 )
-
-_WORD = re.compile(r"\s*\S+")  # stream chunks: a word with the whitespace before it
-
-
-class BadRequestError(AdaptCommandError):
-    """A request the server understands but will not serve as asked (400)."""
+from adaptcommand.serving.streaming import StreamChannel
 
 
 def conversation(request: ChatRequest, default_system: str) -> tuple[str, list[dict[str, str]]]:
@@ -86,20 +82,43 @@ def completion(
     )
 
 
-def sse_events(response: ChatResponse) -> Iterator[str]:
-    """A finished response as OpenAI stream events: the role, the text word by word, then a
-    final chunk with finish_reason, actions and who answered, then `[DONE]`."""
-    choice = response.choices[0]
-    head = {"id": response.id, "created": response.created, "model": response.model,
-            "adapter": response.adapter}
-    deltas = [Delta(role="assistant", content="")]
-    deltas += [Delta(content=word) for word in _WORD.findall(choice.message.content)]
-    for delta in deltas:
-        yield _event(ChatChunk(**head, choices=[ChunkChoice(delta=delta)]))
-    yield _event(ChatChunk(**head, choices=[ChunkChoice(delta=Delta(),
-                                                        finish_reason=choice.finish_reason)],
-                           actions=response.actions, identified_user=response.identified_user))
-    yield "data: [DONE]\n\n"
+async def stream_events(
+    channel: StreamChannel,
+    reply: asyncio.Future[Reply],
+    *,
+    model: str,
+    adapter: str,
+    max_tokens: int,
+    identified: Identification | None,
+    on_error: Callable[[BaseException], tuple[str, str]],
+) -> AsyncIterator[str]:
+    """OpenAI stream events as the reply is decoded: the role, each piece of text as soon as
+    the worker decodes it, then a final chunk with finish_reason, usage, actions and who
+    answered, then `[DONE]`. A failure mid-reply ends the stream with an error event carrying
+    only an error id. Leaving (the client disconnected) stops the generation."""
+    head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model,
+            "adapter": adapter}
+    try:
+        yield _event(ChatChunk(**head, choices=[ChunkChoice(delta=Delta(role="assistant",
+                                                                        content=""))]))
+        async for piece in channel.pieces():
+            yield _event(ChatChunk(**head, choices=[ChunkChoice(delta=Delta(content=piece))]))
+        try:
+            done = await reply
+        except Exception as exc:
+            error_id, message = on_error(exc)
+            error = {"message": message, "type": "server_error",
+                     "code": 500, "id": error_id}
+            yield f"data: {json.dumps({'error': error})}\n\n"
+            return
+        final = completion(done, max_tokens=max_tokens, model=model, adapter=adapter,
+                           identified=identified)
+        yield _event(ChatChunk(**head, choices=[ChunkChoice(
+            delta=Delta(), finish_reason=final.choices[0].finish_reason)],
+            actions=final.actions, identified_user=identified, usage=final.usage))
+        yield "data: [DONE]\n\n"
+    finally:
+        channel.cancelled.set()  # a no-op after the end; a disconnect stops the decoding
 
 
 def _event(chunk: ChatChunk) -> str:

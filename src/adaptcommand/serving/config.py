@@ -18,7 +18,16 @@ class ServeSettings(StrictModel):
     model: str = Field("embedded", description="Base model name for models.loading.load_model.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     cache_size: int = Field(8, ge=1, description="Most adapters kept loaded (LRU).")
-    token: SecretStr | None = Field(None, description="Bearer token required on /v1/*.")
+    token: SecretStr | None = Field(
+        None, description="Bearer token required on /v1/*; it acts for every user (admin).")
+    keys_file: Path | None = Field(
+        None, description="Per-user keys (serving.keys): each key acts only for its users; "
+        "reloaded when the file changes or on SIGHUP.")
+    profiles: Path | None = Field(
+        None, description="Mined routines (profiles.json or routines.jsonl) for "
+        "/v1/users/{id}/routines; default: <adapters>/<id>/profile.json.")
+    max_context_tokens: int | None = Field(
+        None, ge=16, description="Prompt + max_tokens limit; default: the model's context.")
     max_tokens_limit: int = Field(256, ge=1, description="Larger max_tokens is a 400.")
     default_max_tokens: int = Field(64, ge=1, description="max_tokens when a request omits it.")
     max_body_bytes: int = Field(65536, ge=1024, description="Larger request bodies get a 413.")

@@ -1,5 +1,6 @@
 """One batch of requests through the model: load the adapters it needs, then one mixed-adapter
-`generate`. Runs in the batcher's worker thread, never two at a time."""
+`generate` (or, for a streamed request, a batch of one whose tokens leave as they are decoded).
+Runs in the batcher's worker thread, never two at a time."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from adaptcommand.models.adapters import BASE as PEFT_BASE  # "no adapter" in a 
 from adaptcommand.models.generation import GenerationSettings, generate
 from adaptcommand.models.loading import LoadedModel
 from adaptcommand.serving.adapters import AdapterCache, Selection
+from adaptcommand.serving.errors import ContextLengthError
+from adaptcommand.serving.streaming import StreamChannel, stream_generate
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ class Job:
     prompt: str
     selection: Selection
     settings: GenerationSettings
+    stream: StreamChannel | None = None  # set: generated alone, text sent as it is decoded
 
 
 @dataclass(frozen=True)
@@ -39,21 +43,30 @@ class Reply:
 class Engine:
     """The loaded base model plus the adapter cache; `run` is the batcher's work function."""
 
-    def __init__(self, loaded: LoadedModel, cache_size: int) -> None:
+    def __init__(self, loaded: LoadedModel, cache_size: int,
+                 context_tokens: int | None = None) -> None:
         self.loaded = loaded
         self.cache = AdapterCache(loaded.model, cache_size)
+        self.context_tokens = context_tokens or model_context(loaded)
 
     def run(self, jobs: list[Job]) -> list[Reply | Exception]:
         """A reply or the error for each job. The jobs share `settings` (the batcher groups them
-        so); a job whose adapter fails to load gets that error and the others still run. All
-        tokenizer use happens here, in one thread: fast tokenizers fail when shared across
-        threads ("Already borrowed")."""
-        failed = self._activate({job.selection.adapter: job.selection.path for job in jobs})
+        so); a job whose adapter fails to load, or whose prompt does not fit the context, gets
+        that error and the others still run. All tokenizer use happens here, in one thread:
+        fast tokenizers fail when shared across threads ("Already borrowed")."""
+        too_long = {i: error for i, job in enumerate(jobs) if (error := self._check_fits(job))}
+        fitting = [job for i, job in enumerate(jobs) if i not in too_long]
+        failed = self._activate({job.selection.adapter: job.selection.path for job in fitting})
         results: list[Reply | Exception] = [
-            failed.get(job.selection.adapter, RuntimeError("not run")) for job in jobs
+            too_long.get(i) or failed.get(job.selection.adapter, RuntimeError("not run"))
+            for i, job in enumerate(jobs)
         ]
-        runnable = [i for i, job in enumerate(jobs) if job.selection.adapter not in failed]
+        runnable = [i for i, job in enumerate(jobs)
+                    if i not in too_long and job.selection.adapter not in failed]
         if not runnable:
+            return results
+        if jobs[runnable[0]].stream is not None:  # the batcher runs streamed jobs alone
+            results[runnable[0]] = self._stream(jobs[runnable[0]])
             return results
         settings = jobs[runnable[0]].settings.model_copy(update={"batch_size": len(runnable)})
         names = [_peft_name(jobs[i].selection) for i in runnable]
@@ -75,6 +88,31 @@ class Engine:
     def _count(self, text: str) -> int:
         return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def _check_fits(self, job: Job) -> ContextLengthError | None:
+        """Counted in tokens: prompt plus max_tokens must fit the model's context."""
+        prompt = self._count(job.prompt)
+        wanted = prompt + job.settings.max_new_tokens
+        if wanted <= self.context_tokens:
+            return None
+        return ContextLengthError(
+            f"this model's context is {self.context_tokens} tokens; the prompt is {prompt} "
+            f"tokens and max_tokens {job.settings.max_new_tokens} ({wanted} in all): shorten "
+            "the messages or lower max_tokens")
+
+    def _stream(self, job: Job) -> Reply:
+        assert job.stream is not None
+        job.stream.start()
+        try:
+            tokens, prompt_tokens = stream_generate(
+                self.cache.model, self.loaded.tokenizer, job.prompt, job.settings,
+                adapter_name=(_peft_name(job.selection)
+                              if isinstance(self.cache.model, PeftModel) else None),
+                stop_ids=self.loaded.end_of_turn_ids, channel=job.stream)
+        finally:
+            job.stream.close()
+        text = self.loaded.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return Reply(text, prompt_tokens, len(tokens))
+
     def _activate(self, adapters: dict[str, Path | None]) -> dict[str, Exception]:
         """Load every adapter of the batch; failures by adapter name."""
         keep = frozenset(name for name, path in adapters.items() if path is not None)
@@ -92,3 +130,9 @@ class Engine:
 
 def _peft_name(selection: Selection) -> str:
     return selection.adapter if selection.path is not None else PEFT_BASE
+
+
+def model_context(loaded: LoadedModel) -> int:
+    """The most tokens (prompt + reply) the model takes: its position embeddings."""
+    config = loaded.model.config.get_text_config()
+    return int(getattr(config, "max_position_embeddings", None) or 2048)

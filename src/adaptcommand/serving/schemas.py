@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,7 +21,9 @@ class ChatMessage(StrictModel):
 class ChatRequest(StrictModel):
     """Unknown fields are refused (422) so a misspelt knob never silently does nothing."""
 
-    model: str | None = Field(None, description="Accepted for compatibility; echoed only.")
+    model: str | None = Field(None, description="As vLLM: an adapter name (persona id or "
+                              "unified) serves with that adapter; `base` the base model; the "
+                              "base model's name or absent: `user` decides.")
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2, description="Absent or 0: greedy.")
@@ -98,6 +100,7 @@ class ChatChunk(BaseModel):
     adapter: str
     actions: ActionsOut | None = None
     identified_user: Identification | None = None
+    usage: Usage | None = None
 
 
 class ModelCard(BaseModel):
@@ -106,6 +109,8 @@ class ModelCard(BaseModel):
     created: int = 0
     owned_by: str = "adaptcommand"
     kind: Literal["base", "unified", "user"]
+    root: str | None = Field(None, description="The base model's name (base card only).")
+    parent: str | None = Field(None, description="An adapter's base model id, as vLLM has it.")
 
 
 class ModelList(BaseModel):
@@ -117,7 +122,37 @@ class ErrorDetail(BaseModel):
     message: str
     type: str
     code: int
+    id: str | None = Field(None, description="500s only: the id of the server log entry.")
 
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class LoadLoraRequest(StrictModel):
+    """vLLM's runtime adapter loading body; `lora_path` must lie under the adapters directory
+    (relative paths are taken from there)."""
+
+    lora_name: str
+    lora_path: str
+
+
+class UnloadLoraRequest(StrictModel):
+    lora_name: str
+    lora_int_id: int | None = Field(None, description="Accepted for vLLM compatibility.")
+
+
+class LoraStatus(BaseModel):
+    status: Literal["loaded", "unloaded"]
+    lora_name: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "not ok"]
+
+
+class UserRoutines(BaseModel):
+    """A user's mined routines in the EdgeWisePersona layout (triggers + actions)."""
+
+    persona_id: str
+    routines: list[dict[str, Any]]
