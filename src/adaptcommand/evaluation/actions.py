@@ -209,13 +209,17 @@ class _Resolved:
     by_default: bool = False  # no context said which device: good enough for a number only
 
 
-def extract_actions(text: str) -> ActionDict:
-    """Settings `text` commits to, as `{device: {param: value}}` in schema order."""
+def extract_actions(text: str, *, commitments_only: bool = True) -> ActionDict:
+    """Settings `text` commits to, as `{device: {param: value}}` in schema order.
+
+    `commitments_only=False` also keeps settings named in offers, questions and state reports
+    ("Shall I set the AC to 22?"): what a message makes known, not what it does.
+    """
     found: ActionDict = {}
     history: list[str] = []  # devices mentioned so far, latest last: for "it" and carried params
     for sentence in _sentences(text.replace("’", "'")):
         resolved = _resolve(_mentions(sentence), history)
-        if _is_commitment(sentence):
+        if not commitments_only or _is_commitment(sentence):
             _apply_sentence(sentence, resolved, history, found)
         history.extend(item.device for item in resolved if not item.by_default)
     return _canonical(found)

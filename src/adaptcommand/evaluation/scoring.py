@@ -2,14 +2,15 @@
 
 Every metric has one flat name (`rougeL`, `device_f1`, ...) used globally and per persona, so
 any two runs compare key by key. Intervals resample sessions, since turns of one session share
-their context and are not independent.
+their context and are not independent. Personal-value metrics (`evaluation.personal_values`)
+are added when the caller passes each turn's `PersonalTurn`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,12 @@ import numpy as np
 from adaptcommand.evaluation.action_metrics import ActionScores, Counts, score_turn
 from adaptcommand.evaluation.config import ScopeSettings
 from adaptcommand.evaluation.embeddings import embedding_similarity
+from adaptcommand.evaluation.personal_values import (
+    PersonalTurn,
+    personal_metrics,
+    score_personal,
+)
+from adaptcommand.evaluation.predictions import record_key
 from adaptcommand.evaluation.stats import bootstrap_ci, mean_of_sums, micro_f1
 from adaptcommand.evaluation.text_metrics import length_stats, rouge_scores
 from adaptcommand.fileio import write_text_atomic
@@ -30,6 +37,8 @@ HEADLINE_COUNTS = (
     "param_precision", "param_recall", "param_f1",
     "numeric_precision", "numeric_f1", "categorical_f1",
 )
+HEADLINE_PERSONAL = ("personal_precision", "personal_recall", "personal_recall_implicit",
+                     "personal_recall_explicit")
 
 
 def _precision(sums: np.ndarray) -> np.ndarray:
@@ -47,8 +56,11 @@ RATIO_STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def turn_rows(records: Sequence[dict[str, Any]], embedding_batch_size: int) -> list[dict[str, Any]]:
-    """Per-turn text metrics and action scores, in record order."""
+def turn_rows(records: Sequence[dict[str, Any]], embedding_batch_size: int,
+              personal: Mapping[tuple[str, int, int], PersonalTurn] | None = None
+              ) -> list[dict[str, Any]]:
+    """Per-turn text metrics and action scores (and personal-value scores when `personal` has
+    the turn), in record order."""
     predictions = [r["prediction"] for r in records]
     references = [r["reference"] for r in records]
     rouge = rouge_scores(predictions, references)
@@ -65,6 +77,9 @@ def turn_rows(records: Sequence[dict[str, Any]], embedding_batch_size: int) -> l
             "ref_words": length["ref_words"],
             "actions": score_turn(record["prediction_actions"], record["reference_actions"]),
         })
+        turn = personal.get(record_key(record)) if personal else None
+        if turn is not None:
+            rows[-1]["personal"] = (turn, score_personal(record["prediction_actions"], turn))
     return rows
 
 
@@ -77,6 +92,8 @@ def flat_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         counts: Counts = getattr(actions, kind)
         flat.update({f"{kind}_{ratio}": getattr(counts, ratio) for ratio in RATIOS})
     flat["numeric_mae"] = actions.mae
+    if rows and all("personal" in row for row in rows):
+        flat.update(personal_metrics(row["personal"] for row in rows))
     return flat
 
 
@@ -93,17 +110,40 @@ def confidence_intervals(rows: Sequence[dict[str, Any]], settings: ScopeSettings
         for row in rows:
             sums[position[row["session"]]] += (row[name], 1.0)
         intervals[name] = _interval_dict(bootstrap_ci(sums, mean_of_sums, **options))
-    for name in HEADLINE_COUNTS:
-        kind, ratio = name.rsplit("_", 1)
+    for name, (ratio, counts_of) in _counted_metrics(rows).items():
         sums = np.zeros((n, 3))
         for row in rows:
-            counts: Counts = getattr(row["actions"], kind)
-            sums[position[row["session"]]] += (counts.tp, counts.fp, counts.fn)
+            counts = counts_of(row)
+            if counts is not None:
+                sums[position[row["session"]]] += (counts.tp, counts.fp, counts.fn)
         statistic = RATIO_STATISTICS[ratio]
         defined = not np.isnan(statistic(sums.sum(axis=0)))
         intervals[name] = (_interval_dict(bootstrap_ci(sums, statistic, **options)) if defined
                            else {"estimate": None, "low": None, "high": None})
     return intervals
+
+
+CountsOf = Callable[[dict[str, Any]], Counts | None]
+
+
+def _counted_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[str, CountsOf]]:
+    """Count-based headline metrics: name -> (ratio, the row's counts or None to skip it)."""
+    def action_counts(kind: str) -> CountsOf:
+        return lambda row: getattr(row["actions"], kind)
+
+    def personal_counts(group: str | None) -> CountsOf:
+        def counts_of(row: dict[str, Any]) -> Counts | None:
+            turn, scores = row["personal"]
+            return scores.counts if group in (None, turn.group) else None
+        return counts_of
+
+    counted = {name: (name.rsplit("_", 1)[1], action_counts(name.rsplit("_", 1)[0]))
+               for name in HEADLINE_COUNTS}
+    if rows and all("personal" in row for row in rows):
+        for name in HEADLINE_PERSONAL:  # personal_<ratio>[_<group>]
+            parts = name.split("_")
+            counted[name] = (parts[1], personal_counts(parts[2] if len(parts) > 2 else None))
+    return counted
 
 
 def _interval_dict(interval: Any) -> dict[str, float | None]:
@@ -114,9 +154,12 @@ def _interval_dict(interval: Any) -> dict[str, float | None]:
             "high": clean(interval.high)}
 
 
-def score_records(records: Sequence[dict[str, Any]], settings: ScopeSettings) -> dict[str, Any]:
-    """Global metrics with CIs, per-device confusion counts and per-persona metrics."""
-    rows = turn_rows(records, settings.embedding_batch_size)
+def score_records(records: Sequence[dict[str, Any]], settings: ScopeSettings,
+                  personal: Mapping[tuple[str, int, int], PersonalTurn] | None = None
+                  ) -> dict[str, Any]:
+    """Global metrics with CIs, per-device confusion counts and per-persona metrics; with
+    `personal` (every record's `PersonalTurn` by key) also the personal-value metrics."""
+    rows = turn_rows(records, settings.embedding_batch_size, personal)
     by_persona: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_persona.setdefault(row["persona_id"], []).append(row)
