@@ -3,6 +3,9 @@ request classifier, and the metrics results.json gets from the evaluation harnes
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from adaptcommand.data.schema import Message
@@ -15,6 +18,11 @@ from adaptcommand.evaluation.personal_values import (
     score_personal,
 )
 from adaptcommand.evaluation.scoring import score_records
+from adaptcommand.report.build import build_report
+from adaptcommand.report.compare import compare_runs
+from adaptcommand.report.personal import personal_json, personal_markdown, personal_table
+from adaptcommand.report.runs import load_groups
+from test_report import PERSONAS, SETTINGS, markdown_rows, write_run
 
 
 def messages(*texts: str) -> list[Message]:
@@ -123,3 +131,32 @@ def test_scoring_adds_personal_metrics_per_persona_with_session_intervals() -> N
     without = score_records(records, ScopeSettings(bootstrap_resamples=30))
     assert "personal_recall" not in without["metrics"]
     assert "personal_recall" not in without["confidence_intervals"]
+
+
+def test_report_shows_personal_values_with_paired_deltas(tmp_path: Path) -> None:
+
+    flat = {"personal_recall": [0.0] * 5, "personal_recall_implicit": [0.0] * 5,
+            "personal_precision": [None] * 5}
+    base = write_run(tmp_path / "base", "baseline", flat)
+    arm = write_run(tmp_path / "arm", "profile", {
+        "personal_recall": [0.5, 0.5, 0.5, 0.0, 1.0], "personal_recall_implicit": [1.0] * 5,
+        "personal_precision": [0.5] * 5})
+    old = write_run(tmp_path / "old", "old-run")  # evaluated before the metric existed
+    out = tmp_path / "report"
+    build_report([base, arm, old], out, settings=SETTINGS, title="t")
+    rows = markdown_rows((out / "summary.md").read_text(), "## Personal values")
+    assert [row[0] for row in rows] == ["baseline", "profile", "old-run"]
+    assert rows[1][1].startswith("0.500 [0.450, 0.550]; Δ +0.500 [")
+    assert rows[1][1].endswith("(4/5)")  # persona 3 tied at 0
+    assert rows[1][2].endswith("(5/5)")
+    assert rows[2][1] == "n/a"
+    assert rows[1][3] == "0.500 [0.450, 0.550]"  # no persona pairs against an undefined base
+    group = json.loads((out / "compare.json").read_text())["groups"][0]
+    profile = group["personal_values"]["profile"]["personal_recall_implicit"]
+    assert profile["delta"]["mean"]["estimate"] == 1.0
+    assert profile["per_persona"] == dict.fromkeys(PERSONAS, 1.0)
+    assert "Personal values" in (out / "report.html").read_text()
+    (plain,) = [compare_runs(g, SETTINGS) for g in
+                load_groups([old, write_run(tmp_path / "b2", "baseline")], [])]
+    assert personal_table(plain) is None and personal_json(plain) == {}
+    assert personal_markdown([plain]) == ""
