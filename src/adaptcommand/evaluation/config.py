@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field
 
 from adaptcommand.config import StrictModel
 from adaptcommand.models.generation import GenerationSettings
-from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, ProfilePlacement
+from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, ProfileOptions
 
-PROFILE_OPTIONS = ("profile", "profile_placement", "context_line")
+PROFILE_OPTIONS = tuple(ProfileOptions.model_fields)
 
 
 class ModelSettings(StrictModel):
@@ -21,31 +21,11 @@ class ModelSettings(StrictModel):
                        "bfloat16 or float16.")
 
 
-class PromptSettings(StrictModel):
+class PromptSettings(ProfileOptions):
     system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of "
                                       "every turn; null for none.")
     max_context_messages: int = Field(5, ge=1, description="User/assistant pairs of ground-truth "
                                       "context before the predicted turn.")
-    profile: Literal["none", "line"] = Field(
-        "none", description="line: one line with the user's mined routine for the session's "
-        "context and their usual settings (models.profile_prompt), from the adapters' "
-        "<persona_id>/profile.json or --profiles FILE; none: no profile.")
-    profile_placement: ProfilePlacement = Field(
-        "user", description="Where the profile/context text goes: user (before the first user "
-        "message of the window) or system (after the system prompt).")
-    context_line: bool = Field(False, description="Also state the session's context (time of "
-                               "day, day of week, sun phase, weather, outdoor temperature) as "
-                               "one sentence, placed like the profile.")
-
-    @model_serializer(mode="wrap")
-    def _omit_unused_profile_options(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """Profile options at their defaults are left out of dumps, so the identity of runs
-        made before they existed is unchanged and those runs still resume."""
-        data = handler(self)
-        for name in PROFILE_OPTIONS:
-            if getattr(self, name) == type(self).model_fields[name].default:
-                data.pop(name, None)
-        return data
 
 
 class ScopeSettings(StrictModel):

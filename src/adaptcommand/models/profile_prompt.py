@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from adaptcommand.data.schema import SessionMeta, Triggers
 from adaptcommand.models.prompting import (
-    ProfilePlacement,
+    ProfileOptions,
     ProfileText,
     profile_line,
     trigger_sentence,
@@ -27,16 +27,7 @@ from adaptcommand.routines.profile import (
     write_profiles,
 )
 
-ProfileMode = Literal["none", "line"]
 PROFILE_FILE = "profile.json"  # OUT/<persona_id>/profile.json, next to the persona's adapter
-
-
-class ProfileOptions(Protocol):
-    """The prompt options shared by TrainingConfig and the evaluation's PromptSettings."""
-
-    profile: ProfileMode
-    profile_placement: ProfilePlacement
-    context_line: bool
 
 
 def uses_profile(options: ProfileOptions) -> bool:

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
-from adaptcommand.config import first_error
+from adaptcommand.config import StrictModel, first_error
 from adaptcommand.data.schema import DEVICES, TRIGGER_VALUES, Message, Triggers
 from adaptcommand.errors import AdaptCommandError, DataError
 
@@ -40,6 +40,33 @@ PROFILE_HEADER = "User profile"
 SUN_PHASE_WORDS = {"before_sunrise": "before sunrise", "daylight": "in daylight",
                    "after_sunset": "after sunset"}
 SUN_PHASE_ALONE = {**SUN_PHASE_WORDS, "daylight": "daytime"}
+
+
+class ProfileOptions(StrictModel):
+    """The profile arms' prompt options, shared by training and evaluation configs."""
+
+    profile: Literal["none", "line"] = Field(
+        "none", description="line: the prompt carries one line with the user's routine mined "
+        "from the train split for the session's context, plus their usual settings "
+        "(models.profile_prompt); training writes each persona's profile to "
+        "OUT/<persona_id>/profile.json and evaluation reads it (or --profiles FILE). none: no "
+        "profile.")
+    profile_placement: ProfilePlacement = Field(
+        "user", description="Where the profile/context text goes: user (before the first user "
+        "message of the window) or system (after the system prompt).")
+    context_line: bool = Field(False, description="State the session's context (time of day, "
+                               "day of week, sun phase, weather, outdoor temperature) as one "
+                               "sentence, placed like the profile.")
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_profile_options(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Options at their defaults are left out of dumps, so configs, hashes and run
+        identities of runs made before these options existed are unchanged (they resume)."""
+        data = handler(self)
+        for name, field in ProfileOptions.model_fields.items():
+            if getattr(self, name) == field.default:
+                data.pop(name, None)
+        return data
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from adaptcommand.config import StrictModel
-from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, ProfilePlacement
+from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, ProfileOptions
 
 # Fields that only change how fast a run goes, not what it learns: free to change on resume.
 THROUGHPUT_FIELDS = frozenset({"adapters_per_step", "max_tokens_per_step", "pack_padding_slack",
                                "eval_batch_size"})
 # Fields added after runs were made: left out of the hash at their defaults, so those runs
-# still resume.
-HASHED_WHEN_SET = ("profile", "profile_placement", "context_line",
-                   "distill_examples_per_routine")
+# still resume (ProfileOptions' own fields leave every dump at their defaults).
+HASHED_WHEN_SET = ("distill_examples_per_routine",)
 
 
-class TrainingConfig(StrictModel):
+class TrainingConfig(ProfileOptions):
     """Hyper-parameters of one training run (all strategies share them)."""
 
     model: str = Field("embedded", description="Base model: 'embedded', 'tiny-random', a local "
@@ -74,16 +72,6 @@ class TrainingConfig(StrictModel):
                                       "before the turn being learned.")
     system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of "
                                       "every example (the same as evaluation's); null for none.")
-    profile: Literal["none", "line"] = Field(
-        "none", description="line: every example's prompt carries the user's profile line for "
-        "its session (routine mined from the persona's train split for the session's context, "
-        "plus usual settings; models.profile_prompt); each persona's profile is written to "
-        "OUT/<persona_id>/profile.json and evaluation uses it. none: no profile.")
-    profile_placement: ProfilePlacement = Field(
-        "user", description="Where the profile/context text goes: user (before the first user "
-        "message of the window) or system (after the system prompt).")
-    context_line: bool = Field(False, description="State each session's context as one "
-                               "sentence in the prompt, placed like the profile.")
     distill_examples_per_routine: int = Field(
         0, ge=0, description="Extra training examples per mined routine of a persona: a "
         "context-only or implicit request answered with the routine's values "

@@ -40,6 +40,17 @@ IMPLICIT_REQUESTS = (
 LEADS = ("Setting", "I'm setting", "Okay, setting", "Now setting")
 MAX_STYLE_WORDS = 10
 _META_TRIES = 20
+# device -> (head, separator, param -> wording); security has its own sentence
+_CLAUSES = {
+    "ac": ("the AC to ", " ", {"temperature": "{} degrees", "mode": "in {} mode",
+                               "fan_speed": "with fan speed {}"}),
+    "lights": ("the lights to ", ", ", {"brightness": "{}% brightness", "color": "{} color",
+                                        "mode": "{} mode"}),
+    "tv": ("the TV ", ", ", {"volume": "volume to {}", "brightness": "brightness to {}",
+                             "input_source": "input to {}"}),
+    "speaker": ("the speaker ", " ", {"volume": "volume to {}",
+                                      "equalizer": "with the {} equalizer"}),
+}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -81,26 +92,9 @@ def _plain(sentence: str) -> bool:
 
 def _device_clause(device: str, settings: Mapping[str, Any]) -> str:
     """One device's settings in words the action extractor reads back exactly."""
-    if device == "ac":
-        parts = [f"{settings['temperature']} degrees" if "temperature" in settings else "",
-                 f"in {settings['mode']} mode" if "mode" in settings else "",
-                 f"with fan speed {settings['fan_speed']}" if "fan_speed" in settings else ""]
-        return "the AC to " + " ".join(p for p in parts if p)
-    if device == "lights":
-        parts = [f"{settings['brightness']}% brightness" if "brightness" in settings else "",
-                 f"{settings['color']} color" if "color" in settings else "",
-                 f"{settings['mode']} mode" if "mode" in settings else ""]
-        return "the lights to " + ", ".join(p for p in parts if p)
-    if device == "tv":
-        parts = [f"volume to {settings['volume']}" if "volume" in settings else "",
-                 f"brightness to {settings['brightness']}" if "brightness" in settings else "",
-                 f"input to {settings['input_source']}" if "input_source" in settings else ""]
-        return "the TV " + ", ".join(p for p in parts if p)
-    if device == "speaker":
-        parts = [f"volume to {settings['volume']}" if "volume" in settings else "",
-                 f"with the {settings['equalizer']} equalizer" if "equalizer" in settings else ""]
-        return "the speaker " + " ".join(p for p in parts if p)
-    raise ValueError(device)
+    head, separator, formats = _CLAUSES[device]
+    return head + separator.join(form.format(settings[param]) for param, form in formats.items()
+                                 if param in settings)
 
 
 def _security_sentence(settings: Mapping[str, Any]) -> str:
