@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from adaptcommand.data.schema import Message
@@ -63,7 +64,13 @@ def triples(actions: Mapping[str, Mapping[str, object]]) -> set[Triple]:
 
 def stated_triples(texts: Iterable[str]) -> set[Triple]:
     """Every triple any of `texts` states, committed to or not."""
-    return {t for text in texts for t in triples(extract_actions(text, commitments_only=False))}
+    return {t for text in texts for t in _stated(text)}
+
+
+@lru_cache(maxsize=4096)
+def _stated(text: str) -> frozenset[Triple]:
+    """Cached: consecutive turns of a session share most of their context window."""
+    return frozenset(triples(extract_actions(text, commitments_only=False)))
 
 
 @dataclass(frozen=True)
