@@ -92,3 +92,13 @@ def test_base_model_profile_arm_reads_a_profiles_file(
     identity = json.loads((tmp_path / "run" / "eval_config.json").read_text())
     assert identity["config"]["prompt"]["profile_placement"] == "system"
     assert any("User profile" in p.split("<|im_end|>")[0] for p in evaluated)  # system part
+
+
+def test_the_probe_refuses_a_profile_arm_it_cannot_reproduce(tmp_path: Path,
+                                                            synthetic_data: Path) -> None:
+    from adaptcommand.evaluation.probe import run_probe
+
+    settings = resolve_config(None, {"model.name": "tiny-random", "prompt.context_line": True})
+    with pytest.raises(AdaptCommandError, match="probe cannot reproduce"):
+        run_probe(settings, Scope(data=synthetic_data), tmp_path / "probe", "p",
+                  show_progress=False)

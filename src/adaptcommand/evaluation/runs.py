@@ -139,6 +139,10 @@ def setup_arm(
     """The base model, or the adapters in `adapters` routed per persona (own adapter, else the
     unified adapter, else the base model), plus retrieved memories when `retrieval_k` > 0 and
     each turn's profile/context text when `profiles` gives one."""
+    if profiles is None and uses_profile_prompt(settings):
+        raise AdaptCommandError("this arm's prompts carry a profile/context line "
+                                "(prompt.profile / prompt.context_line), which only `eval` and "
+                                "`baseline` supply so far; the probe cannot reproduce them yet")
     found = discover_adapters(adapters) if adapters is not None else {}
     prompts = retrieval_prompts(scope, settings, retrieval_k) if retrieval_k else None
     loaded = load_model(settings.model.name, device=settings.model.device,
