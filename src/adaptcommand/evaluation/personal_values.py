@@ -23,11 +23,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 from adaptcommand.data.schema import Message
 from adaptcommand.evaluation.action_metrics import Counts
 from adaptcommand.evaluation.actions import extract_actions
+from adaptcommand.evaluation.turns import Turn
 from adaptcommand.models.prompting import build_chat
 
 Triple = tuple[str, str, object]
@@ -98,8 +98,8 @@ def personal_turn(context: Sequence[Message], reference: str,
                         is_implicit_request(last_user))
 
 
-def personal_turns(turns: Iterable[Any], max_context_messages: int) -> dict[Key, PersonalTurn]:
-    """`personal_turn` of every evaluation turn (`evaluation.turns.Turn`), by turn key."""
+def personal_turns(turns: Iterable[Turn], max_context_messages: int) -> dict[Key, PersonalTurn]:
+    """`personal_turn` of every evaluation turn, by turn key."""
     return {turn.key: personal_turn(turn.context, turn.reference, max_context_messages)
             for turn in turns}
 
