@@ -102,3 +102,37 @@ def test_the_probe_refuses_a_profile_arm_it_cannot_reproduce(tmp_path: Path,
     with pytest.raises(AdaptCommandError, match="probe cannot reproduce"):
         run_probe(settings, Scope(data=synthetic_data), tmp_path / "probe", "p",
                   show_progress=False)
+
+
+def test_distilled_examples_ignore_truth_routines_and_held_out_sessions(
+    tmp_path: Path, synthetic_data: Path
+) -> None:
+    """Changing the dataset's routines, applied_routines and every val/test session changes
+    nothing in the profiles or the distilled dialogues."""
+    import shutil
+
+    from adaptcommand.data.io import load_splits
+    from adaptcommand.fileio import read_jsonl, write_jsonl_atomic
+    from adaptcommand.training.distill import distilled_for
+
+    copy = tmp_path / "data"
+    shutil.copytree(synthetic_data, copy)
+    held_out = {i for entry in load_splits(copy).values() for i in entry["val"] + entry["test"]}
+    lines = []
+    for index, (_, line) in enumerate(read_jsonl(copy / "dialogs_clean.jsonl")):
+        line["routines"] = [{"triggers": {"weather": "snowy"},
+                             "actions": {"tv": {"volume": 99}}}]
+        line["applied_routines"] = [0]
+        if index in held_out:
+            line["messages"] = [{"role": "user", "text": "Set the TV volume to 99."},
+                                {"role": "assistant", "text": "TV volume at 99."}]
+        lines.append(line)
+    write_jsonl_atomic(copy / "dialogs_clean.jsonl", lines)
+
+    def distilled(data: Path) -> dict:
+        train = load_split(data, "train")
+        return distilled_for(mine_profiles(train), train, 3, seed=0)
+
+    original = distilled(synthetic_data)
+    assert any(original.values())
+    assert distilled(copy) == original
