@@ -16,8 +16,6 @@ from typing import Any
 
 from adaptcommand.data.io import DIALOGUES_FILE, SplitName, load_split
 from adaptcommand.errors import AdaptCommandError, DataError
-from adaptcommand.evaluation.probe import load_routines
-from adaptcommand.evaluation.runs import Scope
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
 from adaptcommand.routines.mining import MiningSettings, mine_profiles
 from adaptcommand.routines.profile import (
@@ -89,6 +87,10 @@ def score_files(
     if truth is not None:
         true_routines = read_routines_file(truth)
     else:
+        # The probe's reader (imported here: it brings the model stack, which mining needs not).
+        from adaptcommand.evaluation.probe import load_routines
+        from adaptcommand.evaluation.runs import Scope
+
         assert data is not None
         true_routines = load_routines(Scope(data=Path(data)))
     chosen = list(personas) if personas else (run or {}).get("personas_mined")
