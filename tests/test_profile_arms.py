@@ -83,6 +83,7 @@ def test_base_model_profile_arm_reads_a_profiles_file(
     evaluated = recording(monkeypatch, predictor_module)
     settings = resolve_config(None, {"model.name": "tiny-random", "prompt.profile": "line",
                                      "prompt.profile_placement": "system",
+                                     "prompt.context_line": True,
                                      "generation.max_new_tokens": 2, "evaluation.split": "val",
                                      "evaluation.bootstrap_resamples": 20})
     results = evaluate_arm(settings, Scope(data=synthetic_data), tmp_path / "run",
@@ -91,7 +92,7 @@ def test_base_model_profile_arm_reads_a_profiles_file(
     assert results["profiles"] == str(tmp_path / "profiles.json")
     identity = json.loads((tmp_path / "run" / "eval_config.json").read_text())
     assert identity["config"]["prompt"]["profile_placement"] == "system"
-    assert any("User profile" in p.split("<|im_end|>")[0] for p in evaluated)  # system part
+    assert evaluated and all("It's " in p.split("<|im_end|>")[0] for p in evaluated)  # system
 
 
 def test_the_probe_refuses_a_profile_arm_it_cannot_reproduce(tmp_path: Path,
