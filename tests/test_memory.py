@@ -94,9 +94,9 @@ def test_baseline_with_retrieval_end_to_end(
 ) -> None:
     systems: list[str | None] = []
 
-    def recording_render(tokenizer, messages, system_prompt, max_context_messages):
+    def recording_render(tokenizer, messages, system_prompt, max_context_messages, profile=None):
         systems.append(system_prompt)
-        return render_prompt(tokenizer, messages, system_prompt, max_context_messages)
+        return render_prompt(tokenizer, messages, system_prompt, max_context_messages, profile)
 
     monkeypatch.setattr(predictor, "render_prompt", recording_render)
     common = ["--data", str(synthetic_data), "--model", "tiny-random", "--max-examples", "4",

@@ -170,9 +170,9 @@ def test_merge_then_eval_routes_the_new_user_to_its_merged_adapter(
     routed: dict[str, str] = {}
     make_predictor = runs.make_predictor
 
-    def spy(loaded, settings, router=None, prompts=None):  # type: ignore[no-untyped-def]
+    def spy(loaded, settings, router=None, prompts=None, profiles=None):  # type: ignore[no-untyped-def]
         routed.update({pid: router(pid) for pid in (cold, "persona_xyz")})
-        return make_predictor(loaded, settings, router, prompts)
+        return make_predictor(loaded, settings, router, prompts, profiles)
 
     monkeypatch.setattr(runs, "make_predictor", spy)
     out = tmp_path / "eval"

@@ -49,6 +49,9 @@ ForceOpt = Annotated[bool, typer.Option(
 RetrievalOpt = Annotated[int, typer.Option(
     "--retrieval-k", min=0, help="Retrieval memory: put the persona's K most similar train "
     "exchanges into each prompt (needs --data; 0 = off). The arm name gets '+memory'.")]
+ProfilesOpt = Annotated[Path | None, typer.Option(
+    "--profiles", help="profiles.json (`routines mine`, train split) for prompts with "
+    "prompt.profile=line; default: <persona_id>/profile.json next to the adapters.")]
 ArmOpt = Annotated[str | None, typer.Option(
     "--arm", help="Name of this arm in reports (default: the training strategy, or baseline "
     "without adapters; '+memory' appended with --retrieval-k).")]
@@ -82,6 +85,7 @@ def baseline(
     skip_assistant_turns: SkipOpt = None,
     sample: SampleOpt = False,
     retrieval_k: RetrievalOpt = 0,
+    profiles: ProfilesOpt = None,
     overrides: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
@@ -90,14 +94,16 @@ def baseline(
     Writes results.json, per_persona_summary.csv and predictions.jsonl to --out; an interrupted
     run started again with the same command resumes where it stopped.
     """
+    from adaptcommand.evaluation.profiles import uses_profile_prompt
     from adaptcommand.evaluation.runs import Scope, arm_name, evaluate_arm, resolve_config
 
     settings = resolve_config(
         config, cli_overrides(model, split, skip_assistant_turns, sample, overrides)
     )
     scope = Scope(data, dialogues, parse_csv(personas), max_examples)
-    results = evaluate_arm(settings, scope, out, arm_name(None, "baseline", retrieval_k),
-                           retrieval_k=retrieval_k, force=force)
+    name = arm_name(None, "baseline", retrieval_k, uses_profile_prompt(settings))
+    results = evaluate_arm(settings, scope, out, name, retrieval_k=retrieval_k, force=force,
+                           profiles_file=profiles)
     report(results, out)
 
 
@@ -118,6 +124,7 @@ def evaluate(
     sample: SampleOpt = False,
     arm: ArmOpt = None,
     retrieval_k: RetrievalOpt = 0,
+    profiles: ProfilesOpt = None,
     overrides: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
@@ -125,14 +132,16 @@ def evaluate(
     with that persona's adapter (else the unified adapter, else the base model), personas mixed
     in the same generation batch. The base model is the one the adapters were trained on unless
     --model says otherwise."""
+    from adaptcommand.evaluation.profiles import uses_profile_prompt
     from adaptcommand.evaluation.runs import Scope, adapter_settings, arm_name, evaluate_arm
 
     settings, strategy = adapter_settings(
         adapters, cli_overrides(model, split, skip_assistant_turns, sample, overrides), config
     )
     scope = Scope(data, dialogues, parse_csv(personas), max_examples)
-    results = evaluate_arm(settings, scope, out, arm_name(arm, strategy, retrieval_k),
-                           adapters=adapters, retrieval_k=retrieval_k, force=force)
+    name = arm_name(arm, strategy, retrieval_k, uses_profile_prompt(settings))
+    results = evaluate_arm(settings, scope, out, name, adapters=adapters,
+                           retrieval_k=retrieval_k, force=force, profiles_file=profiles)
     report(results, out)
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from adaptcommand.evaluation.config import PROFILE_OPTIONS
 from adaptcommand.models.adapters import ADAPTER_WEIGHTS
 
 MANIFEST = "manifest.json"
@@ -25,7 +26,7 @@ def trained_with(directory: Path) -> tuple[str, dict[str, Any]]:
     overrides: dict[str, Any] = {}
     if manifest.get("base_model"):
         overrides["model.name"] = manifest["base_model"]
-    for key in ("system_prompt", "max_context_messages"):
+    for key in ("system_prompt", "max_context_messages", *PROFILE_OPTIONS):
         if key in config:
             overrides[f"prompt.{key}"] = config[key]
     return manifest.get("strategy") or Path(directory).name, overrides

@@ -8,7 +8,9 @@ from pydantic import Field
 
 from adaptcommand.config import StrictModel
 from adaptcommand.models.generation import GenerationSettings
-from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
+from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, ProfileOptions
+
+PROFILE_OPTIONS = tuple(ProfileOptions.model_fields)
 
 
 class ModelSettings(StrictModel):
@@ -19,7 +21,7 @@ class ModelSettings(StrictModel):
                        "bfloat16 or float16.")
 
 
-class PromptSettings(StrictModel):
+class PromptSettings(ProfileOptions):
     system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of "
                                       "every turn; null for none.")
     max_context_messages: int = Field(5, ge=1, description="User/assistant pairs of ground-truth "

@@ -23,6 +23,7 @@ from rich.progress import (
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.evaluation.config import EvalConfig
+from adaptcommand.evaluation.personal_values import personal_turns
 from adaptcommand.evaluation.predictions import PredictionLog, finalize, load_partial, record_key
 from adaptcommand.evaluation.predictor import Predictor
 from adaptcommand.evaluation.scoring import score_records, write_per_persona_csv
@@ -134,7 +135,8 @@ def run_evaluation(
     chunk = config.generation.batch_size * CHUNK_BATCHES
     records = predict_turns(turns, predictor, out_dir, chunk, show_progress)
     finalize(out_dir / PREDICTIONS, records)
-    scores = score_records(records, config.evaluation)
+    personal = personal_turns(turns, config.prompt.max_context_messages)
+    scores = score_records(records, config.evaluation, personal)
     results = {**identity, **scores}
     write_per_persona_csv(out_dir / PER_PERSONA_CSV, scores["per_persona"])
     write_json_atomic(out_dir / RESULTS, results)

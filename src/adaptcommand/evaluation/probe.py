@@ -38,26 +38,11 @@ from adaptcommand.evaluation.stats import (
 )
 from adaptcommand.evaluation.turns import Turn, group_by_persona
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
+from adaptcommand.models.prompting import trigger_sentence
 
 PROBE_FILE = "probe.json"
 PROBE_PREDICTIONS = "probe_predictions.jsonl"
 PROBE_REQUEST = "Set things up the way I like."
-SUN_PHASE_WORDS = {"before_sunrise": "before sunrise", "daylight": "in daylight",
-                   "after_sunset": "after sunset"}
-SUN_PHASE_ALONE = {**SUN_PHASE_WORDS, "daylight": "daytime"}
-
-
-def trigger_sentence(triggers: Triggers) -> str:
-    """The triggers as one sentence, e.g. "It's a rainy, cold weekday evening after sunset.";
-    unset fields are left out, and no trigger at all gives ""."""
-    adjectives = ", ".join(v for v in (triggers.weather, triggers.outdoor_temp) if v)
-    nouns = [v for v in (triggers.day_of_week, triggers.time_of_day) if v]
-    head = " ".join([adjectives, *(nouns or ["day"])]) if adjectives else " ".join(nouns)
-    if not head:
-        return f"It's {SUN_PHASE_ALONE[triggers.sun_phase]}." if triggers.sun_phase else ""
-    article = "" if head == triggers.time_of_day else ("an " if head[0] in "aeiou" else "a ")
-    sun = f" {SUN_PHASE_WORDS[triggers.sun_phase]}" if triggers.sun_phase else ""
-    return f"It's {article}{head}{sun}."
 
 
 def probe_prompt(triggers: Triggers) -> str:

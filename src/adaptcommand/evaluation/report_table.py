@@ -17,6 +17,8 @@ HEADLINE = (
     ("device_f1", "device F1"),
     ("param_f1", "param F1"),
     ("numeric_precision", "numerical precision"),
+    ("personal_recall", "personal-value recall"),  # evaluation.personal_values; absent in
+    ("personal_recall_implicit", "  on implicit requests"),  # runs scored before it existed
 )
 
 
@@ -41,6 +43,8 @@ def print_headline(console: Console, results: dict[str, Any]) -> None:
     for column in ("metric", "value", "95% CI"):
         table.add_column(column)
     for key, label in HEADLINE:
+        if key not in results["confidence_intervals"]:
+            continue
         interval = results["confidence_intervals"][key]
         table.add_row(label, fmt(interval["estimate"]), escape(fmt_ci(interval)))
     console.print(table)

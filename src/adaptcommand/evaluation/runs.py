@@ -18,7 +18,18 @@ from adaptcommand.evaluation.adapted import trained_with, training_cost
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.harness import run_evaluation
 from adaptcommand.evaluation.memory import RetrievalMemory, memory_system_prompts
-from adaptcommand.evaluation.predictor import Predictor, SystemPrompts, make_predictor
+from adaptcommand.evaluation.predictor import (
+    Predictor,
+    ProfileTexts,
+    SystemPrompts,
+    make_predictor,
+)
+from adaptcommand.evaluation.profiles import (
+    PROFILE_ARM_SUFFIX,
+    load_profiles,
+    profile_texts,
+    uses_profile_prompt,
+)
 from adaptcommand.evaluation.turns import Turn, group_by_persona, select_turns
 from adaptcommand.fileio import write_json_atomic
 from adaptcommand.models.adapters import adapter_router, attach_adapters, discover_adapters
@@ -94,9 +105,12 @@ def adapter_settings(
     return resolve_config(config_path, {**trained, **overrides}), strategy
 
 
-def arm_name(arm: str | None, default: str, retrieval_k: int = 0) -> str:
-    """The user's --arm, else `default`, marked as a memory arm when retrieval is on."""
-    return arm or (default + MEMORY_SUFFIX if retrieval_k else default)
+def arm_name(arm: str | None, default: str, retrieval_k: int = 0,
+             profile: bool = False) -> str:
+    """The user's --arm, else `default`, marked as a memory arm when retrieval is on and as a
+    profile arm when its prompts carry a profile/context text."""
+    suffixes = (MEMORY_SUFFIX if retrieval_k else "") + (PROFILE_ARM_SUFFIX if profile else "")
+    return arm or default + suffixes
 
 
 def retrieval_prompts(scope: Scope, settings: EvalConfig, retrieval_k: int) -> SystemPrompts:
@@ -119,10 +133,16 @@ class ArmSetup:
 
 
 def setup_arm(
-    settings: EvalConfig, scope: Scope, adapters: Path | None = None, retrieval_k: int = 0
+    settings: EvalConfig, scope: Scope, adapters: Path | None = None, retrieval_k: int = 0,
+    profiles: ProfileTexts | None = None,
 ) -> ArmSetup:
     """The base model, or the adapters in `adapters` routed per persona (own adapter, else the
-    unified adapter, else the base model), plus retrieved memories when `retrieval_k` > 0."""
+    unified adapter, else the base model), plus retrieved memories when `retrieval_k` > 0 and
+    each turn's profile/context text when `profiles` gives one."""
+    if profiles is None and uses_profile_prompt(settings):
+        raise AdaptCommandError("this arm's prompts carry a profile/context line "
+                                "(prompt.profile / prompt.context_line), which only `eval` and "
+                                "`baseline` supply so far; the probe cannot reproduce them yet")
     found = discover_adapters(adapters) if adapters is not None else {}
     prompts = retrieval_prompts(scope, settings, retrieval_k) if retrieval_k else None
     loaded = load_model(settings.model.name, device=settings.model.device,
@@ -136,7 +156,7 @@ def setup_arm(
         info = {"adapters": str(adapters), "n_adapters": len(found)}
     if retrieval_k:
         info["retrieval_k"] = retrieval_k  # absent when off, so earlier runs still resume
-    return ArmSetup(make_predictor(loaded, settings, router, prompts), found, info)
+    return ArmSetup(make_predictor(loaded, settings, router, prompts, profiles), found, info)
 
 
 def evaluate_arm(
@@ -149,15 +169,20 @@ def evaluate_arm(
     retrieval_k: int = 0,
     force: bool = False,
     show_progress: bool = True,
+    profiles_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the base model or `adapters` (see `setup_arm`) and write the run to `out`."""
+    """Evaluate the base model or `adapters` (see `setup_arm`) and write the run to `out`;
+    profile arms read the users' profiles from `profiles_file`, else next to the adapters."""
     if retrieval_k and settings.evaluation.split == "train":
         raise AdaptCommandError("--retrieval-k retrieves from the train split, so it cannot "
                                 "evaluate the train split (the turn would retrieve itself)")
     turns = load_turns(scope, settings)
-    arm_setup = setup_arm(settings, scope, adapters, retrieval_k)
+    texts = (profile_texts(settings, scope, load_profiles(settings, adapters, profiles_file))
+             if uses_profile_prompt(settings) else None)
+    arm_setup = setup_arm(settings, scope, adapters, retrieval_k, texts)
+    info = {**arm_setup.info, **({"profiles": str(profiles_file)} if profiles_file else {})}
     results = run_evaluation(turns, arm_setup.predictor, settings, out,
-                             run_info(scope, arm, arm_setup.info), force=force,
+                             run_info(scope, arm, info), force=force,
                              show_progress=show_progress)
     if arm_setup.adapters:
         write_json_atomic(out / "training_cost.json", training_cost(adapters, arm_setup.adapters))

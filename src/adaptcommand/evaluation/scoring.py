@@ -5,13 +5,15 @@ any two runs compare key by key. Intervals resample personas, then sessions with
 persona (`stats.two_level_bootstrap_ci`): turns of one session share their context and sessions
 of one user share that user, so neither is independent. Below `stats.MIN_USERS` personas an
 interval is withheld (`low`/`high` null, `too_few_users` true); `n_users` is always given.
+Personal-value metrics (`evaluation.personal_values`) are added when the caller passes each
+turn's `PersonalTurn`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,12 @@ import numpy as np
 from adaptcommand.evaluation.action_metrics import ActionScores, Counts, score_turn
 from adaptcommand.evaluation.config import ScopeSettings
 from adaptcommand.evaluation.embeddings import embedding_similarity
+from adaptcommand.evaluation.personal_values import (
+    PersonalTurn,
+    personal_metrics,
+    score_personal,
+)
+from adaptcommand.evaluation.predictions import record_key
 from adaptcommand.evaluation.stats import (
     Interval,
     mean_of_sums,
@@ -38,6 +46,8 @@ HEADLINE_COUNTS = (
     "param_precision", "param_recall", "param_f1",
     "numeric_precision", "numeric_f1", "categorical_f1",
 )
+HEADLINE_PERSONAL = ("personal_precision", "personal_recall", "personal_recall_implicit",
+                     "personal_recall_explicit")
 
 
 def _precision(sums: np.ndarray) -> np.ndarray:
@@ -55,8 +65,11 @@ RATIO_STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def turn_rows(records: Sequence[dict[str, Any]], embedding_batch_size: int) -> list[dict[str, Any]]:
-    """Per-turn text metrics and action scores, in record order."""
+def turn_rows(records: Sequence[dict[str, Any]], embedding_batch_size: int,
+              personal: Mapping[tuple[str, int, int], PersonalTurn] | None = None
+              ) -> list[dict[str, Any]]:
+    """Per-turn text metrics and action scores (and personal-value scores when `personal` has
+    the turn), in record order."""
     predictions = [r["prediction"] for r in records]
     references = [r["reference"] for r in records]
     rouge = rouge_scores(predictions, references)
@@ -73,6 +86,9 @@ def turn_rows(records: Sequence[dict[str, Any]], embedding_batch_size: int) -> l
             "ref_words": length["ref_words"],
             "actions": score_turn(record["prediction_actions"], record["reference_actions"]),
         })
+        turn = personal.get(record_key(record)) if personal else None
+        if turn is not None:
+            rows[-1]["personal"] = (turn, score_personal(record["prediction_actions"], turn))
     return rows
 
 
@@ -85,6 +101,8 @@ def flat_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         counts: Counts = getattr(actions, kind)
         flat.update({f"{kind}_{ratio}": getattr(counts, ratio) for ratio in RATIOS})
     flat["numeric_mae"] = actions.mae
+    if rows and all("personal" in row for row in rows):
+        flat.update(personal_metrics(row["personal"] for row in rows))
     return flat
 
 
@@ -110,18 +128,41 @@ def confidence_intervals(rows: Sequence[dict[str, Any]], settings: ScopeSettings
         for row in rows:
             sums[position[row["session"]]] += (row[name], 1.0)
         intervals[name] = interval(sums, mean_of_sums)
-    for name in HEADLINE_COUNTS:
-        kind, ratio = name.rsplit("_", 1)
+    for name, (ratio, counts_of) in _counted_metrics(rows).items():
         sums = np.zeros((len(sessions), 3))
         for row in rows:
-            counts: Counts = getattr(row["actions"], kind)
-            sums[position[row["session"]]] += (counts.tp, counts.fp, counts.fn)
+            counts = counts_of(row)
+            if counts is not None:
+                sums[position[row["session"]]] += (counts.tp, counts.fp, counts.fn)
         statistic = RATIO_STATISTICS[ratio]
         defined = not np.isnan(statistic(sums.sum(axis=0)))
         intervals[name] = (interval(sums, statistic) if defined else
                            {"estimate": None, "low": None, "high": None,
                             "n_users": len(blocks), "too_few_users": too_few_users(len(blocks))})
     return intervals
+
+
+CountsOf = Callable[[dict[str, Any]], Counts | None]
+
+
+def _counted_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[str, CountsOf]]:
+    """Count-based headline metrics: name -> (ratio, the row's counts or None to skip it)."""
+    def action_counts(kind: str) -> CountsOf:
+        return lambda row: getattr(row["actions"], kind)
+
+    def personal_counts(group: str | None) -> CountsOf:
+        def counts_of(row: dict[str, Any]) -> Counts | None:
+            turn, scores = row["personal"]
+            return scores.counts if group in (None, turn.group) else None
+        return counts_of
+
+    counted = {name: (name.rsplit("_", 1)[1], action_counts(name.rsplit("_", 1)[0]))
+               for name in HEADLINE_COUNTS}
+    if rows and all("personal" in row for row in rows):
+        for name in HEADLINE_PERSONAL:  # personal_<ratio>[_<group>]
+            parts = name.split("_")
+            counted[name] = (parts[1], personal_counts(parts[2] if len(parts) > 2 else None))
+    return counted
 
 
 def _interval_dict(interval: Interval) -> dict[str, Any]:
@@ -133,9 +174,12 @@ def _interval_dict(interval: Interval) -> dict[str, Any]:
             "too_few_users": interval.too_few_users}
 
 
-def score_records(records: Sequence[dict[str, Any]], settings: ScopeSettings) -> dict[str, Any]:
-    """Global metrics with CIs, per-device confusion counts and per-persona metrics."""
-    rows = turn_rows(records, settings.embedding_batch_size)
+def score_records(records: Sequence[dict[str, Any]], settings: ScopeSettings,
+                  personal: Mapping[tuple[str, int, int], PersonalTurn] | None = None
+                  ) -> dict[str, Any]:
+    """Global metrics with CIs, per-device confusion counts and per-persona metrics; with
+    `personal` (every record's `PersonalTurn` by key) also the personal-value metrics."""
+    rows = turn_rows(records, settings.embedding_batch_size, personal)
     by_persona: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_persona.setdefault(row["persona_id"], []).append(row)

@@ -24,6 +24,7 @@ from adaptcommand.report.examples import FixedTurn, fixed_turns
 from adaptcommand.report.html import Figures, render_html
 from adaptcommand.report.markdown import summary_markdown
 from adaptcommand.report.overview import OverviewRow, overview_json, overview_rows
+from adaptcommand.report.personal import personal_json, personal_markdown
 from adaptcommand.report.plots import FIGURES, cost_benefit, render_figures
 from adaptcommand.report.runs import load_groups, load_predictions
 
@@ -87,7 +88,8 @@ def compare_json(comparisons: list[Comparison], rows: list[OverviewRow], title: 
         "settings": settings.model_dump(),
         "success_definition": success_definition(settings),
         "overview": overview_json(rows, settings),
-        "groups": [comparison_json(c) for c in comparisons],
+        "groups": [{**comparison_json(c), "personal_values": personal_json(c)}
+                   for c in comparisons],
     }
 
 
@@ -116,6 +118,7 @@ def build_report(
             tmp.write_bytes(png)
     remove_stale_figures(out, set(pngs))
     write_json_atomic(out / COMPARE_JSON, compare_json(comparisons, rows, title))
-    write_text_atomic(out / SUMMARY_MD, summary_markdown(comparisons, rows, title))
+    markdown = summary_markdown(comparisons, rows, title) + personal_markdown(comparisons)
+    write_text_atomic(out / SUMMARY_MD, markdown)
     write_text_atomic(out / REPORT_HTML, html)
     return ReportFiles(out, out / REPORT_HTML, comparisons)

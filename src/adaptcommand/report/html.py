@@ -25,6 +25,7 @@ from adaptcommand.report.markdown import (
     verdict_text,
 )
 from adaptcommand.report.overview import OverviewRow
+from adaptcommand.report.personal import EXPLANATION, personal_table
 
 Figures = dict[str, tuple[str, bytes]]  # file name -> (caption, PNG)
 
@@ -122,6 +123,14 @@ def summary_section(comparison: Comparison, where: str) -> str:
     note = ("<p>Cells: value [evaluation CI]; Δ = mean per-persona delta against the baseline "
             f"[paired bootstrap CI over personas]. {escape(interval_note())}</p>")
     return section(f"Summary{where}", note, table(header, rows))
+
+
+def personal_section(comparison: Comparison, where: str) -> str:
+    """Personal values per arm (evaluation.personal_values); "" for runs without them."""
+    found = personal_table(comparison)
+    if found is None:
+        return ""
+    return section(f"Personal values{where}", f"<p>{escape(EXPLANATION)}</p>", table(*found))
 
 
 def figure_tags(figures: Figures) -> list[str]:
@@ -225,6 +234,7 @@ def group_sections(comparison: Comparison, where: str, figures: Figures,
     return [
         data_section(comparison, where),
         summary_section(comparison, where),
+        personal_section(comparison, where),
         figures_section(figures, where),
         verdict_section(comparison, where),
         personas_section(comparison, where),

@@ -13,15 +13,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from adaptcommand.config import StrictModel
-from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
+from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, ProfileOptions
 
 # Fields that only change how fast a run goes, not what it learns: free to change on resume.
 THROUGHPUT_FIELDS = frozenset({"adapters_per_step", "max_tokens_per_step", "pack_padding_slack",
                                "eval_batch_size"})
+# Fields added after runs were made: left out of the hash at their defaults, so those runs
+# still resume (ProfileOptions' own fields leave every dump at their defaults).
+HASHED_WHEN_SET = ("distill_examples_per_routine",)
 
 
-class TrainingConfig(StrictModel):
+class TrainingConfig(ProfileOptions):
     """Hyper-parameters of one training run (all strategies share them)."""
 
     model: str = Field("embedded", description="Base model: 'embedded', 'tiny-random', a local "
@@ -70,6 +72,10 @@ class TrainingConfig(StrictModel):
                                       "before the turn being learned.")
     system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of "
                                       "every example (the same as evaluation's); null for none.")
+    distill_examples_per_routine: int = Field(
+        0, ge=0, description="Extra training examples per mined routine of a persona: a "
+        "context-only or implicit request answered with the routine's values "
+        "(training.distill); 0 = none.")
     clusters: int | None = Field(None, ge=2, description="--strategy cluster only: number of "
                                  "behaviour clusters K (< the number of personas); null picks "
                                  "the K in 2..8 with the best silhouette.")
@@ -97,4 +103,7 @@ class TrainingConfig(StrictModel):
 def config_hash(config: TrainingConfig) -> str:
     """SHA-256 of the fields that shape the trained weights (see THROUGHPUT_FIELDS)."""
     relevant = config.model_dump(exclude=set(THROUGHPUT_FIELDS))
+    for name in HASHED_WHEN_SET:
+        if relevant[name] == TrainingConfig.model_fields[name].default:
+            del relevant[name]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()

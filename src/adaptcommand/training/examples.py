@@ -17,17 +17,19 @@ turn too long for `max_length` gets its truncated per-turn example, as with `tur
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
 
 from transformers import PreTrainedTokenizerBase
 
 from adaptcommand.data.schema import CleanDialogue
-from adaptcommand.models.prompting import render_prompt
+from adaptcommand.models.prompting import ProfileText, render_prompt
 from adaptcommand.training.batching import IGNORE_INDEX, Example
 
 ExampleUnit = Literal["session", "turn"]
 TurnIds = tuple[list[int], list[int]]  # (prompt ids, target ids) of one assistant turn
+SessionProfile = Callable[[CleanDialogue], ProfileText | None]
+"""The profile/context text of a session's prompts (models.profile_prompt), or None."""
 
 _MARKER = "\u2063reply\u2063"  # text no real reply contains, to locate the template's suffix
 
@@ -57,13 +59,14 @@ def turn_example(prompt_ids: list[int], target_ids: list[int], max_length: int) 
 
 def dialogue_turns(tokenizer: PreTrainedTokenizerBase, dialogue: CleanDialogue, *,
                    end_of_turn_id: int, system_prompt: str | None,
-                   max_context_messages: int) -> Iterator[TurnIds]:
+                   max_context_messages: int, profile: ProfileText | None = None
+                   ) -> Iterator[TurnIds]:
     """(prompt ids, target ids) of each assistant turn, in order, untruncated."""
     for index, message in enumerate(dialogue.messages):
         if message.role != "assistant":
             continue
         prompt = render_prompt(tokenizer, dialogue.messages[:index], system_prompt,
-                               max_context_messages)
+                               max_context_messages, profile)
         yield (tokenizer(prompt, add_special_tokens=False)["input_ids"],
                tokenizer(message.text, add_special_tokens=False)["input_ids"] + [end_of_turn_id])
 
@@ -93,16 +96,19 @@ def session_examples(turns: Iterable[TurnIds], max_length: int) -> list[Example]
 
 def build_examples(tokenizer: PreTrainedTokenizerBase, dialogues: Iterable[CleanDialogue], *,
                    end_of_turn_id: int, system_prompt: str | None, max_context_messages: int,
-                   max_length: int, unit: ExampleUnit = "turn") -> list[Example]:
+                   max_length: int, unit: ExampleUnit = "turn",
+                   profiles: SessionProfile | None = None) -> list[Example]:
     """Examples of every dialogue, in order: one per assistant turn (`unit="turn"`), or per
     session where the context allows (`"session"`, see the module doc). Training runs pass
     TrainingConfig.example_unit (default session); the per-turn default serves callers that
-    need one example per turn, such as a Trainer baseline."""
+    need one example per turn, such as a Trainer baseline. `profiles` gives each session's
+    profile/context text, placed in its prompts exactly as evaluation places it."""
     examples: list[Example] = []
     for dialogue in dialogues:
         turns = dialogue_turns(tokenizer, dialogue, end_of_turn_id=end_of_turn_id,
                                system_prompt=system_prompt,
-                               max_context_messages=max_context_messages)
+                               max_context_messages=max_context_messages,
+                               profile=profiles(dialogue) if profiles else None)
         if unit == "session":
             examples += session_examples(turns, max_length)
         else:

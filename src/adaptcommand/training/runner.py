@@ -29,12 +29,18 @@ from adaptcommand.data.io import (
     load_splits,
     select_split,
 )
+from adaptcommand.data.schema import CleanDialogue
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic
 from adaptcommand.models.adapters import read_record
 from adaptcommand.models.loading import load_model
+from adaptcommand.models.profile_prompt import profile_text, write_persona_profiles
+from adaptcommand.models.prompting import ProfileText
+from adaptcommand.routines.mining import MiningSettings, mine_profiles
+from adaptcommand.routines.profile import UserProfile
 from adaptcommand.training.clusters import CLUSTERS_FILE, Clustering, cluster_personas
 from adaptcommand.training.config import TrainingConfig, config_hash
+from adaptcommand.training.distill import distilled_for
 from adaptcommand.training.engine import AdapterJob, AdapterResult, StepReport, train_adapters
 from adaptcommand.training.examples import build_examples, turn_terminator
 from adaptcommand.training.export import (
@@ -123,7 +129,21 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
         else:
             train_shard(plan, todo, on_saved=lambda name: on_saved([name]),
                         on_step=progress.step)
+    if uses_profiles(config):
+        write_persona_profiles(out_dir, plan_profiles(plan, load_split(data_dir, "train")))
     return write_summary(plan)
+
+
+def uses_profiles(config: TrainingConfig) -> bool:
+    """Whether the run mines its personas' profiles (profile lines or distilled examples)."""
+    return config.profile != "none" or config.distill_examples_per_routine > 0
+
+
+def plan_profiles(plan: RunPlan, train: dict[str, list[Any]]) -> dict[str, UserProfile]:
+    """The profiles of the run's personas, mined from their train sessions only (what a
+    deployed assistant would know); deterministic, so every worker mines the same."""
+    personas = list(dict.fromkeys(p for _, members in plan.groups for p in members))
+    return mine_profiles({p: train[p] for p in personas}, MiningSettings())
 
 
 def train_shard(plan: RunPlan, names: list[str],
@@ -163,12 +183,20 @@ def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
     train, val = select_split(dialogues, splits, "train"), select_split(dialogues, splits, "val")
     init_state = load_adapter(plan.init_from, plan.config) if plan.init_from else None
     config = plan.config
+    profiles = plan_profiles(plan, train) if uses_profiles(config) else {}
+    if config.distill_examples_per_routine:
+        extra = distilled_for(profiles, train, config.distill_examples_per_routine, config.seed)
+        train = {p: [*dialogues, *extra.get(p, [])] for p, dialogues in train.items()}
+
+    def session_profile(dialogue: CleanDialogue) -> ProfileText | None:
+        return profile_text(config, profiles.get(dialogue.persona_id), dialogue.meta)
 
     def examples(split: dict[str, list[Any]], personas: list[str]) -> list[Any]:
         return build_examples(tokenizer, [d for p in personas for d in split[p]],
                               end_of_turn_id=end_of_turn_id, system_prompt=config.system_prompt,
                               max_context_messages=config.max_context_messages,
-                              max_length=config.max_length, unit=config.example_unit)
+                              max_length=config.max_length, unit=config.example_unit,
+                              profiles=session_profile)
 
     for name in names:
         personas = plan.personas_of(name)

@@ -19,6 +19,9 @@ from adaptcommand.data.synth.sampling import pick
 MAX_CHUNKS = 3
 FILLER_WEIGHTS = {0: 0.3, 1: 0.45, 2: 0.25}  # non-device turns per session
 MAX_FILLER = max(FILLER_WEIGHTS)
+# Asking for a further device in the same turn: real assistant turns report one device (96% of
+# those that apply settings in the real sample), so two devices in one turn stay the exception.
+PIGGYBACK = 0.2
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Task:
     chunks: list[Chunk]
     implicit: bool = False  # the user must not state values for this task
     on: bool = True  # for switch tasks: on or off
+    decoy: Values = field(default_factory=dict)  # applied first, then revised to `values`
+    for_today: bool = False  # the revision is a one-day change to a routine ("today")
 
     def final(self, index: int) -> bool:
         return index == len(self.chunks) - 1
@@ -44,7 +49,7 @@ class Task:
 
 @dataclass
 class Beat:
-    kind: str  # task | chat | query | check | thanks
+    kind: str  # task | revise | chat | query | check | thanks
     items: list[tuple[int, int]] = field(default_factory=list)  # (task, chunk) said this turn
 
 
@@ -109,6 +114,7 @@ def _fit(rng: random.Random, tasks: list[Task], piggy: list[bool], target: int) 
             moves += [("unpig", j) for j in range(len(tasks)) if piggy[j]]
             moves += [("long", j) for j in range(len(tasks))]
         rng.shuffle(moves)
+        moves.sort(key=lambda m: m[0] in ("pig", "long"))  # one device a turn, when possible
         for move, j in moves:
             if move == "pig" or move == "unpig":
                 piggy[j] = move == "pig"
@@ -124,7 +130,7 @@ def plan(rng: random.Random, tasks: list[Task], n_beats: int, group: bool) -> li
     filler = min(n_beats - 1, pick(rng, FILLER_WEIGHTS))
     piggy = [group and j > 0 for j in range(len(tasks))]
     if not group:
-        piggy = [_can_piggyback(tasks, j) and rng.random() < 0.45 for j in range(len(tasks))]
+        piggy = [_can_piggyback(tasks, j) and rng.random() < PIGGYBACK for j in range(len(tasks))]
         _fit(rng, tasks, piggy, n_beats - filler)
     beats: list[Beat] = []
     for j, task in enumerate(tasks):
@@ -158,3 +164,13 @@ def _closed(tasks: list[Task], beat: Beat) -> bool:
         return True
     t, c = beat.items[-1]
     return tasks[t].final(c)
+
+
+def add_revision(rng: random.Random, tasks: list[Task], beats: list[Beat], t: int) -> None:
+    """Insert a beat in which the user changes task `t`'s applied decoy value to the real one:
+    after the task is done, at a point where no question is pending, before any goodbye."""
+    done = max(k for k, b in enumerate(beats) if b.kind == "task" and
+               any(i == t and tasks[i].final(c) for i, c in b.items))
+    spots = [k for k in range(done + 1, len(beats) + 1)
+             if _closed(tasks, beats[k - 1]) and beats[k - 1].kind != "thanks"]
+    beats.insert(rng.choice(spots[:2]), Beat("revise", [(t, 0)]))

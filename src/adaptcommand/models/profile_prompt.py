@@ -1,0 +1,67 @@
+"""What a profile arm's prompt says about the user in one session: the session's context as a
+sentence and/or the user's mined routine for that context as a profile line.
+
+Training (`training.examples`) and evaluation (`evaluation.profiles`) both call `profile_text`
+with the same options, so an adapter learns exactly the prompt it is evaluated with. The
+profile comes from `routines` (mined from the train split only, as a deployed assistant would
+have it); the context is the session's `meta`, which a deployed assistant knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from adaptcommand.data.schema import SessionMeta, Triggers
+from adaptcommand.models.prompting import (
+    ProfileOptions,
+    ProfileText,
+    profile_line,
+    trigger_sentence,
+)
+from adaptcommand.routines.profile import (
+    UserProfile,
+    read_profiles,
+    routine_for_context,
+    write_profiles,
+)
+
+PROFILE_FILE = "profile.json"  # OUT/<persona_id>/profile.json, next to the persona's adapter
+
+
+def uses_profile(options: ProfileOptions) -> bool:
+    return options.profile != "none"
+
+
+def profile_text(options: ProfileOptions, profile: UserProfile | None,
+                 meta: SessionMeta | Mapping[str, Any] | None) -> ProfileText | None:
+    """The extra prompt text of one session, or None when the options add nothing (or there is
+    nothing to say: no context, no matching routine and no usual settings)."""
+    context = (meta.model_dump() if isinstance(meta, SessionMeta) else dict(meta or {}))
+    parts = []
+    if options.context_line and context:
+        parts.append(trigger_sentence(Triggers.model_validate(context)))
+    if options.profile == "line" and profile is not None:
+        routine = routine_for_context(profile, context)
+        line = profile_line(routine.triggers if routine else {},
+                            routine.actions if routine else {}, profile.common_settings)
+        parts.append(line or "")
+    text = " ".join(p for p in parts if p)
+    return ProfileText(text, options.profile_placement) if text else None
+
+
+def write_persona_profiles(out_dir: Path, profiles: Mapping[str, UserProfile]) -> None:
+    """`out_dir/<persona_id>/profile.json` for each persona (in the `profiles.json` layout, with
+    that one persona), atomically; adapters are written into the same directories as a whole,
+    so call this after they are saved."""
+    for persona, profile in profiles.items():
+        write_profiles(out_dir / persona / PROFILE_FILE, {persona: profile})
+
+
+def read_persona_profiles(directory: Path) -> dict[str, UserProfile]:
+    """persona_id -> profile of every `directory/<persona_id>/profile.json`."""
+    profiles: dict[str, UserProfile] = {}
+    for path in sorted(Path(directory).glob(f"*/{PROFILE_FILE}")):
+        profiles.update(read_profiles(path))
+    return profiles

@@ -1,0 +1,1 @@
+"""The user model: routines mined from each user's history, and how well they match the truth."""
