@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, NonNegativeInt, TypeAdapter, ValidationError
 
@@ -126,24 +126,40 @@ def load_splits(data_dir: str | Path) -> dict[str, dict[str, list[int]]]:
     """`DIR/edgesplits.json`: persona_id -> {train, val, test, cold_start_profile, cold_start}
     line indices (the cold-start ones are [] for every persona that was not held out)."""
     path = Path(data_dir) / SPLITS_FILE
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    raw = _read_json(path)
     stale = next((pid for pid, entry in raw.items() if isinstance(entry, dict)
                   and "online" in entry), None) if isinstance(raw, dict) else None
     if stale is not None:
         raise DataError("written by an older `data prepare` (an `online` split, and a cold_start "
                         "split that includes the profile sessions); prepare the data again",
                         path=path, field=f"{stale}.online")
+    parsed = _validate_as(path, raw, dict[str, PersonaSplits])
+    return {pid: entry.model_dump() for pid, entry in parsed.items()}
+
+
+def read_json_as(path: str | Path, type_: Any) -> Any:
+    """A JSON file validated as `type_` (e.g. `dict[str, Model]`); any failure is a located
+    `DataError` (missing file, malformed JSON with its line, the first invalid field)."""
+    path = Path(path)
+    return _validate_as(path, _read_json(path), type_)
+
+
+def _read_json(path: Path) -> Any:
+    """The parsed JSON file; missing or malformed is a located `DataError`."""
+    if not path.is_file():
+        raise DataError("file not found", path=path)
     try:
-        parsed = TypeAdapter(dict[str, PersonaSplits]).validate_python(raw)
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
+
+
+def _validate_as(path: Path, raw: Any, type_: Any) -> Any:
+    try:
+        return TypeAdapter(type_).validate_python(raw)
     except ValidationError as exc:
         field, message = first_error(exc)
         raise DataError(message, path=path, field=field) from None
-    return {pid: entry.model_dump() for pid, entry in parsed.items()}
 
 
 def select_split(

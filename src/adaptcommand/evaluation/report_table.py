@@ -35,6 +35,19 @@ def fmt_ci(interval: dict[str, Any]) -> str:
     return f"[{fmt(interval['low'])}, {fmt(interval['high'])}]{users}"
 
 
+def metrics_table(title: str, metrics: dict[str, float | None],
+                  intervals: dict[str, dict[str, Any]], ci_label: str) -> Table:
+    """One row per metric: its value and, where computed, its interval."""
+    table = Table(title=title)
+    for column in ("metric", "value", ci_label):
+        table.add_column(column)
+    for name, value in metrics.items():
+        interval = intervals.get(name)
+        ci = fmt_ci(interval) if interval else ""
+        table.add_row(name, fmt(value), escape(ci))
+    return table
+
+
 def print_headline(console: Console, results: dict[str, Any]) -> None:
     """Headline metrics with their 95% intervals (personas, then sessions, resampled)."""
     counts = results["counts"]
