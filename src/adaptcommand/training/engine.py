@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import DynamicCache, get_scheduler
 
+from adaptcommand.crashpoints import pause_point
 from adaptcommand.training.batching import (
     IGNORE_INDEX,
     Example,
@@ -42,7 +43,7 @@ from adaptcommand.training.batching import (
     planned_steps,
 )
 from adaptcommand.training.config import TrainingConfig
-from adaptcommand.training.multi_lora import MultiLora
+from adaptcommand.training.multi_lora import DropoutPlan, MaskSource, MultiLora, adapter_seed
 
 AUTO_ADAPTERS_PER_STEP = 8  # on a GPU, with adapters_per_step null
 # Below this many shared leading tokens, computing them once is not worth a second pass.
@@ -173,38 +174,46 @@ def shared_prefix_length(batch: PackedBatch) -> int:
 
 
 def _hidden_states(model: nn.Module, lora: MultiLora, names: tuple[str, ...],
-                   batch: PackedBatch) -> tuple[Tensor, int]:
+                   batch: PackedBatch, dropout: DropoutPlan | None = None) -> tuple[Tensor, int]:
     """Final hidden states from position `start` on, and `start`.
 
     Every example opens with the same system prompt, often half its tokens. That prefix runs
     once per adapter instead of once per row; its keys/values are then gathered to the rows
     (autograd flows through the gather), and the rest of each row attends to them. Same math as
-    one full pass; with dropout on, rows of one adapter share the prefix's dropout mask.
+    one full pass, dropout included: an adapter's rows share their dropout mask up to their own
+    shared prefix, which is never shorter than the batch's (multi_lora.MaskSource).
     """
     decoder = model.get_decoder()
     start = shared_prefix_length(batch)
     if start < MIN_SHARED_PREFIX or len(batch.input_ids) <= len(names):
-        with lora.route(names, batch.adapter_index):
+        with lora.route(names, batch.adapter_index, dropout):
             hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                              use_cache=False).last_hidden_state
         return hidden, 0
     device = batch.input_ids.device
+    def plan(offset: int, shared: bool) -> DropoutPlan | None:
+        if dropout is None:
+            return None
+        rows = tuple((k, None) for k in range(len(names))) if shared else dropout.rows
+        return DropoutPlan(dropout.sources, rows, offset)
+
     cache = DynamicCache()  # positional below: the keyword is past_key_values or cache by version
     prefix = batch.input_ids[:1, :start].expand(len(names), start)
-    with lora.route(names, torch.arange(len(names), device=device)):
+    with lora.route(names, torch.arange(len(names), device=device), plan(0, shared=True)):
         decoder(prefix, None, None, cache, use_cache=True)
     cache.reorder_cache(batch.adapter_index)
     positions = torch.arange(start, batch.input_ids.shape[1], device=device)[None]
-    with lora.route(names, batch.adapter_index):
+    with lora.route(names, batch.adapter_index, plan(start, shared=False)):
         hidden = decoder(batch.input_ids[:, start:], batch.attention_mask, positions, cache,
                          use_cache=True).last_hidden_state
     return hidden, start
 
 
 def _token_losses(model: nn.Module, lora: MultiLora, names: tuple[str, ...],
-                  batch: PackedBatch) -> tuple[Tensor, Tensor]:
+                  batch: PackedBatch, dropout: DropoutPlan | None = None
+                  ) -> tuple[Tensor, Tensor]:
     """Per-adapter (sum of token losses, number of target tokens) for one packed batch."""
-    hidden, start = _hidden_states(model, lora, names, batch)
+    hidden, start = _hidden_states(model, lora, names, batch, dropout)
     return target_losses(model, hidden, start, batch, len(names))
 
 
@@ -244,6 +253,19 @@ def _pick(slots: list[_Run], max_tokens: int, slack: float) -> list[_Run]:
     return chosen
 
 
+def step_dropout(runs: list[_Run], groups: list[list[Example]],
+                 config: TrainingConfig) -> DropoutPlan:
+    """Each adapter's dropout masks for this step: seeded by (seed, name, its step count) and
+    shaped by its own batch alone, so packing, order and resume cannot change them."""
+    sources = tuple(
+        MaskSource(adapter_seed(config.seed, f"{run.job.name}/step{run.steps}"), len(group),
+                   max(len(ex) for ex in group),
+                   shared_prefix_length(pack([group], torch.device("cpu"))))
+        for run, group in zip(runs, groups, strict=True))
+    rows = tuple((k, r) for k, group in enumerate(groups) for r in range(len(group)))
+    return DropoutPlan(sources, rows)
+
+
 def _train_step(model: nn.Module, lora: MultiLora, runs: list[_Run],
                 config: TrainingConfig) -> StepReport:
     """One packed forward/backward, then each adapter's own clip + AdamW + schedule step."""
@@ -251,9 +273,11 @@ def _train_step(model: nn.Module, lora: MultiLora, runs: list[_Run],
     groups = [run.pending.popleft() for run in runs]
     batch = pack(groups, _device_of(model))
     model.train()
-    sums, counts = _token_losses(model, lora, tuple(run.job.name for run in runs), batch)
+    sums, counts = _token_losses(model, lora, tuple(run.job.name for run in runs), batch,
+                                 step_dropout(runs, groups, config))
     losses = sums / counts.clamp(min=1)
     losses.sum().backward()
+    pause_point("train.step")
     for run in runs:
         if config.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
@@ -326,8 +350,7 @@ def train_adapters(model: nn.Module, lora: MultiLora, jobs: Iterable[AdapterJob]
                    on_step: Callable[[StepReport], None] | None = None) -> None:
     """Train every job, `adapters_per_step(config, device)` at a time; `on_result` gets each
     finished adapter as soon as it is done (so the caller can save it before the next one
-    finishes)."""
-    torch.manual_seed(config.seed)
+    finishes). Nothing draws from torch's process-wide generator (see multi_lora)."""
     queue = iter(jobs)  # consumed lazily: only the adapters in slots hold examples in memory
     slots: list[_Run] = []
     width = adapters_per_step(config, _device_of(model))
