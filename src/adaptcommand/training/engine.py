@@ -42,6 +42,7 @@ from adaptcommand.training.batching import (
     pack,
     planned_steps,
 )
+from adaptcommand.training.checkpoints import Checkpoint, Checkpoints
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.multi_lora import DropoutPlan, MaskSource, MultiLora, adapter_seed
 
@@ -148,14 +149,31 @@ def adapter_optimizer(params: list[nn.Parameter], job: AdapterJob, config: Train
     return optimizer, scheduler, planned
 
 
-def _start(job: AdapterJob, lora: MultiLora, config: TrainingConfig) -> _Run:
+def _start(job: AdapterJob, lora: MultiLora, config: TrainingConfig,
+           checkpoints: Checkpoints | None) -> _Run:
+    """A slot for `job`: fresh, or continuing from its last epoch-end checkpoint."""
     if not job.train:
         raise ValueError(f"adapter {job.name!r} has no training examples")
-    lora.add_adapter(job.name, config.seed, job.init_state)
+    saved = checkpoints.load(job.name) if checkpoints is not None else None
+    lora.add_adapter(job.name, config.seed, saved.weights if saved else job.init_state)
     params = lora.parameters_of(job.name)
     run = _Run(job, params, *adapter_optimizer(params, job, config))
+    if saved is not None:
+        run.optimizer.load_state_dict(saved.optimizer)
+        run.scheduler.load_state_dict(saved.scheduler)
+        run.best_state = saved.best
+        for field_name, value in saved.progress.items():
+            setattr(run, field_name, value)
     _queue_epoch(run, config)
     return run
+
+
+def _checkpoint(run: _Run, lora: MultiLora) -> Checkpoint:
+    """Everything a resumed run needs to continue `run` bit for bit (see training.checkpoints)."""
+    progress = {"train_loss": run.train_loss, "val_loss": run.val_loss, "steps": run.steps,
+                "tokens": run.tokens, "seconds": run.seconds}
+    return Checkpoint(lora.state_of(run.job.name), run.best_state, run.optimizer.state_dict(),
+                      run.scheduler.state_dict(), progress)
 
 
 def _queue_epoch(run: _Run, config: TrainingConfig) -> None:
@@ -317,9 +335,10 @@ def _validate(model: nn.Module, lora: MultiLora, runs: list[_Run],
     return [float(s / c) if c else None for s, c in zip(sums, counts, strict=True)]
 
 
-def _end_epoch(run: _Run, val: float | None, lora: MultiLora,
-               config: TrainingConfig) -> AdapterResult | None:
-    """Record the epoch, keep the best weights; return the result if the adapter is done."""
+def _end_epoch(run: _Run, val: float | None, lora: MultiLora, config: TrainingConfig,
+               checkpoints: Checkpoints | None) -> AdapterResult | None:
+    """Record the epoch, keep the best weights; return the result if the adapter is done,
+    else checkpoint it."""
     run.train_loss.append(sum(run.epoch_losses) / len(run.epoch_losses))
     run.epoch_losses = []
     run.val_loss.append(val)
@@ -328,6 +347,8 @@ def _end_epoch(run: _Run, val: float | None, lora: MultiLora,
         run.best_state = lora.state_of(run.job.name)
     finished = len(run.train_loss) == config.epochs
     if not (stop or finished):
+        if checkpoints is not None:
+            checkpoints.save(run.job.name, _checkpoint(run, lora))
         _queue_epoch(run, config)
         return None
     assert run.best_state is not None
@@ -347,22 +368,25 @@ def adapters_per_step(config: TrainingConfig, device: torch.device) -> int:
 
 def train_adapters(model: nn.Module, lora: MultiLora, jobs: Iterable[AdapterJob],
                    config: TrainingConfig, on_result: Callable[[AdapterResult], None],
-                   on_step: Callable[[StepReport], None] | None = None) -> None:
+                   on_step: Callable[[StepReport], None] | None = None,
+                   checkpoints: Checkpoints | None = None) -> None:
     """Train every job, `adapters_per_step(config, device)` at a time; `on_result` gets each
     finished adapter as soon as it is done (so the caller can save it before the next one
-    finishes). Nothing draws from torch's process-wide generator (see multi_lora)."""
+    finishes). With `checkpoints`, an adapter resumes from its last epoch-end checkpoint and
+    saves one at every epoch end that does not finish it. Nothing draws from torch's
+    process-wide generator (see multi_lora)."""
     queue = iter(jobs)  # consumed lazily: only the adapters in slots hold examples in memory
     slots: list[_Run] = []
     width = adapters_per_step(config, _device_of(model))
     while True:
         while len(slots) < width and (job := next(queue, None)) is not None:
-            slots.append(_start(job, lora, config))
+            slots.append(_start(job, lora, config, checkpoints))
         if not slots:
             return
         ending = [run for run in slots if not run.pending]
         if ending:
             for run, val in zip(ending, _validate(model, lora, ending, config), strict=True):
-                result = _end_epoch(run, val, lora, config)
+                result = _end_epoch(run, val, lora, config, checkpoints)
                 if result is not None:
                     slots.remove(run)
                     lora.remove_adapter(run.job.name)
