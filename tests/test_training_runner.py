@@ -120,7 +120,10 @@ def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch
     first = out / saved[0] / WEIGHTS_FILE
     before = first.read_bytes()
     assert json.loads((out / "training_summary.json").read_text())["adapters_done"] == 1
-    assert not list(out.glob(".*"))  # the failed adapter left no temp directory
+    assert not list(out.glob(".*.tmp"))  # the failed adapter left no temp directory
+    # only its epoch-end checkpoint, which the rerun resumes from and then removes
+    assert saved == [PERSONAS[0]]
+    assert [p.name for p in (out / ".checkpoints").iterdir()] == [PERSONAS[1]]
     (out / ".persona_001.x1y2.tmp").mkdir()  # what a kill -9 inside atomic_dir leaves
 
     record_saves(monkeypatch, saved)

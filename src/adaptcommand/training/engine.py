@@ -1,4 +1,11 @@
-"""The multi-adapter training loop: many adapters advance in the same forward/backward passes.
+"""The adapter-training loop: many adapters advance in the same forward/backward passes.
+
+One loop (train_loop) trains every adaptation method: epochs, per-adapter AdamW + schedule +
+clipping, early stopping, best weights, epoch-end checkpoints and records. A method plugs in
+as `AdapterSlots` (where its adapters live on the model and how a packed batch's per-adapter
+losses are computed, and how many adapters may share a step): LoRA here (`LoraSlots`, many
+adapters per step), prefix tuning in training.prefix (one per step). The slot scheduler
+(`_pick`) packs the next batches of the adapters in slots into one step.
 
 Each step packs the next batch of up to `adapters_per_step` adapters (as many as fit in
 `max_tokens_per_step`, which bounds activation memory) into one padded batch, routes every
@@ -26,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import zip_longest
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -149,14 +157,41 @@ def adapter_optimizer(params: list[nn.Parameter], job: AdapterJob, config: Train
     return optimizer, scheduler, planned
 
 
-def _start(job: AdapterJob, lora: MultiLora, config: TrainingConfig,
+class AdapterSlots(Protocol):
+    """An adaptation method as the loop sees it."""
+
+    model: nn.Module
+    needs_dropout: bool  # whether training steps need the adapters' DropoutPlan
+
+    def add(self, name: str, seed: int, state: dict[str, Tensor] | None) -> list[nn.Parameter]:
+        """Put adapter `name` on the model (fresh, seeded by (seed, name), or from `state`);
+        its trainable parameters."""
+        ...
+
+    def state_of(self, name: str) -> dict[str, Tensor]:
+        """A CPU copy of its weights under PEFT's saved key names."""
+        ...
+
+    def remove(self, name: str) -> None: ...
+
+    def width(self, config: TrainingConfig) -> int:
+        """How many adapters may share one step."""
+        ...
+
+    def losses(self, names: tuple[str, ...], batch: PackedBatch,
+               dropout: DropoutPlan | None) -> tuple[Tensor, Tensor]:
+        """Per-adapter (sum of token losses, number of target tokens); row i of `batch`
+        belongs to `names[batch.adapter_index[i]]`."""
+        ...
+
+
+def _start(job: AdapterJob, slots: AdapterSlots, config: TrainingConfig,
            checkpoints: Checkpoints | None) -> _Run:
     """A slot for `job`: fresh, or continuing from its last epoch-end checkpoint."""
     if not job.train:
         raise ValueError(f"adapter {job.name!r} has no training examples")
     saved = checkpoints.load(job.name) if checkpoints is not None else None
-    lora.add_adapter(job.name, config.seed, saved.weights if saved else job.init_state)
-    params = lora.parameters_of(job.name)
+    params = slots.add(job.name, config.seed, saved.weights if saved else job.init_state)
     run = _Run(job, params, *adapter_optimizer(params, job, config))
     if saved is not None:
         run.optimizer.load_state_dict(saved.optimizer)
@@ -168,11 +203,11 @@ def _start(job: AdapterJob, lora: MultiLora, config: TrainingConfig,
     return run
 
 
-def _checkpoint(run: _Run, lora: MultiLora) -> Checkpoint:
+def _checkpoint(run: _Run, slots: AdapterSlots) -> Checkpoint:
     """Everything a resumed run needs to continue `run` bit for bit (see training.checkpoints)."""
     progress = {"train_loss": run.train_loss, "val_loss": run.val_loss, "steps": run.steps,
                 "tokens": run.tokens, "seconds": run.seconds}
-    return Checkpoint(lora.state_of(run.job.name), run.best_state, run.optimizer.state_dict(),
+    return Checkpoint(slots.state_of(run.job.name), run.best_state, run.optimizer.state_dict(),
                       run.scheduler.state_dict(), progress)
 
 
@@ -284,15 +319,14 @@ def step_dropout(runs: list[_Run], groups: list[list[Example]],
     return DropoutPlan(sources, rows)
 
 
-def _train_step(model: nn.Module, lora: MultiLora, runs: list[_Run],
-                config: TrainingConfig) -> StepReport:
+def _train_step(slots: AdapterSlots, runs: list[_Run], config: TrainingConfig) -> StepReport:
     """One packed forward/backward, then each adapter's own clip + AdamW + schedule step."""
     started = time.perf_counter()
     groups = [run.pending.popleft() for run in runs]
-    batch = pack(groups, _device_of(model))
-    model.train()
-    sums, counts = _token_losses(model, lora, tuple(run.job.name for run in runs), batch,
-                                 step_dropout(runs, groups, config))
+    batch = pack(groups, _device_of(slots.model))
+    slots.model.train()
+    dropout = step_dropout(runs, groups, config) if slots.needs_dropout else None
+    sums, counts = slots.losses(tuple(run.job.name for run in runs), batch, dropout)
     losses = sums / counts.clamp(min=1)
     losses.sum().backward()
     pause_point("train.step")
@@ -315,18 +349,18 @@ def _train_step(model: nn.Module, lora: MultiLora, runs: list[_Run],
 
 
 @torch.no_grad()
-def _validate(model: nn.Module, lora: MultiLora, runs: list[_Run],
+def _validate(slots: AdapterSlots, runs: list[_Run],
               config: TrainingConfig) -> list[float | None]:
     """Token-weighted val loss of each run, the runs' val batches packed side by side."""
     started = time.perf_counter()
-    model.eval()
+    slots.model.eval()
     names = tuple(run.job.name for run in runs)
     sums = torch.zeros(len(runs), dtype=torch.float64)
     counts = torch.zeros(len(runs), dtype=torch.long)
     per_run = [eval_batches(run.job.val, config.eval_batch_size) for run in runs]
     for step_groups in zip_longest(*per_run, fillvalue=[]):
-        batch = pack(list(step_groups), _device_of(model))
-        step_sums, step_counts = _token_losses(model, lora, names, batch)
+        batch = pack(list(step_groups), _device_of(slots.model))
+        step_sums, step_counts = slots.losses(names, batch, None)
         sums += step_sums.cpu().double()
         counts += step_counts.cpu()
     share = (time.perf_counter() - started) / len(runs)
@@ -335,7 +369,7 @@ def _validate(model: nn.Module, lora: MultiLora, runs: list[_Run],
     return [float(s / c) if c else None for s, c in zip(sums, counts, strict=True)]
 
 
-def _end_epoch(run: _Run, val: float | None, lora: MultiLora, config: TrainingConfig,
+def _end_epoch(run: _Run, val: float | None, slots: AdapterSlots, config: TrainingConfig,
                checkpoints: Checkpoints | None) -> AdapterResult | None:
     """Record the epoch, keep the best weights; return the result if the adapter is done,
     else checkpoint it."""
@@ -344,11 +378,11 @@ def _end_epoch(run: _Run, val: float | None, lora: MultiLora, config: TrainingCo
     run.val_loss.append(val)
     best_index, stop = best_epoch(run.val_loss, config)
     if best_index == len(run.val_loss) - 1:
-        run.best_state = lora.state_of(run.job.name)
+        run.best_state = slots.state_of(run.job.name)
     finished = len(run.train_loss) == config.epochs
     if not (stop or finished):
         if checkpoints is not None:
-            checkpoints.save(run.job.name, _checkpoint(run, lora))
+            checkpoints.save(run.job.name, _checkpoint(run, slots))
         _queue_epoch(run, config)
         return None
     assert run.best_state is not None
@@ -366,34 +400,68 @@ def adapters_per_step(config: TrainingConfig, device: torch.device) -> int:
     return AUTO_ADAPTERS_PER_STEP if device.type == "cuda" else 1
 
 
+class LoraSlots:
+    """LoRA adapters in a MultiLora: many per step, each row through its own adapter."""
+
+    def __init__(self, model: nn.Module, lora: MultiLora) -> None:
+        self.model = model
+        self.lora = lora
+        self.needs_dropout = any(layer.dropout > 0 for layer in lora.layers.values())
+
+    def add(self, name: str, seed: int, state: dict[str, Tensor] | None) -> list[nn.Parameter]:
+        self.lora.add_adapter(name, seed, state)
+        return self.lora.parameters_of(name)
+
+    def state_of(self, name: str) -> dict[str, Tensor]:
+        return self.lora.state_of(name)
+
+    def remove(self, name: str) -> None:
+        self.lora.remove_adapter(name)
+
+    def width(self, config: TrainingConfig) -> int:
+        return adapters_per_step(config, _device_of(self.model))
+
+    def losses(self, names: tuple[str, ...], batch: PackedBatch,
+               dropout: DropoutPlan | None) -> tuple[Tensor, Tensor]:
+        return _token_losses(self.model, self.lora, names, batch, dropout)
+
+
 def train_adapters(model: nn.Module, lora: MultiLora, jobs: Iterable[AdapterJob],
                    config: TrainingConfig, on_result: Callable[[AdapterResult], None],
                    on_step: Callable[[StepReport], None] | None = None,
                    checkpoints: Checkpoints | None = None) -> None:
-    """Train every job, `adapters_per_step(config, device)` at a time; `on_result` gets each
+    """LoRA adapters through train_loop, `adapters_per_step(config, device)` at a time."""
+    train_loop(LoraSlots(model, lora), jobs, config, on_result, on_step, checkpoints)
+
+
+def train_loop(slots: AdapterSlots, jobs: Iterable[AdapterJob], config: TrainingConfig,
+               on_result: Callable[[AdapterResult], None],
+               on_step: Callable[[StepReport], None] | None = None,
+               checkpoints: Checkpoints | None = None) -> None:
+    """Train every job, `slots.width(config)` adapters at a time; `on_result` gets each
     finished adapter as soon as it is done (so the caller can save it before the next one
     finishes). With `checkpoints`, an adapter resumes from its last epoch-end checkpoint and
     saves one at every epoch end that does not finish it. Nothing draws from torch's
     process-wide generator (see multi_lora)."""
     queue = iter(jobs)  # consumed lazily: only the adapters in slots hold examples in memory
-    slots: list[_Run] = []
-    width = adapters_per_step(config, _device_of(model))
+    live: list[_Run] = []
+    width = slots.width(config)
     while True:
-        while len(slots) < width and (job := next(queue, None)) is not None:
-            slots.append(_start(job, lora, config, checkpoints))
-        if not slots:
+        while len(live) < width and (job := next(queue, None)) is not None:
+            live.append(_start(job, slots, config, checkpoints))
+        if not live:
             return
-        ending = [run for run in slots if not run.pending]
+        ending = [run for run in live if not run.pending]
         if ending:
-            for run, val in zip(ending, _validate(model, lora, ending, config), strict=True):
-                result = _end_epoch(run, val, lora, config, checkpoints)
+            for run, val in zip(ending, _validate(slots, ending, config), strict=True):
+                result = _end_epoch(run, val, slots, config, checkpoints)
                 if result is not None:
-                    slots.remove(run)
-                    lora.remove_adapter(run.job.name)
+                    live.remove(run)
+                    slots.remove(run.job.name)
                     on_result(result)
             continue
-        stepping = _pick(slots, config.max_tokens_per_step, config.pack_padding_slack)
-        report = _train_step(model, lora, stepping, config)
-        slots = [run for run in slots if run not in stepping] + stepping  # left-out ones first
+        stepping = _pick(live, config.max_tokens_per_step, config.pack_padding_slack)
+        report = _train_step(slots, stepping, config)
+        live = [run for run in live if run not in stepping] + stepping  # left-out ones first
         if on_step is not None:
             on_step(report)

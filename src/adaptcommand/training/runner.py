@@ -152,7 +152,8 @@ def train_shard(plan: RunPlan, names: list[str],
     loaded = load_model(config.model, device=config.device, dtype=config.dtype, seed=config.seed)
     if config.method == "prefix":
         peft_model, peft_config = wrap_prefix(loaded.model, loaded.tokenizer, config)
-        train: Callable[..., None] = partial(train_prefix_adapters, peft_model)
+        train: Callable[..., None] = partial(train_prefix_adapters, peft_model,
+                                             checkpoints=checkpoints(plan))
     else:
         lora = MultiLora(loaded.model, config.target_modules, config.r, config.alpha,
                          config.dropout)
