@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from adaptcommand.cli import app
 from adaptcommand.data.schema import CleanDialogue
-from adaptcommand.errors import AdaptCommandError
+from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.evaluation.config import EvalConfig, ScopeSettings
 from adaptcommand.evaluation.harness import PREDICTIONS, run_evaluation
 from adaptcommand.evaluation.scoring import score_records
@@ -122,6 +122,28 @@ def test_interrupted_run_resumes_with_only_the_missing_turns(tmp_path: Path) -> 
     fresh = run_evaluation(turns, CountingPredictor(), config, fresh_dir, {"arm": "t"},
                            show_progress=False)
     assert fresh["metrics"] == results["metrics"]
+
+
+def test_only_a_torn_last_prediction_line_is_tolerated(tmp_path: Path) -> None:
+    turns = select_turns({"a": [dialogue("a", s, 2) for s in range(2)]}, 0)  # 4 turns
+    config = small_config()
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(turns, CountingPredictor(fail_after=2), config, tmp_path, {"arm": "t"},
+                       show_progress=False)
+    path = tmp_path / PREDICTIONS
+    good = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(good) + "\n" + good[0][:25], encoding="utf-8")  # killed mid-write
+    resumed = CountingPredictor()
+    run_evaluation(turns, resumed, config, tmp_path, {"arm": "t"}, show_progress=False)
+    assert resumed.seen == [t.key for t in turns[2:]]  # the torn turn was dropped, not kept
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0], lines[1][:25], *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"predictions\.jsonl:2: malformed") as error:
+        run_evaluation(turns, CountingPredictor(), config, tmp_path, {"arm": "t"},
+                       show_progress=False)
+    assert error.value.line == 2
+    assert path.read_text(encoding="utf-8").splitlines()[1] == lines[1][:25]  # left as it was
 
 
 def test_a_changed_config_is_refused_unless_forced(tmp_path: Path) -> None:

@@ -347,3 +347,40 @@ def test_adapters_per_step_auto_is_one_on_cpu_and_eight_on_a_gpu() -> None:
     assert adapters_per_step(auto, torch.device("cpu")) == 1
     assert adapters_per_step(auto, torch.device("cuda")) == 8
     assert adapters_per_step(TrainingConfig(adapters_per_step=3), torch.device("cpu")) == 3
+
+
+def test_dropout_masks_are_each_adapter_s_own(monkeypatch) -> None:
+    """At the default dropout, an adapter learns the same whether packed with others or alone,
+    trained with a subset, after other draws from torch's global generator, and whether its
+    shared prefix runs once or inside the full pass."""
+    base = tiny_model()
+    config = engine_config(dropout=0.05, epochs=2)
+    alone = run_engine(copy.deepcopy(base), make_jobs(), config.model_copy(
+        update={"adapters_per_step": 1}))
+    torch.manual_seed(123)  # the process-wide generator plays no part
+    subset = run_engine(copy.deepcopy(base), make_jobs()[1:], config.model_copy(
+        update={"adapters_per_step": 1}))
+    packed = run_engine(copy.deepcopy(base), make_jobs(), config.model_copy(
+        update={"adapters_per_step": 3}))
+    no_dropout = run_engine(copy.deepcopy(base), make_jobs(), engine_config(adapters_per_step=1,
+                                                                            epochs=2))
+    monkeypatch.setattr(engine, "MIN_SHARED_PREFIX", 10**6)  # every row's prefix in full
+    full_pass = run_engine(copy.deepcopy(base), make_jobs(), config)
+    for name, result in alone.items():
+        if name in subset:
+            assert all(torch.equal(subset[name].state[k], t) for k, t in result.state.items())
+        for other in (packed[name], full_pass[name]):  # other shapes: float rounding only
+            for key, tensor in result.state.items():
+                torch.testing.assert_close(other.state[key], tensor, atol=1e-5, rtol=1e-4)
+        moved = max((no_dropout[name].state[k] - t).abs().max() for k, t in result.state.items())
+        assert moved > 1e-3  # dropout is on, and 100x above the rounding tolerated above
+
+
+def test_training_with_lora_dropout_refuses_the_global_generator() -> None:
+    model = tiny_model().train()
+    lora = MultiLora(model, ["q_proj"], r=4, alpha=8, dropout=0.05)
+    lora.add_adapter("a", seed=0)
+    batch = pack([synthetic_examples(2, seed=1)], torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="DropoutPlan"), lora.route(("a",),
+                                                                      batch.adapter_index):
+        model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)

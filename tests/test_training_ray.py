@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from adaptcommand.training.export import WEIGHTS_FILE
 from adaptcommand.training.ray_executor import shard
 from adaptcommand.training.runner import run_training
+from test_training_engine import single_thread  # noqa: F401  (autouse: bitwise equality)
 from test_training_runner import PERSONAS, make_data, tiny_config
 
 ray = pytest.importorskip("ray")
@@ -29,15 +28,16 @@ def test_shards_are_balanced_round_robin() -> None:
 
 
 def test_ray_workers_train_the_same_adapters_as_a_local_run(tmp_path: Path, local_ray) -> None:
+    """At the default dropout, byte for byte: an adapter's randomness is its own, whichever
+    worker trains it (one adapter per step, the CPU default; packing changes float rounding)."""
     data = make_data(tmp_path)
-    config = tiny_config(dropout=0.0, epochs=1)
+    config = tiny_config(epochs=1, adapters_per_step=1)
+    assert config.dropout == 0.05
     summary = run_training("per-user", config, data, tmp_path / "ray", executor="ray",
                            show_progress=False)
     assert summary["adapters_done"] == 3 and list(summary["adapters"]) == PERSONAS
     run_training("per-user", config, data, tmp_path / "local", show_progress=False)
     for persona in PERSONAS:
-        remote = load_file(tmp_path / "ray" / persona / WEIGHTS_FILE)
-        local = load_file(tmp_path / "local" / persona / WEIGHTS_FILE)
-        for key, tensor in local.items():
-            torch.testing.assert_close(remote[key], tensor, atol=1e-5, rtol=1e-4)
+        remote = (tmp_path / "ray" / persona / WEIGHTS_FILE).read_bytes()
+        assert remote == (tmp_path / "local" / persona / WEIGHTS_FILE).read_bytes()
     assert not list((tmp_path / "ray").glob(".*"))

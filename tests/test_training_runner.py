@@ -119,7 +119,10 @@ def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch
     first = out / saved[0] / WEIGHTS_FILE
     before = first.read_bytes()
     assert json.loads((out / "training_summary.json").read_text())["adapters_done"] == 1
-    assert not list(out.glob(".*"))  # the failed adapter left no temp directory
+    assert not list(out.glob(".*.tmp"))  # the failed adapter left no temp directory
+    # only its epoch-end checkpoint, which the rerun resumes from and then removes
+    assert saved == [PERSONAS[0]]
+    assert [p.name for p in (out / ".checkpoints").iterdir()] == [PERSONAS[1]]
     (out / ".persona_001.x1y2.tmp").mkdir()  # what a kill -9 inside atomic_dir leaves
 
     record_saves(monkeypatch, saved)
@@ -225,3 +228,72 @@ def test_short_per_user_training_lowers_that_personas_val_loss_on_the_embedded_m
     after = val_loss(PeftModel.from_pretrained(loaded.model, str(out / "persona_001")).eval())
     assert after == pytest.approx(record["val_loss"][record["best_epoch"] - 1], abs=1e-3)
     assert after < 0.8 * before, (before, after)
+
+
+def test_an_adapter_does_not_depend_on_what_else_the_run_trains(tmp_path: Path) -> None:
+    """At the default dropout, one adapter per step (the CPU default): the same file, byte for
+    byte, whether trained with every persona or alone (--personas)."""
+    data = make_data(tmp_path)
+    config = tiny_config(adapters_per_step=1)
+    assert config.dropout == TrainingConfig().dropout == 0.05
+    train(data, tmp_path / "all", config=config)
+    train(data, tmp_path / "one", personas=["persona_002"], config=config)
+    assert ((tmp_path / "all" / "persona_002" / WEIGHTS_FILE).read_bytes()
+            == (tmp_path / "one" / "persona_002" / WEIGHTS_FILE).read_bytes())
+
+
+def test_killed_unified_run_resumes_from_its_last_epoch_checkpoint(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    from adaptcommand.training import engine
+    from adaptcommand.training.checkpoints import CHECKPOINTS_DIR
+
+    data = make_data(tmp_path)
+    config = tiny_config(epochs=3)  # 9 steps an epoch
+    train(data, tmp_path / "whole", strategy="unified", config=config)
+    steps: list[str] = []
+
+    def kill_at_step_13(point: str) -> None:
+        steps.append(point)
+        if len(steps) == 13 and "resumed" not in steps:  # mid epoch 2 of the first run
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(engine, "pause_point", kill_at_step_13)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="killed"):
+        train(data, out, strategy="unified", config=config)
+    state = json.loads((out / CHECKPOINTS_DIR / "unified" / "state.json").read_text())
+    assert state["progress"]["steps"] == 9 and not (out / "unified").exists()
+
+    steps[:] = ["resumed"]
+    summary = train(data, out, strategy="unified", config=config)
+    assert len(steps) == 1 + 18  # epochs 2 and 3 only
+    assert summary["adapters"]["unified"]["steps"] == 27
+    assert ((out / "unified" / WEIGHTS_FILE).read_bytes()
+            == (tmp_path / "whole" / "unified" / WEIGHTS_FILE).read_bytes())
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "training_summary.json",
+                                                     "unified"]  # checkpoints gone
+
+
+def test_checkpoints_round_trip_and_ignore_another_run_s(tmp_path: Path) -> None:
+    from adaptcommand.training.checkpoints import Checkpoint, Checkpoints
+
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([param], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (step + 1))
+    param.sum().backward()
+    optimizer.step()
+    scheduler.step()
+    weights = {"w": param.detach().clone()}
+    saved = Checkpoint(weights, None, optimizer.state_dict(), scheduler.state_dict(),
+                       {"steps": 1, "val_loss": [None]})
+    Checkpoints(tmp_path, {"a": "run-1"}).save("a", saved)
+    assert Checkpoints(tmp_path, {"a": "run-2"}).load("a") is None
+    loaded = Checkpoints(tmp_path, {"a": "run-1"}).load("a")
+    assert loaded is not None and loaded.best is None and loaded.progress == saved.progress
+    assert torch.equal(loaded.weights["w"], weights["w"]) and loaded.scheduler["last_epoch"] == 1
+    state = loaded.optimizer["state"][0]
+    assert all(torch.equal(state[k], v) for k, v in optimizer.state_dict()["state"][0].items())
+    fresh = torch.optim.AdamW([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+    fresh.load_state_dict(loaded.optimizer)
+    assert fresh.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no temp directory left

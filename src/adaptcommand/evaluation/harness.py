@@ -20,6 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from adaptcommand.crashpoints import pause_point
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.evaluation.config import EvalConfig
@@ -108,6 +109,7 @@ def predict_turns(
                     log.append([record])
                     done[record_key(record)] = record
                     progress.advance(task)
+                    pause_point("eval.predict")
 
                 predictor(chunk, finished)
     finally:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from adaptcommand.errors import DataError
 from adaptcommand.fileio import dumps_line, write_jsonl_atomic
 
 Key = tuple[str, int, int]
@@ -19,18 +20,28 @@ def record_key(record: dict[str, Any]) -> Key:
 def load_partial(path: Path) -> dict[Key, dict[str, Any]]:
     """Records already written by an earlier, interrupted run.
 
-    A torn last line (the process was killed mid-write) is dropped: that turn is generated again.
+    Only the last line may be torn (the process was killed mid-write: it lacks its newline or
+    does not parse): it is dropped and that turn is generated again. A bad line anywhere else
+    is corruption, not an interruption: DataError naming the file and line.
     """
     done: dict[Key, dict[str, Any]] = {}
     if not path.is_file():
         return done
-    with path.open(encoding="utf-8") as handle:
-        for raw in handle:
-            try:
-                record = json.loads(raw)
-                done[record_key(record)] = record
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
+    lines = path.read_bytes().split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline, else the torn tail
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+            done[record_key(record)] = record
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError,
+                ValueError) as exc:
+            if number == len(lines) and not torn:
+                break  # the last line, torn after its newline was already counted
+            raise DataError(f"malformed prediction record ({type(exc).__name__}: {exc}); only a "
+                            "torn last line is tolerated, remove the file (or use --force) to "
+                            "start over", path=path, line=number) from None
     return done
 
 

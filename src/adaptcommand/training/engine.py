@@ -1,4 +1,11 @@
-"""The multi-adapter training loop: many adapters advance in the same forward/backward passes.
+"""The adapter-training loop: many adapters advance in the same forward/backward passes.
+
+One loop (train_loop) trains every adaptation method: epochs, per-adapter AdamW + schedule +
+clipping, early stopping, best weights, epoch-end checkpoints and records. A method plugs in
+as `AdapterSlots` (where its adapters live on the model and how a packed batch's per-adapter
+losses are computed, and how many adapters may share a step): LoRA here (`LoraSlots`, many
+adapters per step), prefix tuning in training.prefix (one per step). The slot scheduler
+(`_pick`) packs the next batches of the adapters in slots into one step.
 
 Each step packs the next batch of up to `adapters_per_step` adapters (as many as fit in
 `max_tokens_per_step`, which bounds activation memory) into one padded batch, routes every
@@ -26,12 +33,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import zip_longest
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import DynamicCache, get_scheduler
 
+from adaptcommand.crashpoints import pause_point
 from adaptcommand.training.batching import (
     IGNORE_INDEX,
     Example,
@@ -41,8 +50,9 @@ from adaptcommand.training.batching import (
     pack,
     planned_steps,
 )
+from adaptcommand.training.checkpoints import Checkpoint, Checkpoints
 from adaptcommand.training.config import TrainingConfig
-from adaptcommand.training.multi_lora import MultiLora
+from adaptcommand.training.multi_lora import DropoutPlan, MaskSource, MultiLora, adapter_seed
 
 AUTO_ADAPTERS_PER_STEP = 8  # on a GPU, with adapters_per_step null
 # Below this many shared leading tokens, computing them once is not worth a second pass.
@@ -147,14 +157,58 @@ def adapter_optimizer(params: list[nn.Parameter], job: AdapterJob, config: Train
     return optimizer, scheduler, planned
 
 
-def _start(job: AdapterJob, lora: MultiLora, config: TrainingConfig) -> _Run:
+class AdapterSlots(Protocol):
+    """An adaptation method as the loop sees it."""
+
+    model: nn.Module
+    needs_dropout: bool  # whether training steps need the adapters' DropoutPlan
+
+    def add(self, name: str, seed: int, state: dict[str, Tensor] | None) -> list[nn.Parameter]:
+        """Put adapter `name` on the model (fresh, seeded by (seed, name), or from `state`);
+        its trainable parameters."""
+        ...
+
+    def state_of(self, name: str) -> dict[str, Tensor]:
+        """A CPU copy of its weights under PEFT's saved key names."""
+        ...
+
+    def remove(self, name: str) -> None: ...
+
+    def width(self, config: TrainingConfig) -> int:
+        """How many adapters may share one step."""
+        ...
+
+    def losses(self, names: tuple[str, ...], batch: PackedBatch,
+               dropout: DropoutPlan | None) -> tuple[Tensor, Tensor]:
+        """Per-adapter (sum of token losses, number of target tokens); row i of `batch`
+        belongs to `names[batch.adapter_index[i]]`."""
+        ...
+
+
+def _start(job: AdapterJob, slots: AdapterSlots, config: TrainingConfig,
+           checkpoints: Checkpoints | None) -> _Run:
+    """A slot for `job`: fresh, or continuing from its last epoch-end checkpoint."""
     if not job.train:
         raise ValueError(f"adapter {job.name!r} has no training examples")
-    lora.add_adapter(job.name, config.seed, job.init_state)
-    params = lora.parameters_of(job.name)
+    saved = checkpoints.load(job.name) if checkpoints is not None else None
+    params = slots.add(job.name, config.seed, saved.weights if saved else job.init_state)
     run = _Run(job, params, *adapter_optimizer(params, job, config))
+    if saved is not None:
+        run.optimizer.load_state_dict(saved.optimizer)
+        run.scheduler.load_state_dict(saved.scheduler)
+        run.best_state = saved.best
+        for field_name, value in saved.progress.items():
+            setattr(run, field_name, value)
     _queue_epoch(run, config)
     return run
+
+
+def _checkpoint(run: _Run, slots: AdapterSlots) -> Checkpoint:
+    """Everything a resumed run needs to continue `run` bit for bit (see training.checkpoints)."""
+    progress = {"train_loss": run.train_loss, "val_loss": run.val_loss, "steps": run.steps,
+                "tokens": run.tokens, "seconds": run.seconds}
+    return Checkpoint(slots.state_of(run.job.name), run.best_state, run.optimizer.state_dict(),
+                      run.scheduler.state_dict(), progress)
 
 
 def _queue_epoch(run: _Run, config: TrainingConfig) -> None:
@@ -173,38 +227,46 @@ def shared_prefix_length(batch: PackedBatch) -> int:
 
 
 def _hidden_states(model: nn.Module, lora: MultiLora, names: tuple[str, ...],
-                   batch: PackedBatch) -> tuple[Tensor, int]:
+                   batch: PackedBatch, dropout: DropoutPlan | None = None) -> tuple[Tensor, int]:
     """Final hidden states from position `start` on, and `start`.
 
     Every example opens with the same system prompt, often half its tokens. That prefix runs
     once per adapter instead of once per row; its keys/values are then gathered to the rows
     (autograd flows through the gather), and the rest of each row attends to them. Same math as
-    one full pass; with dropout on, rows of one adapter share the prefix's dropout mask.
+    one full pass, dropout included: an adapter's rows share their dropout mask up to their own
+    shared prefix, which is never shorter than the batch's (multi_lora.MaskSource).
     """
     decoder = model.get_decoder()
     start = shared_prefix_length(batch)
     if start < MIN_SHARED_PREFIX or len(batch.input_ids) <= len(names):
-        with lora.route(names, batch.adapter_index):
+        with lora.route(names, batch.adapter_index, dropout):
             hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                              use_cache=False).last_hidden_state
         return hidden, 0
     device = batch.input_ids.device
+    def plan(offset: int, shared: bool) -> DropoutPlan | None:
+        if dropout is None:
+            return None
+        rows = tuple((k, None) for k in range(len(names))) if shared else dropout.rows
+        return DropoutPlan(dropout.sources, rows, offset)
+
     cache = DynamicCache()  # positional below: the keyword is past_key_values or cache by version
     prefix = batch.input_ids[:1, :start].expand(len(names), start)
-    with lora.route(names, torch.arange(len(names), device=device)):
+    with lora.route(names, torch.arange(len(names), device=device), plan(0, shared=True)):
         decoder(prefix, None, None, cache, use_cache=True)
     cache.reorder_cache(batch.adapter_index)
     positions = torch.arange(start, batch.input_ids.shape[1], device=device)[None]
-    with lora.route(names, batch.adapter_index):
+    with lora.route(names, batch.adapter_index, plan(start, shared=False)):
         hidden = decoder(batch.input_ids[:, start:], batch.attention_mask, positions, cache,
                          use_cache=True).last_hidden_state
     return hidden, start
 
 
 def _token_losses(model: nn.Module, lora: MultiLora, names: tuple[str, ...],
-                  batch: PackedBatch) -> tuple[Tensor, Tensor]:
+                  batch: PackedBatch, dropout: DropoutPlan | None = None
+                  ) -> tuple[Tensor, Tensor]:
     """Per-adapter (sum of token losses, number of target tokens) for one packed batch."""
-    hidden, start = _hidden_states(model, lora, names, batch)
+    hidden, start = _hidden_states(model, lora, names, batch, dropout)
     return target_losses(model, hidden, start, batch, len(names))
 
 
@@ -244,16 +306,30 @@ def _pick(slots: list[_Run], max_tokens: int, slack: float) -> list[_Run]:
     return chosen
 
 
-def _train_step(model: nn.Module, lora: MultiLora, runs: list[_Run],
-                config: TrainingConfig) -> StepReport:
+def step_dropout(runs: list[_Run], groups: list[list[Example]],
+                 config: TrainingConfig) -> DropoutPlan:
+    """Each adapter's dropout masks for this step: seeded by (seed, name, its step count) and
+    shaped by its own batch alone, so packing, order and resume cannot change them."""
+    sources = tuple(
+        MaskSource(adapter_seed(config.seed, f"{run.job.name}/step{run.steps}"), len(group),
+                   max(len(ex) for ex in group),
+                   shared_prefix_length(pack([group], torch.device("cpu"))))
+        for run, group in zip(runs, groups, strict=True))
+    rows = tuple((k, r) for k, group in enumerate(groups) for r in range(len(group)))
+    return DropoutPlan(sources, rows)
+
+
+def _train_step(slots: AdapterSlots, runs: list[_Run], config: TrainingConfig) -> StepReport:
     """One packed forward/backward, then each adapter's own clip + AdamW + schedule step."""
     started = time.perf_counter()
     groups = [run.pending.popleft() for run in runs]
-    batch = pack(groups, _device_of(model))
-    model.train()
-    sums, counts = _token_losses(model, lora, tuple(run.job.name for run in runs), batch)
+    batch = pack(groups, _device_of(slots.model))
+    slots.model.train()
+    dropout = step_dropout(runs, groups, config) if slots.needs_dropout else None
+    sums, counts = slots.losses(tuple(run.job.name for run in runs), batch, dropout)
     losses = sums / counts.clamp(min=1)
     losses.sum().backward()
+    pause_point("train.step")
     for run in runs:
         if config.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
@@ -273,18 +349,18 @@ def _train_step(model: nn.Module, lora: MultiLora, runs: list[_Run],
 
 
 @torch.no_grad()
-def _validate(model: nn.Module, lora: MultiLora, runs: list[_Run],
+def _validate(slots: AdapterSlots, runs: list[_Run],
               config: TrainingConfig) -> list[float | None]:
     """Token-weighted val loss of each run, the runs' val batches packed side by side."""
     started = time.perf_counter()
-    model.eval()
+    slots.model.eval()
     names = tuple(run.job.name for run in runs)
     sums = torch.zeros(len(runs), dtype=torch.float64)
     counts = torch.zeros(len(runs), dtype=torch.long)
     per_run = [eval_batches(run.job.val, config.eval_batch_size) for run in runs]
     for step_groups in zip_longest(*per_run, fillvalue=[]):
-        batch = pack(list(step_groups), _device_of(model))
-        step_sums, step_counts = _token_losses(model, lora, names, batch)
+        batch = pack(list(step_groups), _device_of(slots.model))
+        step_sums, step_counts = slots.losses(names, batch, None)
         sums += step_sums.cpu().double()
         counts += step_counts.cpu()
     share = (time.perf_counter() - started) / len(runs)
@@ -293,17 +369,20 @@ def _validate(model: nn.Module, lora: MultiLora, runs: list[_Run],
     return [float(s / c) if c else None for s, c in zip(sums, counts, strict=True)]
 
 
-def _end_epoch(run: _Run, val: float | None, lora: MultiLora,
-               config: TrainingConfig) -> AdapterResult | None:
-    """Record the epoch, keep the best weights; return the result if the adapter is done."""
+def _end_epoch(run: _Run, val: float | None, slots: AdapterSlots, config: TrainingConfig,
+               checkpoints: Checkpoints | None) -> AdapterResult | None:
+    """Record the epoch, keep the best weights; return the result if the adapter is done,
+    else checkpoint it."""
     run.train_loss.append(sum(run.epoch_losses) / len(run.epoch_losses))
     run.epoch_losses = []
     run.val_loss.append(val)
     best_index, stop = best_epoch(run.val_loss, config)
     if best_index == len(run.val_loss) - 1:
-        run.best_state = lora.state_of(run.job.name)
+        run.best_state = slots.state_of(run.job.name)
     finished = len(run.train_loss) == config.epochs
     if not (stop or finished):
+        if checkpoints is not None:
+            checkpoints.save(run.job.name, _checkpoint(run, slots))
         _queue_epoch(run, config)
         return None
     assert run.best_state is not None
@@ -321,32 +400,68 @@ def adapters_per_step(config: TrainingConfig, device: torch.device) -> int:
     return AUTO_ADAPTERS_PER_STEP if device.type == "cuda" else 1
 
 
+class LoraSlots:
+    """LoRA adapters in a MultiLora: many per step, each row through its own adapter."""
+
+    def __init__(self, model: nn.Module, lora: MultiLora) -> None:
+        self.model = model
+        self.lora = lora
+        self.needs_dropout = any(layer.dropout > 0 for layer in lora.layers.values())
+
+    def add(self, name: str, seed: int, state: dict[str, Tensor] | None) -> list[nn.Parameter]:
+        self.lora.add_adapter(name, seed, state)
+        return self.lora.parameters_of(name)
+
+    def state_of(self, name: str) -> dict[str, Tensor]:
+        return self.lora.state_of(name)
+
+    def remove(self, name: str) -> None:
+        self.lora.remove_adapter(name)
+
+    def width(self, config: TrainingConfig) -> int:
+        return adapters_per_step(config, _device_of(self.model))
+
+    def losses(self, names: tuple[str, ...], batch: PackedBatch,
+               dropout: DropoutPlan | None) -> tuple[Tensor, Tensor]:
+        return _token_losses(self.model, self.lora, names, batch, dropout)
+
+
 def train_adapters(model: nn.Module, lora: MultiLora, jobs: Iterable[AdapterJob],
                    config: TrainingConfig, on_result: Callable[[AdapterResult], None],
-                   on_step: Callable[[StepReport], None] | None = None) -> None:
-    """Train every job, `adapters_per_step(config, device)` at a time; `on_result` gets each
+                   on_step: Callable[[StepReport], None] | None = None,
+                   checkpoints: Checkpoints | None = None) -> None:
+    """LoRA adapters through train_loop, `adapters_per_step(config, device)` at a time."""
+    train_loop(LoraSlots(model, lora), jobs, config, on_result, on_step, checkpoints)
+
+
+def train_loop(slots: AdapterSlots, jobs: Iterable[AdapterJob], config: TrainingConfig,
+               on_result: Callable[[AdapterResult], None],
+               on_step: Callable[[StepReport], None] | None = None,
+               checkpoints: Checkpoints | None = None) -> None:
+    """Train every job, `slots.width(config)` adapters at a time; `on_result` gets each
     finished adapter as soon as it is done (so the caller can save it before the next one
-    finishes)."""
-    torch.manual_seed(config.seed)
+    finishes). With `checkpoints`, an adapter resumes from its last epoch-end checkpoint and
+    saves one at every epoch end that does not finish it. Nothing draws from torch's
+    process-wide generator (see multi_lora)."""
     queue = iter(jobs)  # consumed lazily: only the adapters in slots hold examples in memory
-    slots: list[_Run] = []
-    width = adapters_per_step(config, _device_of(model))
+    live: list[_Run] = []
+    width = slots.width(config)
     while True:
-        while len(slots) < width and (job := next(queue, None)) is not None:
-            slots.append(_start(job, lora, config))
-        if not slots:
+        while len(live) < width and (job := next(queue, None)) is not None:
+            live.append(_start(job, slots, config, checkpoints))
+        if not live:
             return
-        ending = [run for run in slots if not run.pending]
+        ending = [run for run in live if not run.pending]
         if ending:
-            for run, val in zip(ending, _validate(model, lora, ending, config), strict=True):
-                result = _end_epoch(run, val, lora, config)
+            for run, val in zip(ending, _validate(slots, ending, config), strict=True):
+                result = _end_epoch(run, val, slots, config, checkpoints)
                 if result is not None:
-                    slots.remove(run)
-                    lora.remove_adapter(run.job.name)
+                    live.remove(run)
+                    slots.remove(run.job.name)
                     on_result(result)
             continue
-        stepping = _pick(slots, config.max_tokens_per_step, config.pack_padding_slack)
-        report = _train_step(model, lora, stepping, config)
-        slots = [run for run in slots if run not in stepping] + stepping  # left-out ones first
+        stepping = _pick(live, config.max_tokens_per_step, config.pack_padding_slack)
+        report = _train_step(slots, stepping, config)
+        live = [run for run in live if run not in stepping] + stepping  # left-out ones first
         if on_step is not None:
             on_step(report)

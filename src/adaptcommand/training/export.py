@@ -17,6 +17,7 @@ from peft import LoraConfig, PeftConfig, PrefixTuningConfig
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from adaptcommand.crashpoints import pause_point
 from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.fileio import atomic_dir
 from adaptcommand.models.adapters import TRAINING_RECORD as RECORD_FILE
@@ -48,6 +49,7 @@ def save_adapter(path: str | Path, state: dict[str, Tensor], peft_config: PeftCo
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / WEIGHTS_FILE),
                   metadata={"format": "pt"})
         (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        pause_point("train.save")
 
 
 def load_adapter(path: str | Path, config: TrainingConfig) -> dict[str, Tensor]:

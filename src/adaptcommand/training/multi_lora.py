@@ -6,6 +6,12 @@ forward time, gathered per sample and applied with one batched einsum, so one fo
 pass trains several adapters at once while each keeps its own `nn.Parameter`s (and hence its
 own optimizer). Weights are named exactly as PEFT names them, so an adapter exported from here
 loads with `peft.PeftModel.from_pretrained` unchanged.
+
+Randomness belongs to each adapter, never to the process: its init draws from a generator seeded
+by (seed, name), and its dropout masks (PEFT's inverted dropout on the LoRA input, one mask per
+target module) from generators seeded by (seed, name, step, module) over its own batch only
+(MaskSource). So what an adapter learns does not depend on which adapters share its steps or
+its process, on `--personas`, on resume or on Ray sharding.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import hashlib
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -21,12 +28,79 @@ from torch import Tensor, nn
 PEFT_PREFIX = "base_model.model."
 
 
+@dataclass(frozen=True)
+class MaskSource:
+    """One adapter's LoRA dropout masks for one training step, a pure function of its own batch.
+
+    Per target module, positions before `shared` (its batch's own shared prefix, see
+    engine.shared_prefix_length) take one mask row common to all its rows, so the engine may run
+    that prefix once per adapter; later positions up to `width` take a mask per row. Packing
+    with other adapters only pads (right padding, ignored) and may run a shorter common prefix,
+    which reads the same masks.
+    """
+
+    seed: int  # adapter_seed(config seed, "<name>/step<k>")
+    rows: int
+    width: int  # its longest example
+    shared: int
+
+    def generator(self, module: str, part: str, device: torch.device) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(adapter_seed(self.seed,
+                                                                       f"{module}/{part}"))
+
+
+def keep_mask(shape: tuple[int, ...], p: float, generator: torch.Generator,
+              device: torch.device) -> Tensor:
+    """Inverted dropout's multiplier, as nn.Dropout draws it: Bernoulli(1 - p) / (1 - p)."""
+    return torch.empty(shape, device=device).bernoulli_(1 - p, generator=generator) / (1 - p)
+
+
+@dataclass(frozen=True)
+class DropoutPlan:
+    """Where each row of the current forward takes its dropout mask: `rows[i] = (k, r)` is row
+    r of adapter k's batch (`r = None`: the adapter's shared prefix), and the forward's first
+    column is position `offset`."""
+
+    sources: tuple[MaskSource, ...]  # per routed adapter
+    rows: tuple[tuple[int, int | None], ...]
+    offset: int = 0
+
+    def mask(self, module: str, length: int, features: int, p: float,
+             device: torch.device) -> Tensor:
+        """(rows, length, features) multipliers for target module `module`."""
+        start, end = self.offset, self.offset + length
+        parts: dict[int, tuple[Tensor, Tensor | None]] = {}
+        for k in {k for k, _ in self.rows}:
+            source = self.sources[k]
+            shared = max(0, min(source.shared, source.width))
+            common = keep_mask((shared, features), p, source.generator(module, "shared", device),
+                               device)
+            own = None
+            if any(r is not None for kk, r in self.rows if kk == k):
+                own = keep_mask((source.rows, source.width - shared, features), p,
+                                source.generator(module, "rows", device), device)
+            parts[k] = common, own
+        masks = []
+        for k, r in self.rows:
+            common, own = parts[k]
+            shared, width = len(common), self.sources[k].width
+            pieces = [common[start:min(end, shared)]]
+            if own is not None and r is not None:
+                pieces.append(own[r, max(0, start - shared):max(0, min(end, width) - shared)])
+            filled = sum(len(piece) for piece in pieces)
+            pieces.append(torch.ones(length - filled, features, device=device))  # padding
+            masks.append(torch.cat(pieces))
+        return torch.stack(masks)
+
+
 class Routing:
-    """Which adapter each sample of the current batch uses; one instance shared by all layers."""
+    """Which adapter each sample of the current batch uses, and (training) where its dropout
+    masks come from; one instance shared by all layers."""
 
     def __init__(self) -> None:
         self.names: tuple[str, ...] = ()
         self.index: Tensor | None = None  # (batch,) positions into `names`
+        self.dropout: DropoutPlan | None = None
 
 
 class MultiLoraLinear(nn.Module):
@@ -37,13 +111,14 @@ class MultiLoraLinear(nn.Module):
     """
 
     def __init__(self, base: nn.Linear, routing: Routing, r: int, alpha: float,
-                 dropout: float) -> None:
+                 dropout: float, path: str) -> None:
         super().__init__()
         self.base = base
         self.routing = routing
         self.r = r
         self.scaling = alpha / r
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
+        self.path = path  # names this module's dropout masks
         self.lora_A: dict[str, nn.Parameter] = {}
         self.lora_B: dict[str, nn.Parameter] = {}
 
@@ -66,7 +141,15 @@ class MultiLoraLinear(nn.Module):
             return out
         a = torch.stack([self.lora_A[n] for n in names])[index]  # (batch, r, in)
         b = torch.stack([self.lora_B[n] for n in names])[index]  # (batch, out, r)
-        hidden = torch.einsum("bsi,bri->bsr", self.dropout(x.to(a.dtype)), a)
+        x = x.to(a.dtype)
+        if self.training and self.dropout > 0:
+            plan = self.routing.dropout
+            if plan is None:
+                raise RuntimeError("LoRA dropout in training needs the adapters' DropoutPlan "
+                                   "(MultiLora.route(..., dropout=...)); the process-wide "
+                                   "generator is never used")
+            x = x * plan.mask(self.path, x.shape[1], x.shape[2], self.dropout, x.device)
+        hidden = torch.einsum("bsi,bri->bsr", x, a)
         return out + (self.scaling * torch.einsum("bsr,bor->bso", hidden, b)).to(out.dtype)
 
 
@@ -89,7 +172,7 @@ class MultiLora:
         for path, module in targets:
             if not isinstance(module, nn.Linear):
                 raise ValueError(f"LoRA target {path} is {type(module).__name__}, not Linear")
-            wrapped = MultiLoraLinear(module, self.routing, r, alpha, dropout)
+            wrapped = MultiLoraLinear(module, self.routing, r, alpha, dropout, path)
             parent_path, _, child = path.rpartition(".")
             setattr(model.get_submodule(parent_path), child, wrapped)
             self.layers[path] = wrapped
@@ -138,13 +221,15 @@ class MultiLora:
                     params[name].copy_(tensor)
 
     @contextlib.contextmanager
-    def route(self, names: tuple[str, ...], index: Tensor) -> Iterator[None]:
-        """Within the block, sample i of a batch goes through adapter `names[index[i]]`."""
-        self.routing.names, self.routing.index = names, index
+    def route(self, names: tuple[str, ...], index: Tensor,
+              dropout: DropoutPlan | None = None) -> Iterator[None]:
+        """Within the block, sample i of a batch goes through adapter `names[index[i]]`, with
+        dropout masks (in training) from `dropout`."""
+        self.routing.names, self.routing.index, self.routing.dropout = names, index, dropout
         try:
             yield
         finally:
-            self.routing.names, self.routing.index = (), None
+            self.routing.names, self.routing.index, self.routing.dropout = (), None, None
 
 
 def peft_key(module_path: str, part: str) -> str:

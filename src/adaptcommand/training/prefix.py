@@ -4,10 +4,10 @@ A prefix adapter is `num_virtual_tokens` learned key/value positions in front of
 attention. PEFT builds them as a pre-filled cache for a whole forward pass, so unlike LoRA
 (multi_lora) adapters cannot be mixed per row: they train one at a time on one wrapped model,
 whose single adapter slot is reset for each job, to the key/values the model itself computes for
-real text (init_prefix), not PEFT's random prefix. Everything else is the LoRA engine's:
-the same batches (batching.epoch_batches, eval_batches, pack), AdamW + schedule
-(engine.adapter_optimizer), clipping, early stopping and best-epoch weights (engine.best_epoch),
-LM head on target tokens only (engine.target_losses), and the same AdapterResult records.
+real text (init_prefix), not PEFT's random prefix. `PrefixSlots` plugs this into the one
+training loop (engine.train_loop), so everything else is LoRA's: the same batches, AdamW +
+schedule, clipping, early stopping, best-epoch weights, epoch-end checkpoints, LM head on
+target tokens only (engine.target_losses) and AdapterResult records.
 
 GQA: PEFT sizes the prefix by the model's key/value heads (`num_key_value_heads`), which is what
 SmolLM2 (9 query, 3 key/value heads) and tiny-random (4, 2) attend with.
@@ -16,7 +16,6 @@ SmolLM2 (9 query, 3 key/value heads) and tiny-random (4, 2) attend with.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable
 
 import torch
@@ -30,23 +29,18 @@ from torch import Tensor, nn
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT
-from adaptcommand.training.batching import (
-    Example,
-    PackedBatch,
-    epoch_batches,
-    eval_batches,
-    pack,
-)
+from adaptcommand.training.batching import PackedBatch
+from adaptcommand.training.checkpoints import Checkpoints
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.engine import (
     AdapterJob,
     AdapterResult,
     StepReport,
-    adapter_optimizer,
-    best_epoch,
     target_losses,
+    train_loop,
 )
 from adaptcommand.training.export import prefix_config
+from adaptcommand.training.multi_lora import DropoutPlan
 
 SLOT = "default"  # the one adapter of the wrapped model; each job resets it
 
@@ -91,18 +85,6 @@ def _weight(peft_model: PeftModel) -> nn.Parameter:
     return peft_model.prompt_encoder[SLOT].embedding.weight
 
 
-def _reset(peft_model: PeftModel, job: AdapterJob, start: Tensor) -> None:
-    """The slot back to the starting prefix, or to the job's own starting weights (hybrid)."""
-    weight = _weight(peft_model)
-    if job.init_state is not None:
-        start = job.init_state.get("prompt_embeddings")
-        if start is None or start.shape != weight.shape:
-            raise ValueError(f"adapter {job.name!r}: starting weights do not match the model's "
-                             f"prefix {tuple(weight.shape)}")
-    with torch.no_grad():
-        weight.copy_(start)
-
-
 def _state(peft_model: PeftModel) -> dict[str, Tensor]:
     """A CPU copy of the adapter under PEFT's saved key names (`prompt_embeddings`)."""
     # save_embedding_layers=False: "auto" looks the base model name up on the Hub
@@ -129,76 +111,45 @@ def _losses(peft_model: PeftModel, batch: PackedBatch) -> tuple[Tensor, Tensor]:
     return target_losses(peft_model.get_base_model(), hidden, 0, batch, 1)
 
 
-@torch.no_grad()
-def _validate(peft_model: PeftModel, job: AdapterJob, config: TrainingConfig,
-              device: torch.device) -> float | None:
-    """Token-weighted val loss (None without val data)."""
-    peft_model.eval()
-    total, count = 0.0, 0
-    for group in eval_batches(job.val, config.eval_batch_size):
-        sums, counts = _losses(peft_model, pack([group], device))
-        total, count = total + float(sums[0]), count + int(counts[0])
-    return total / count if count else None
+class PrefixSlots:
+    """The wrapped model's one prefix slot, as the training loop's AdapterSlots: one adapter
+    per step, (re)set to `start` or to the adapter's own starting weights (hybrid, resume)."""
 
+    needs_dropout = False
 
-def _train_step(peft_model: PeftModel, group: list[Example], params: list[nn.Parameter],
-                optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-                config: TrainingConfig) -> float:
-    """One batch: forward/backward, clipping, AdamW and schedule step; its mean token loss."""
-    peft_model.train()
-    sums, counts = _losses(peft_model, pack([group], params[0].device))
-    loss = sums[0] / counts[0].clamp(min=1)
-    loss.backward()
-    if config.max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.item()
+    def __init__(self, peft_model: PeftModel) -> None:
+        self.model = peft_model
+        self.start = _weight(peft_model).detach().clone()
 
+    def add(self, name: str, seed: int, state: dict[str, Tensor] | None) -> list[nn.Parameter]:
+        weight = _weight(self.model)
+        start = self.start if state is None else state.get("prompt_embeddings")
+        if start is None or start.shape != weight.shape:
+            raise ValueError(f"adapter {name!r}: starting weights do not match the model's "
+                             f"prefix {tuple(weight.shape)}")
+        with torch.no_grad():
+            weight.copy_(start)
+        return [weight]
 
-def _train_one(peft_model: PeftModel, job: AdapterJob, start: Tensor, config: TrainingConfig,
-               on_step: Callable[[StepReport], None] | None) -> AdapterResult:
-    """One adapter, epoch by epoch, until its epochs are done or early stopping ends it."""
-    if not job.train:
-        raise ValueError(f"adapter {job.name!r} has no training examples")
-    _reset(peft_model, job, start)
-    params = [_weight(peft_model)]
-    optimizer, scheduler, planned = adapter_optimizer(params, job, config)
-    train_loss: list[float] = []
-    val_loss: list[float | None] = []
-    best: dict[str, Tensor] = {}
-    steps = tokens = 0
-    seconds, best_index, stop = 0.0, 0, False
-    while not stop and len(train_loss) < config.epochs:
-        losses = []
-        for group in epoch_batches(job.train, config.batch_size, config.seed, job.name,
-                                   len(train_loss), config.length_bucket_batches):
-            started = time.perf_counter()
-            losses.append(_train_step(peft_model, group, params, optimizer, scheduler, config))
-            took, n = time.perf_counter() - started, sum(len(ex) for ex in group)
-            steps, tokens, seconds = steps + 1, tokens + n, seconds + took
-            if on_step is not None:
-                on_step(StepReport({job.name: losses[-1]}, {job.name: steps / planned}, n, took))
-        started = time.perf_counter()
-        train_loss.append(sum(losses) / len(losses))
-        val_loss.append(_validate(peft_model, job, config, params[0].device))
-        best_index, stop = best_epoch(val_loss, config)
-        if best_index == len(val_loss) - 1:
-            best = _state(peft_model)
-        seconds += time.perf_counter() - started
-    return AdapterResult(job.name, best, len(job.train), len(job.val), steps, best_index + 1,
-                         train_loss, val_loss, tokens, seconds,
-                         stopped_early=stop and len(train_loss) < config.epochs)
+    def state_of(self, name: str) -> dict[str, Tensor]:
+        return _state(self.model)
+
+    def remove(self, name: str) -> None:
+        """Nothing to free: the next add overwrites the slot."""
+
+    def width(self, config: TrainingConfig) -> int:
+        return 1
+
+    def losses(self, names: tuple[str, ...], batch: PackedBatch,
+               dropout: DropoutPlan | None) -> tuple[Tensor, Tensor]:
+        return _losses(self.model, batch)
 
 
 def train_prefix_adapters(peft_model: PeftModel, jobs: Iterable[AdapterJob],
                           config: TrainingConfig, on_result: Callable[[AdapterResult], None],
-                          on_step: Callable[[StepReport], None] | None = None) -> None:
+                          on_step: Callable[[StepReport], None] | None = None,
+                          checkpoints: Checkpoints | None = None) -> None:
     """Train every job in turn on `peft_model` (from wrap_prefix), each starting from the
     prefix the slot holds now or from its own init_state; `on_result` gets each finished
     adapter (best-epoch weights, PEFT keys) before the next one starts."""
-    torch.manual_seed(config.seed)
-    start = _weight(peft_model).detach().clone()
-    for job in jobs:
-        on_result(_train_one(peft_model, job, start, config, on_step))
+    train_loop(PrefixSlots(peft_model), jobs, config, on_result, on_step, checkpoints)

@@ -5,12 +5,14 @@ Strategies differ only in the jobs they give the engine: `per-user` one adapter 
 unified adapter's weights, `cluster` one adapter per behaviour cluster of personas
 (training.clusters; the clustering is written to `clusters.json`). Work is never lost: each
 adapter directory is written atomically with its training record inside, and a finished one is
-skipped when the same command runs again. The manifest pins what the directory was trained
+skipped when the same command runs again; an adapter still training resumes from its last
+epoch-end checkpoint (training.checkpoints). The manifest pins what the directory was trained
 with; a different config, data or starting adapter is refused unless `force`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -38,6 +40,7 @@ from adaptcommand.models.profile_prompt import profile_text, write_persona_profi
 from adaptcommand.models.prompting import ProfileText
 from adaptcommand.routines.mining import MiningSettings, mine_profiles
 from adaptcommand.routines.profile import UserProfile
+from adaptcommand.training.checkpoints import CHECKPOINTS_DIR, Checkpoints
 from adaptcommand.training.clusters import CLUSTERS_FILE, Clustering, cluster_personas
 from adaptcommand.training.config import TrainingConfig, config_hash
 from adaptcommand.training.distill import distilled_for
@@ -113,8 +116,11 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
     if clustering is not None:
         write_json_atomic(out_dir / CLUSTERS_FILE, clustering.to_json())
     remove_stale_temporaries(out_dir)
+    remove_stale_temporaries(out_dir / CHECKPOINTS_DIR)
     finished = finished_records(plan)
     todo = [name for name in plan.adapter_names if name not in finished]
+    for name in finished:
+        checkpoints(plan).remove(name)  # saved, then killed before its checkpoint went
     with TrainingProgress(len(plan.adapter_names), len(plan.adapter_names) - len(todo),
                           show_progress) as progress:
 
@@ -131,6 +137,8 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
                         on_step=progress.step)
     if uses_profiles(config):
         write_persona_profiles(out_dir, plan_profiles(plan, load_split(data_dir, "train")))
+    with contextlib.suppress(OSError):  # every adapter saved: no checkpoint is left
+        (out_dir / CHECKPOINTS_DIR).rmdir()
     return write_summary(plan)
 
 
@@ -146,6 +154,13 @@ def plan_profiles(plan: RunPlan, train: dict[str, list[Any]]) -> dict[str, UserP
     return mine_profiles({p: train[p] for p in personas}, MiningSettings())
 
 
+def checkpoints(plan: RunPlan) -> Checkpoints:
+    """The run's epoch-end checkpoints; an adapter's key is the run key and its personas."""
+    keys = {name: hashlib.sha256(json.dumps([plan.run_key, list(members)]).encode()).hexdigest()
+            for name, members in plan.groups}
+    return Checkpoints(plan.out_dir / CHECKPOINTS_DIR, keys)
+
+
 def train_shard(plan: RunPlan, names: list[str],
                 on_saved: Callable[[str], None] | None = None,
                 on_step: Callable[[StepReport], None] | None = None) -> None:
@@ -157,12 +172,13 @@ def train_shard(plan: RunPlan, names: list[str],
     loaded = load_model(config.model, device=config.device, dtype=config.dtype, seed=config.seed)
     if config.method == "prefix":
         peft_model, peft_config = wrap_prefix(loaded.model, loaded.tokenizer, config)
-        train: Callable[..., None] = partial(train_prefix_adapters, peft_model)
+        train: Callable[..., None] = partial(train_prefix_adapters, peft_model,
+                                             checkpoints=checkpoints(plan))
     else:
         lora = MultiLora(loaded.model, config.target_modules, config.r, config.alpha,
                          config.dropout)
         peft_config = lora_config(config, config.model)
-        train = partial(train_adapters, loaded.model, lora)
+        train = partial(train_adapters, loaded.model, lora, checkpoints=checkpoints(plan))
     jobs = _jobs(plan, names, loaded.tokenizer,
                  turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids))
 
@@ -170,6 +186,7 @@ def train_shard(plan: RunPlan, names: list[str],
         record = {"adapter": result.name, "personas": plan.personas_of(result.name),
                   **result.record(), "run_key": plan.run_key}
         save_adapter(plan.out_dir / result.name, result.state, peft_config, record)
+        checkpoints(plan).remove(result.name)
         if on_saved is not None:
             on_saved(result.name)
 
