@@ -88,7 +88,7 @@ def main() -> None:
         "mean_shared_prefix": round(sum(shared_share(a, b) for a, b in pairs) / len(pairs), 3),
         "top1_agreement": round((full.argmax(-1) == half.argmax(-1)).float().mean().item(), 3),
         "max_abs_logit_diff": round((full - half).abs().max().item(), 4),
-        "mean_kl": round(kl.mean().item(), 6),
+        "mean_kl": round(max(kl.mean().item(), 0.0), 6),
     }
     write_json_atomic(args.output, result)
     print(f"bf16 vs fp32 on {result['device']}, {len(texts)} prompts: identical greedy replies "
