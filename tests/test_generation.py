@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.adapters import BASE
-from adaptcommand.models.continuous import RESERVED_COLUMNS, prompt_parents
+from adaptcommand.models.continuous import RESERVED_COLUMNS, _Schedule, _Span, prompt_parents
 from adaptcommand.models.generation import (
     GenerationSettings,
     decode_reply,
@@ -330,6 +330,34 @@ def test_prompt_parents_find_the_longest_earlier_prompt_of_the_same_adapter():
     names = ["a", "a", "b", "a", "b", "a"]
     assert prompt_parents(encoded, names) == [None, 0, None, None, 2, None]
     assert prompt_parents([[1, 2], [1, 2]], None) == [None, 0]  # duplicates chain
+
+
+def _joins(schedule, slots):
+    """Join order and the most parents' key/values held at once, `slots` prompts a round."""
+    order, peak = [], 0
+    while schedule.ready:
+        joining = schedule.take(slots)
+        schedule.joined(joining, [_Span(0, [])] * len(joining))
+        order += joining
+        peak = max(peak, len(schedule.spans))
+    return order, peak
+
+
+def test_children_join_right_after_their_parent_and_parents_are_freed_early():
+    # 20 sessions of 4 turns each: turn k of a session extends its turn k-1.
+    parents = [None if i % 4 == 0 else i - 1 for i in range(80)]
+    order, peak = _joins(_Schedule(parents, [100 + i % 4 for i in range(80)]), slots=2)
+    assert sorted(order) == list(range(80))
+    assert all(order.index(parent) < order.index(child)
+               for child, parent in enumerate(parents) if parent is not None)
+    assert peak <= 2  # was 20: every session's first turn held until all of them had joined
+    schedule = _Schedule(parents, [100] * 80)
+    first = schedule.take(1)
+    schedule.joined(first, [_Span(0, [])])
+    assert schedule.take(1) == [first[0] + 1]  # the child joins next, ahead of other roots
+    schedule = _Schedule([None, 0, 0, 1], [5, 6, 6, 7])  # two children of one parent
+    assert _joins(schedule, 1) == ([0, 1, 3, 2], 2)
+    assert schedule.spans == {}
 
 
 def test_continuous_batching_refills_rows_and_replies_equal_one_at_a_time(tiny):

@@ -132,12 +132,18 @@ _NOT_COMMITMENT = re.compile(
     r"\bwould\s+you\s+(?:like|prefer|want)\b|\bdo\s+you\s+(?:want|prefer|need)\b|\bwant\s+me\s+to\b"
     r"|\b(?:shall|should)\s+I\b|\bI\s+should\b|(?<!as )\byou'?d\s+(?:like|prefer)\b"
     r"|\blet\s+me\s+know\b|\bspecify\b|\btell\s+me\b|\bcheck\b|\bconfirm\b|\bto\s+know\b"
-    r"|\bcurrent(?:ly)?\b|\balready\b|\brecommend|\bsuggest",
+    r"|\bcurrent(?:ly)?\b|\balready\b|\brecommend|\bsuggest"
+    # model replies: what the user can do ("You can set the brightness to 75"), help with doing
+    # it, and a setting only weighed ("Setting the AC to 22 would be perfect / is a great idea")
+    r"|(?<!how\s)\byou\s+can\b|\bhelp\s+you\b"
+    r"|^setting\b[^?!]*?(?<!which\s)\b(?:would\s+be|is\s+(?:a|an|just|really|perfect|great|good"
+    r"|fine|nice|ideal))\b",
     _I,
 )
+_OFFER_VERB = r"(?:set|turn|adjust|change|dim|switch|make|put|play|lower|raise)"
 _OFFER = re.compile(
-    r"(?:^|,\s*)I\s+(?:can(?!'t|not)|could\s+(?:also\s+)?(?:set|turn|adjust|change|dim|switch|make"
-    r"|put|play|lower|raise))\b",
+    rf"(?:^|,\s*)I\s+(?:can(?!'t|not)|could\s+(?:also\s+)?{_OFFER_VERB})\b"
+    rf"|\b(?:but|and|so|however|also),?\s+I\s+can(?:\s+(?:also|certainly|still))?\s+{_OFFER_VERB}\b",
     _I,
 )
 _WH_QUESTION = re.compile(
@@ -163,7 +169,8 @@ _ASSIGNED = re.compile(r"\b(?:to|on|now|input|source)\s+$", _I)
 _SETTING_WORD = re.compile(r"\b(?:mode|setting|colou?r|tone|equali[sz]er|eq|input|source"
                            r"|(?:dis)?armed)\b",
                            _I)
-_NEGATION = re.compile(r"\b(?:don't|dont|do\s+not|never|no\s+need\s+to|not)\b(?!\s+forget)", _I)
+_NEGATION = re.compile(r"\b(?:don't|dont|do\s+not|never|no\s+need\s+to|not|unable\s+to|can't"
+                       r"|cannot)\b(?!\s+forget)", _I)
 _SCOPE_END = re.compile(
     r"[,;:]|\b(?:but|instead|just|then)\b|\band\s+(?=(?:please\s+)?(?:set|turn|switch|adjust|dim"
     r"|make|put|change|play|keep|lower|raise|arm)\b)",
@@ -351,11 +358,14 @@ def _numbers(
         end = match.end()
         if not _is_setting_number(sentence, match, resolved):
             continue
-        if _FAHRENHEIT.match(sentence, end):
+        owner = _owning_param(sentence, match.start(), resolved)
+        if _FAHRENHEIT.match(sentence, end) and owner is None:
             yield match.start(), "ac", None, None
             continue
-        if celsius := _CELSIUS.match(sentence, end):
-            target: tuple[str, str | None] | None = ("ac", "temperature")
+        if owner is not None:  # "fan speed to 3 degrees": the parameter owns the number
+            target: tuple[str, str | None] | None = owner
+        elif celsius := _CELSIUS.match(sentence, end):
+            target = ("ac", "temperature")
             end = celsius.end()
         else:
             percent = _PERCENT.match(sentence, end)
@@ -370,6 +380,17 @@ def _numbers(
             yield match.start(), device, param, value
         else:
             yield match.start(), device, None, None
+
+
+def _owning_param(sentence: str, start: int, resolved: list[_Resolved]
+                  ) -> tuple[str, str | None] | None:
+    """A numeric parameter other than temperature named right before the number ("fan speed
+    to 3"), which owns it whatever unit follows."""
+    before = [r for r in resolved if r.end <= start]
+    if before and before[-1].value is None and before[-1].param not in (None, "temperature") \
+            and _LEAD_IN.fullmatch(sentence, before[-1].end, start):
+        return before[-1].device, before[-1].param
+    return None
 
 
 def _is_setting_number(sentence: str, match: re.Match[str], resolved: list[_Resolved]) -> bool:

@@ -8,7 +8,8 @@ continuous batching and automatic prefix caching, SGLang radix attention):
   prefilled into the free slot, so every decode step works on up to `batch_size` live rows.
 - Consecutive turns of a session share their prompt: turn k+1's context is turn k's plus one
   exchange. A prompt that starts with another prompt of the call (same adapter) is prefilled
-  after it, from a copy of its key/values: only the new tail is computed. Prompts without such
+  right after it, from a copy of its key/values: only the new tail is computed, and the
+  parent's key/values are held only until its children have joined (_Schedule). Prompts without such
   a parent start from the shared system-prompt cache (models.prefix_cache) when there is one.
 
 Rows of different ages share one preallocated KV cache (_Batch), right-aligned: every live
@@ -265,6 +266,46 @@ def prompt_parents(encoded: Sequence[Sequence[int]],
     return parents
 
 
+class _Schedule:
+    """Which prompts join next, and which prefilled key/values must stay alive for them.
+
+    Roots (prompts without a parent) join longest first. A prompt's children go to the front of
+    the queue as soon as it is prefilled, so they join at the next free slots and its key/values
+    are dropped once its last child has joined: at most about a batch of parents is held at a
+    time, however many sessions a call has, instead of every root until all roots have joined.
+    """
+
+    def __init__(self, parents: list[int | None], lengths: list[int]) -> None:
+        self.parents = parents
+        self.children: dict[int, list[int]] = {}
+        for child, parent in enumerate(parents):
+            if parent is not None:
+                self.children.setdefault(parent, []).append(child)
+        self.waiting = {parent: len(kids) for parent, kids in self.children.items()}
+        self.spans: dict[int, _Span] = {}
+        roots = [i for i, parent in enumerate(parents) if parent is None]
+        self.ready = deque(sorted(roots, key=lambda i: -lengths[i]))
+
+    def take(self, count: int) -> list[int]:
+        """The next `count` (or fewer) prompts to join."""
+        return [self.ready.popleft() for _ in range(min(count, len(self.ready)))]
+
+    def joined(self, indices: list[int], spans: list[_Span]) -> None:
+        """Prompts `indices` were prefilled into `spans`: their children may join next, and a
+        parent no pending child needs is dropped."""
+        queued = []
+        for index, span in zip(indices, spans, strict=True):
+            if index in self.children:
+                self.spans[index] = span
+                queued.extend(self.children[index])
+            parent = self.parents[index]
+            if parent is not None:
+                self.waiting[parent] -= 1
+                if not self.waiting[parent]:
+                    del self.spans[parent]
+        self.ready.extendleft(reversed(queued))
+
+
 def greedy_continuous(model: PreTrainedModel, encoded: list[list[int]],
                       adapter_names: list[str] | None, *, batch_size: int, max_new_tokens: int,
                       stop_ids: Sequence[int], pad_id: int, prefix: PrefixCache | None,
@@ -273,26 +314,18 @@ def greedy_continuous(model: PreTrainedModel, encoded: list[list[int]],
     """Greedy reply tokens of every prompt (up to and without its stop token), prompt order.
 
     `adapter_names[i]` routes prompt i through that PEFT LoRA adapter (eval mode). Prompts
-    without a parent join longest first; a prompt joins once its parent has been prefilled, and
-    the parent's key/values are dropped when its last child has joined. `on_done(i, tokens)`
-    is called as soon as prompt i's reply has ended, so callers can stream results.
+    join in `_Schedule`'s order (a prompt's children right after it). `on_done(i, tokens)` is
+    called as soon as prompt i's reply has ended, so callers can stream results.
     """
     stops = set(stop_ids)
     parents = prompt_parents(encoded, adapter_names)
-    children: dict[int, list[int]] = {}
-    for child, parent in enumerate(parents):
-        if parent is not None:
-            children.setdefault(parent, []).append(child)
-    waiting = {parent: len(kids) for parent, kids in children.items()}
-    spans: dict[int, _Span] = {}
-    roots = [i for i, parent in enumerate(parents) if parent is None]
-    ready = deque(sorted(roots, key=lambda i: -len(encoded[i])))
+    schedule = _Schedule(parents, [len(prompt) for prompt in encoded])
     replies: list[list[int]] = [[] for _ in encoded]
 
     def span_for(index: int) -> _Span | None:
         parent = parents[index]
         if parent is not None:
-            span: _Span | None = spans[parent]
+            span: _Span | None = schedule.spans[parent]
         elif prefix is not None:
             row = prefix.rows[adapter_names[index] if adapter_names else None]
             span = _Span(len(prefix.ids), [(layer.keys[row:row + 1], layer.values[row:row + 1])
@@ -308,15 +341,7 @@ def greedy_continuous(model: PreTrainedModel, encoded: list[list[int]],
         prefilled = _prefill(model, [encoded[i] for i in indices],
                              [span_for(i) for i in indices], names, pad_id)
         joined = [prefilled.span(row) for row in range(len(indices))]
-        for index, span in zip(indices, joined, strict=True):
-            if index in children:
-                spans[index] = span
-                ready.extend(children[index])
-            parent = parents[index]
-            if parent is not None:
-                waiting[parent] -= 1
-                if not waiting[parent]:
-                    del spans[parent]
+        schedule.joined(indices, joined)
         return joined, prefilled.first
 
     def ended(prompt: int, token: int) -> bool:
@@ -332,15 +357,15 @@ def greedy_continuous(model: PreTrainedModel, encoded: list[list[int]],
     batch = _Batch(min(batch_size, len(encoded)), text_config.num_hidden_layers,
                    adapter_names[0] if adapter_names else None)
     with torch.inference_mode():
-        while ready or batch.live():
+        while schedule.ready or batch.live():
             free = batch.free()
-            if ready and free:
-                joining = [ready.popleft() for _ in range(min(len(free), len(ready)))]
+            if schedule.ready and free:
+                joining = schedule.take(len(free))
                 for index, span, first in zip(joining, *join(joining), strict=True):
                     if not ended(index, first):
                         batch.place(free.pop(0), index,
                                     adapter_names[index] if adapter_names else None, span, first)
-            if not ready:
+            if not schedule.ready:
                 batch.shrink()
             live = batch.live()
             if live:
