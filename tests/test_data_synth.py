@@ -12,7 +12,15 @@ from typer.testing import CliRunner
 from adaptcommand.cli import app
 from adaptcommand.data.io import read_source_layout
 from adaptcommand.data.schema import Character, Routine, Session, actions_dict
-from adaptcommand.data.synth import STATS_FILE, SynthSummary, generate_user, synthesize
+from adaptcommand.data.synth import (
+    STATS_FILE,
+    SynthConfig,
+    SynthSummary,
+    User,
+    generate_user,
+    synthesize,
+)
+from adaptcommand.data.synth.imperfections import DRIFT_WINDOW
 from adaptcommand.data.synth.routines import matches, set_triggers
 from adaptcommand.data.synth.stats import (
     REAL_SAMPLE_DISTINCT,
@@ -48,6 +56,12 @@ def users(corpus) -> list[tuple[Character, list[Routine], list[Session]]]:
          [Session.model_validate(s) for s in ss["sessions"]])
         for c, rs, ss in zip(*read, strict=True)
     ]
+
+
+@pytest.fixture(scope="module")
+def clean_users() -> list[User]:
+    """Users with every imperfection off: they replay their routines exactly."""
+    return [generate_user(0, user, 50, SynthConfig.clean()) for user in range(60)]
 
 
 def _routine_sessions(users):
@@ -89,14 +103,21 @@ def test_statistics_are_close_to_the_published_ones(corpus) -> None:
         json.dumps(summary.to_json()))
 
 
-def test_session_meta_matches_the_applied_routine_and_no_other(users) -> None:
+@pytest.mark.parametrize("which", ["users", "clean_users"])
+def test_session_meta_matches_the_applied_routine_and_no_other(which, request) -> None:
+    """Without imperfections no spontaneous session is in a routine's context; by default the
+    configured share of them is."""
+    users = [u[:3] for u in request.getfixturevalue(which)]
     for routine, session in _routine_sessions(users):
         meta = session.meta.model_dump()
         assert all(meta[f] == v for f, v in set_triggers(routine).items())
-    for _, routines, sessions in users:
-        for session in sessions:
-            if not session.applied_routines:
-                assert not any(matches(r, session.meta.model_dump()) for r in routines)
+    spontaneous = [any(matches(r, s.meta.model_dump()) for r in routines)
+                   for _, routines, sessions in users for s in sessions if not s.applied_routines]
+    share = sum(spontaneous) / len(spontaneous)
+    if which == "clean_users":
+        assert share == 0
+    else:
+        assert abs(share - SynthConfig().routine_context_spontaneous) < 0.03
 
 
 def test_a_share_of_routine_sessions_never_states_a_value(users, corpus) -> None:
@@ -128,8 +149,8 @@ def _mentions(text: str, param: str, value: object) -> bool:
     return str(value).lower() in text.lower()
 
 
-def test_assistant_applies_every_routine_value_in_words(users) -> None:
-    for routine, session in _routine_sessions(users):
+def test_assistant_applies_every_routine_value_in_words(clean_users) -> None:
+    for routine, session in _routine_sessions([u[:3] for u in clean_users]):
         said = " ".join(m.text for m in session.messages if m.role == "assistant")
         for device, settings in actions_dict(routine.actions).items():
             for param, value in settings.items():
@@ -204,3 +225,102 @@ def test_cli_prints_statistics_next_to_published_and_writes_files(tmp_path) -> N
 def test_zero_personas_is_refused(tmp_path) -> None:
     with pytest.raises(DataError, match="at least one"):
         synthesize(0, 5, seed=0, out_dir=tmp_path)
+
+
+def _facts(user: User):
+    for session, facts in zip(user.sessions, user.facts, strict=True):
+        routine = user.routines[session.applied_routines[0]] if session.applied_routines else None
+        yield session, facts, routine
+
+
+def _differences(committed: dict, routine: Routine) -> list[tuple[str, str]]:
+    usual = actions_dict(routine.actions)
+    return [(d, p) for d, values in committed.items() for p, v in values.items()
+            if usual[d][p] != v]
+
+
+def test_clean_users_commit_exactly_their_routines(clean_users) -> None:
+    for user in clean_users:
+        for _, facts, routine in _facts(user):
+            assert not (facts.partial or facts.tweaked or facts.corrected or facts.before_drift
+                        or facts.routine_context)
+            if routine is not None:
+                assert facts.committed == actions_dict(routine.actions)
+
+
+def test_imperfections_occur_at_their_configured_shares(corpus) -> None:
+    summary, _ = corpus
+    config, seen = SynthConfig(), summary.imperfections
+    assert abs(seen["tweaked_routine_sessions"] - config.tweak_rate) < 0.02
+    # Routines with a single device cannot be applied in part (about 2% of them).
+    assert abs(seen["partial_routine_sessions"] - config.partial_rate) < 0.02
+    assert abs(seen["open_trigger_routines"] - config.open_trigger_rate) < 0.01
+    assert 0.03 <= seen["corrected_sessions"] <= config.mind_change_rate
+    assert 0.02 <= seen["before_drift_routine_sessions"] <= 0.08
+    assert json.loads((corpus[1] / STATS_FILE).read_text())["config"] == config.model_dump()
+
+
+def test_routines_hold_the_current_values_and_sessions_stray_by_one_value(corpus) -> None:
+    """A routine session commits the routine's current settings for the devices it applies,
+    except one value on a one-day tweak and, before a drift, the drifting value; routines.jsonl
+    holds the value after the drift, which every drifting routine shows before 60% of the
+    history."""
+    last_old: dict[tuple[int, int], int] = {}
+    for u in range(40):
+        user = generate_user(0, u, 50)
+        for session, facts, routine in _facts(user):
+            if routine is None:
+                assert session.applied_routines == [] and not facts.tweaked
+                continue
+            differ = _differences(facts.committed, routine)
+            assert set(facts.committed) <= set(actions_dict(routine.actions))
+            assert len(differ) <= facts.tweaked + facts.before_drift
+            assert facts.partial == (len(facts.committed) < len(actions_dict(routine.actions)))
+            if facts.before_drift:
+                key = (u, session.applied_routines[0])
+                last_old[key] = max(last_old.get(key, 0), session.session_id)
+    assert last_old
+    assert max(last_old.values()) < round(DRIFT_WINDOW[1] * 50)
+
+
+def test_what_the_assistant_says_is_what_the_session_commits() -> None:
+    """The action extractor on the assistant's turns, later turns overriding earlier ones,
+    recovers each session's committed settings (corrections included) in nearly every session;
+    the rest are extractor misreadings, as often as without imperfections."""
+    from adaptcommand.evaluation.actions import extract_actions
+
+    def agree(config: SynthConfig) -> tuple[float, int]:
+        same = total = corrected = 0
+        for u in range(16):
+            user = generate_user(0, u, 50, config)
+            for session, facts, _ in _facts(user):
+                state: dict[str, dict] = {}
+                for message in session.messages:
+                    if message.role == "assistant":
+                        for device, values in extract_actions(message.text).items():
+                            state.setdefault(device, {}).update(values)
+                said = {(d, p, v) for d, vs in state.items() for p, v in vs.items()}
+                want = {(d, p, v) for d, vs in facts.committed.items() for p, v in vs.items()}
+                same += said == want
+                total += 1
+                corrected += facts.corrected
+        return same / total, corrected
+
+    default, corrected = agree(SynthConfig())
+    clean, _ = agree(SynthConfig.clean())
+    assert corrected > 20
+    assert default >= 0.98 and default >= clean - 0.01
+
+
+def test_cli_set_changes_a_share_and_rejects_bad_ones(tmp_path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "a"), "--personas", "2",
+                                 "--sessions", "8", "--clean", "--set", "drift_rate=1"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "a" / STATS_FILE).read_text())["config"]
+    assert config == {**SynthConfig.clean().model_dump(), "drift_rate": 1.0}
+    for bad, field in (("tweak_rate=2", "--set tweak_rate"), ("typo_rate=0.1", "--set typo_rate")):
+        result = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "b"),
+                                     "--personas", "2", "--set", bad])
+        assert isinstance(result.exception, DataError) and field in str(result.exception)
+        assert not (tmp_path / "b").exists()

@@ -11,6 +11,7 @@ from adaptcommand.cli import (  # noqa: F401
     merge,
     probe,
     report,
+    routines,
     serve,
     train,
 )

@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from adaptcommand.cli.app import app
+from adaptcommand.cli.options import parse_overrides
 from adaptcommand.config import first_error
 from adaptcommand.data.prepare import PrepareSummary, prepare_from_dialogues, prepare_from_source
 from adaptcommand.data.splits import SplitConfig
-from adaptcommand.data.synth import STATS_FILE, synthesize
+from adaptcommand.data.synth import STATS_FILE, SynthConfig, synthesize
 from adaptcommand.errors import AdaptCommandError, DataError
 
 data_app = typer.Typer(help="Prepare the EdgeWisePersona dataset or synthesize one in its layout.",
@@ -114,9 +115,22 @@ def synth(
     reference: Annotated[Path | None, typer.Option(
         "--reference", help="Real sample in the cleaned format (e.g. cold_start_dev.jsonl) to "
         "measure distinct-n on; default: the figures recorded from it.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="An imperfection share, e.g. --set tweak_rate=0.1 (repeatable): "
+        + ", ".join(SynthConfig.model_fields) + ". README, 'Synthetic data', documents each.")
+    ] = None,
+    clean: Annotated[bool, typer.Option(
+        "--clean", help="Every imperfection off (users replay their routines exactly), before "
+        "any --set.")] = False,
 ) -> None:
     """Synthesize a dataset in the EdgeWisePersona layout and compare it with the published one."""
-    summary = synthesize(personas, sessions, seed, out, reference=reference)
+    base = SynthConfig.clean() if clean else SynthConfig()
+    try:
+        config = SynthConfig.model_validate({**base.model_dump(), **parse_overrides(overrides)})
+    except ValidationError as exc:
+        field, message = first_error(exc)
+        raise DataError(message, field=f"--set {field}") from None
+    summary = synthesize(personas, sessions, seed, out, reference=reference, config=config)
     console = Console()
     table = Table("statistic", "generated", "published / real", title="synthetic corpus")
     for name, value in summary.stats.items():
@@ -125,6 +139,8 @@ def synth(
     for name, value in summary.distinct.items():
         table.add_row(name, f"{value:g}", f"{summary.distinct_real.get(name, float('nan')):g}")
     console.print(table)
+    shares = ", ".join(f"{name} {value:g}" for name, value in summary.imperfections.items())
+    console.print(f"imperfections: {shares}", highlight=False, soft_wrap=True)
     console.print(f"distinct-n: first 5 messages of one session for up to 100 users, real column "
                   f"from {summary.real_source}", highlight=False)
     console.print(f"wrote characters.jsonl, routines.jsonl, sessions.jsonl, {STATS_FILE} to "

@@ -1,1 +1,1 @@
-"""The user model: each user's routines reconstructed from their history (mined or by an LLM)."""
+"""The user model: routines mined from each user's history, and how well they match the truth."""

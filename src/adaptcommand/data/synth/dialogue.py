@@ -34,6 +34,8 @@ class Task:
     chunks: list[Chunk]
     implicit: bool = False  # the user must not state values for this task
     on: bool = True  # for switch tasks: on or off
+    decoy: Values = field(default_factory=dict)  # applied first, then revised to `values`
+    for_today: bool = False  # the revision is a one-day change to a routine ("today")
 
     def final(self, index: int) -> bool:
         return index == len(self.chunks) - 1
@@ -44,7 +46,7 @@ class Task:
 
 @dataclass
 class Beat:
-    kind: str  # task | chat | query | check | thanks
+    kind: str  # task | revise | chat | query | check | thanks
     items: list[tuple[int, int]] = field(default_factory=list)  # (task, chunk) said this turn
 
 
@@ -158,3 +160,13 @@ def _closed(tasks: list[Task], beat: Beat) -> bool:
         return True
     t, c = beat.items[-1]
     return tasks[t].final(c)
+
+
+def add_revision(rng: random.Random, tasks: list[Task], beats: list[Beat], t: int) -> None:
+    """Insert a beat in which the user changes task `t`'s applied decoy value to the real one:
+    after the task is done, at a point where no question is pending, before any goodbye."""
+    done = max(k for k, b in enumerate(beats) if b.kind == "task" and
+               any(i == t and tasks[i].final(c) for i, c in b.items))
+    spots = [k for k in range(done + 1, len(beats) + 1)
+             if _closed(tasks, beats[k - 1]) and beats[k - 1].kind != "thanks"]
+    beats.insert(rng.choice(spots[:2]), Beat("revise", [(t, 0)]))

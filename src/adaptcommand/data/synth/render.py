@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from adaptcommand.data.schema import Message, SessionMeta
 from adaptcommand.data.synth import devices, replies
-from adaptcommand.data.synth.devices import Name
+from adaptcommand.data.synth.devices import Name, Values
 from adaptcommand.data.synth.dialogue import Beat, Task
+from adaptcommand.data.synth.imperfections import direction
 from adaptcommand.data.synth.lexicon import Hobby
 from adaptcommand.data.synth.personas import Persona
 from adaptcommand.data.synth.phrasing import (
@@ -42,6 +43,8 @@ QUERIES = ("What {be} the {n} set to now?", "Can you remind me what the {n} {be}
            "What did you set the {n} to?")
 CHECKS = ("Is everything set?", "Is that all done?", "So is everything ready?",
           "Did that all go through?", "Everything good to go?")
+REVISION_LEADS = ("Actually,", "On second thought,", "Hmm, actually,", "Wait,", "Oh, actually,",
+                  "You know what,")
 CAN_HELP = ("I can adjust the {n} for you.", "I can help with that.",
             "Happy to help with the {n}.")
 
@@ -63,6 +66,12 @@ class Scene:
     asked: list[int] = field(default_factory=list)  # tasks the user has asked about
     chat_topic: str = "hobby"  # what the last small talk was about
     remarked: bool = False  # whether the user has mentioned their activity yet
+    revised: set[int] = field(default_factory=set)  # tasks whose decoy value was corrected
+
+    def shown(self, t: int) -> Values:
+        """Task t's values as applied so far: its decoy until the user has corrected it."""
+        task = self.tasks[t]
+        return task.values if t in self.revised else {**task.values, **task.decoy}
 
     def from_memory(self, t: int) -> bool:
         """The assistant applies values the user did not say: it knows their routine."""
@@ -99,6 +108,8 @@ def _user_turn(s: Scene, i: int, beat: Beat) -> str:
                      else rng.choice(s.persona.home.remarks))
     if beat.kind == "task":
         parts += _requests(s, i, beat)
+    elif beat.kind == "revise":
+        parts.append(_revision(s, beat.items[0][0]))
     elif beat.kind == "query" and s.unasked():
         s.topic = rng.choice(s.unasked())
         s.asked.append(s.topic)
@@ -112,6 +123,20 @@ def _user_turn(s: Scene, i: int, beat: Beat) -> str:
         parts.append(_small_talk(s))
         parts += [rng.choice(SMALL_TALK)] * (rng.random() < 0.3)
     return stylize(rng, glue(parts), style)
+
+
+def _revision(s: Scene, t: int) -> str:
+    """The user changing an applied value: a correction, or a one-day change to the usual."""
+    rng, task, name = s.rng, s.tasks[t], s.names[t]
+    param = next(iter(task.decoy))
+    new = {param: task.values[param]}
+    when = (" tonight" if s.meta.time_of_day == "night" else " today") if task.for_today else ""
+    command = devices.command(rng, task.device, new, name).imperative()
+    way = direction(param, task.decoy[param], new[param])
+    if way is not None and rng.random() < 0.5:
+        return glue([rng.choice(REVISION_LEADS), f"I'd like the {name.noun} a bit {way}{when}.",
+                     sentence(command)])
+    return glue([rng.choice(REVISION_LEADS), sentence(f"{command}{when} instead")])
 
 
 def _small_talk(s: Scene) -> str:
@@ -166,7 +191,7 @@ def _chunk(s: Scene, t: int, c: int, first: bool) -> str:
     if chunk.kind == "usual" and c > 0:
         return rng.choice(USUAL_ANSWERS)
     if chunk.kind == "state" and c > 0:
-        values = {p: task.values[p] for p in chunk.params}
+        values = {p: s.shown(t)[p] for p in chunk.params}
         return answer(rng, book, devices.attrs(rng, task.device, values), name.pronoun)
     if chunk.kind == "usual":
         vp = devices.usual(rng, name)
@@ -175,7 +200,7 @@ def _chunk(s: Scene, t: int, c: int, first: bool) -> str:
     elif chunk.kind == "switch":
         vp = devices.switch(rng, task.device, task.on, name)
     else:
-        values = {p: task.values[p] for p in chunk.params}
+        values = {p: s.shown(t)[p] for p in chunk.params}
         vp = devices.command(rng, task.device, values, name).imperative()
     return request(rng, book, vp, first)
 
@@ -185,13 +210,19 @@ def _assistant_turn(s: Scene, beat: Beat, following: Beat | None) -> str:
     asked = False
     if beat.kind == "task":
         parts, asked = _apply(s, beat)
+    elif beat.kind == "revise":
+        t = beat.items[0][0]
+        s.revised.add(t)
+        task = s.tasks[t]
+        parts = [replies.ack(rng, s.persona.first)] * (rng.random() < 0.7) + [sentence(
+            replies.report(rng, task.device, {p: task.values[p] for p in task.decoy}, s.names[t]))]
     elif beat.kind == "query" and s.topic is not None:
         task, name = s.tasks[s.topic], s.names[s.topic]
-        parts = [sentence(devices.state(rng, task.device, task.values, name))]
+        parts = [sentence(devices.state(rng, task.device, s.shown(s.topic), name))]
         s.topic = None
     elif beat.kind == "check":
         parts = [rng.choice(("Yes, everything is set.", "Yes, all done.", "All set."))]
-        parts += [sentence(devices.state(rng, s.tasks[t].device, s.tasks[t].values, s.names[t]))
+        parts += [sentence(devices.state(rng, s.tasks[t].device, s.shown(t), s.names[t]))
                   for t in s.reportable()]
     elif beat.kind == "thanks":
         parts = [rng.choice(replies.THANKS_REPLIES)]
@@ -222,7 +253,7 @@ def _apply(s: Scene, beat: Beat) -> tuple[list[str], bool]:
         memory = (replies.memory_suffix(rng, s.meta.time_of_day)
                   if remembered and rng.random() < 0.7 else "")
         parts.append(replies.reports(
-            rng, [(s.tasks[t].device, s.tasks[t].values, s.names[t]) for t in applied], memory))
+            rng, [(s.tasks[t].device, s.shown(t), s.names[t]) for t in applied], memory))
     s.done += finished
     t, c = beat.items[-1]
     if s.tasks[t].final(c):
@@ -235,7 +266,7 @@ def _clarify(s: Scene, t: int, c: int) -> list[str]:
     chunk, following = task.chunks[c], task.chunks[c + 1]
     parts = []
     if chunk.kind == "state" and rng.random() < 0.4:
-        partial = {p: task.values[p] for p in chunk.params}
+        partial = {p: s.shown(t)[p] for p in chunk.params}
         parts.append(sentence(replies.report(rng, task.device, partial, name)))
     elif chunk.kind == "vague" and rng.random() < 0.3:
         parts.append(rng.choice(CAN_HELP).format(n=name.noun))
@@ -257,7 +288,7 @@ def _look_ahead(s: Scene, beat: Beat, following: Beat | None) -> list[str]:
         t, c = following.items[0]
         task = s.tasks[t]
         if task.chunks[c].kind == "yes":
-            return [replies.offer(rng, task.device, task.values, s.names[t])]
+            return [replies.offer(rng, task.device, s.shown(t), s.names[t])]
     if rng.random() >= 0.6:
         return []
     return [favourite(rng, replies.FOLLOW_UPS if s.done else replies.OPENING_OFFERS)]

@@ -30,7 +30,6 @@ Values = dict[str, Any]
 
 # Routine shape, tuned so the means land on the published 3.98 / 4.98 / 3.11 / 8.24.
 ROUTINES_PER_USER = {3: 0.03, 4: 0.96, 5: 0.01}
-DROPPED_TRIGGER_RATE = 0.02
 DEVICES_PER_ROUTINE = {1: 0.02, 2: 0.21, 3: 0.45, 4: 0.29, 5: 0.03}
 PARTIAL_DEVICE_RATE = 0.11
 
@@ -94,9 +93,12 @@ def matches(routine: Routine, ctx: Context) -> bool:
 
 
 def session_meta(rng: random.Random, routine: Routine | None,
-                 routines: list[Routine]) -> SessionMeta:
-    """Meta of a session: the routine's triggers (others filled in), or, for a spontaneous
-    session, a context in which none of the user's routines fires."""
+                 routines: list[Routine], in_routine_context: bool = False) -> SessionMeta:
+    """Meta of a session: the routine's triggers (others filled in); for a spontaneous session,
+    a context in which none of the user's routines fires, or (`in_routine_context`) the context
+    of one of them."""
+    if routine is None and in_routine_context:
+        routine = rng.choice(routines)
     if routine is not None:
         return SessionMeta(**sample_context(rng, set_triggers(routine)))
     while True:
@@ -198,21 +200,22 @@ def _overlaps(a: Context, b: Context) -> bool:
     return all(a[f] == b[f] for f in a.keys() & b.keys())
 
 
-def _triggers(rng: random.Random, taken: list[Context]) -> Context:
+def _triggers(rng: random.Random, taken: list[Context], open_rate: float) -> Context:
     while True:
         ctx = sample_context(rng)
-        if rng.random() < DROPPED_TRIGGER_RATE:
+        if rng.random() < open_rate:
             del ctx[rng.choice(FIELDS)]
         if not any(_overlaps(ctx, other) for other in taken):
             return ctx
 
 
-def make_routines(rng: random.Random, habits: Habits) -> list[Routine]:
-    """3-5 routines with pairwise exclusive triggers, values derived from `habits`."""
+def make_routines(rng: random.Random, habits: Habits, open_rate: float) -> list[Routine]:
+    """3-5 routines with pairwise exclusive triggers, values derived from `habits`; a share
+    `open_rate` of them leave one trigger field open."""
     taken: list[Context] = []
     routines = []
     for _ in range(pick(rng, ROUTINES_PER_USER)):
-        triggers = _triggers(rng, taken)
+        triggers = _triggers(rng, taken, open_rate)
         taken.append(triggers)
         full = sample_context(rng, triggers)
         weights = _device_weights(full)

@@ -1,19 +1,33 @@
 """A user's sessions: which are routine-driven, what each one asks for, and its summary.
 
-Three quarters of a user's sessions replay one of their routines (meta = the routine's triggers,
-the assistant ends up applying exactly the routine's values); in 40% of those the user never
-states a value ("my usual rainy-evening setup"), so only knowledge of this user's routines gives
-the right numbers. The rest are spontaneous sessions with ad-hoc requests in contexts where no
-routine of theirs fires.
+Three quarters of a user's sessions apply one of their routines (meta = the routine's triggers);
+in 40% of those the user never states a value ("my usual rainy-evening setup"), so only knowledge
+of this user's routines gives the right numbers. The rest are spontaneous sessions with ad-hoc
+requests, mostly in contexts where no routine of theirs fires. The imperfections of
+`SynthConfig` bend this: a routine session may apply only part of the routine or change one value
+for the day, the user may correct a value once it is applied, routines drift, and some
+spontaneous sessions happen in a routine's context.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
-from adaptcommand.data.schema import Routine, Session, SessionMeta, actions_dict
-from adaptcommand.data.synth.devices import NAMES, SHORT, join_and
-from adaptcommand.data.synth.dialogue import MAX_FILLER, Chunk, Task, capacity, plan
+from adaptcommand.data.schema import Routine, Session, SessionMeta
+from adaptcommand.data.synth.config import SynthConfig
+from adaptcommand.data.synth.devices import NAMES, SHORT, Values, join_and
+from adaptcommand.data.synth.dialogue import MAX_FILLER, Chunk, Task, add_revision, capacity, plan
+from adaptcommand.data.synth.imperfections import (
+    Drift,
+    Settings,
+    apply_part,
+    chance,
+    make_drifts,
+    nudge,
+    settings_at,
+    tweak,
+)
 from adaptcommand.data.synth.personas import Persona
 from adaptcommand.data.synth.remarks import routine_label
 from adaptcommand.data.synth.render import Scene, render
@@ -21,6 +35,7 @@ from adaptcommand.data.synth.routines import adhoc_values, session_meta, set_tri
 from adaptcommand.data.synth.sampling import favourite, pick, weighted_sample
 
 ROUTINE_SHARE = 0.75
+MAX_MESSAGES = 16
 IMPLICIT_SHARE = 0.4
 # Messages per session (4..16), weighted so that after fitting the plans (a session with few
 # devices is cut short rather than padded with small talk) the mean is the published 9.88.
@@ -41,41 +56,93 @@ ADHOC_DEVICE_WEIGHTS = {"ac": 3.0, "lights": 3.0, "tv": 1.5, "speaker": 0.7, "se
 ASKING_ORDER = {"ac": 0.0, "lights": 0.1, "tv": 0.5, "speaker": 0.7, "security": 0.9}
 
 
-def make_sessions(rng: random.Random, persona: Persona, routines: list[Routine],
-                  n: int) -> list[Session]:
+@dataclass(frozen=True)
+class SessionFacts:
+    """What the generator knows about a session that its record does not say."""
+
+    committed: dict[str, Values]  # device -> settings in force at the end ({}: switched only)
+    partial: bool = False  # applied only part of its routine
+    tweaked: bool = False  # changed one routine value for the day
+    corrected: bool = False  # the user changed their mind about one value
+    before_drift: bool = False  # applied a drifting routine's old value
+    routine_context: bool = False  # spontaneous, in the context of one of the user's routines
+
+
+def make_sessions(rng: random.Random, persona: Persona, routines: list[Routine], n: int,
+                  config: SynthConfig) -> list[tuple[Session, SessionFacts]]:
     """`n` sessions in time order, 75% of them routine-driven (rounded up or down at random, so
     the share holds over many users)."""
     n_driven = int(ROUTINE_SHARE * n + rng.random())
     driven = [True] * n_driven + [False] * (n - n_driven)
     rng.shuffle(driven)
-    return [_session(rng, persona, routines, sid, is_routine)
+    drifts = make_drifts(rng, routines, n, config.drift_rate)
+    return [_session(rng, persona, routines, sid, is_routine, config, drifts)
             for sid, is_routine in enumerate(driven)]
 
 
 def _session(rng: random.Random, persona: Persona, routines: list[Routine], session_id: int,
-             is_routine: bool) -> Session:
+             is_routine: bool, config: SynthConfig,
+             drifts: dict[int, Drift]) -> tuple[Session, SessionFacts]:
     n_beats, trailing = divmod(pick(rng, LENGTHS), 2)
     index = rng.randrange(len(routines)) if is_routine else None
     routine = routines[index] if index is not None else None
-    meta = session_meta(rng, routine, routines)
-    group, label = False, None
+    in_context = routine is None and chance(rng, config.routine_context_spontaneous)
+    meta = session_meta(rng, routine, routines, in_context)
+    group, label, tweaked, facts = False, None, None, {}
     if routine is not None:
+        drift = drifts.get(index)
+        usual = settings_at(routine, session_id, drift)
+        settings = apply_part(rng, usual, config.partial_rate)
+        tweaked = tweak(rng, settings, config.tweak_rate)
         implicit = rng.random() < IMPLICIT_SHARE
         group = implicit and n_beats <= 3 and rng.random() < 0.6
-        tasks = _routine_tasks(rng, routine, implicit, group)
+        tasks = _routine_tasks(rng, settings, implicit, group)
         label = routine_label(rng, set_triggers(routine))
+        facts = {"partial": len(settings) < len(usual), "tweaked": tweaked is not None,
+                 "before_drift": drift is not None and session_id < drift.start}
     else:
         tasks = _adhoc_tasks(rng, meta, max(pick(rng, ADHOC_DEVICES), (n_beats - 1) // 3))
+        facts = {"routine_context": in_context}
+    revising = tweaked is not None or chance(rng, config.mind_change_rate)
     n_beats = min(n_beats, sum(map(capacity, tasks)) + MAX_FILLER)
+    n_beats -= revising and 2 * (n_beats + 1) + trailing > MAX_MESSAGES  # room for the revision
     beats = plan(rng, tasks, n_beats, group)
+    revised = _revision(rng, tasks, tweaked) if revising else None
+    if revised is not None:
+        add_revision(rng, tasks, beats, revised)
     scene = Scene(rng=rng, persona=persona, meta=meta, tasks=tasks,
                   names=[favourite(rng, NAMES[t.device]) for t in tasks],
                   hobby=rng.choice(persona.hobbies), label=label, group=group)
-    return Session(
+    session = Session(
         session_id=session_id, meta=meta, messages=render(scene, beats, trailing),
         applied_routines=[index] if index is not None else [],
         session_summarization=_summary(rng, persona, meta, tasks, label),
     )
+    corrected = revised is not None and not tasks[revised].for_today
+    return session, SessionFacts(committed={t.device: t.values for t in tasks},
+                                 corrected=corrected, **facts)
+
+
+def _revision(rng: random.Random, tasks: list[Task],
+              tweaked: tuple[str, str, object] | None) -> int | None:
+    """The task whose value the user changes once applied (its decoy set), if any.
+
+    A one-day tweak the user did not state is revealed this way (the usual value applied
+    first); otherwise a correction: a value the user stated is first said differently."""
+    if tweaked is not None:
+        device, param, usual = tweaked
+        t = next(k for k, task in enumerate(tasks) if task.device == device)
+        if param in tasks[t].stated():
+            return None
+        tasks[t].decoy, tasks[t].for_today = {param: usual}, True
+        return t
+    options = [(t, p) for t, task in enumerate(tasks)
+               for p in sorted(task.stated()) if p != "armed" and p in task.values]
+    if not options:
+        return None
+    t, param = rng.choice(options)
+    tasks[t].decoy = {param: nudge(rng, tasks[t].device, param, tasks[t].values[param])}
+    return t
 
 
 def _split(rng: random.Random, params: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
@@ -109,15 +176,14 @@ def _routine_chunks(rng: random.Random, device: str, params: tuple[str, ...], fi
     return _chunks(rng, way, params)
 
 
-def _routine_tasks(rng: random.Random, routine: Routine, implicit: bool,
+def _routine_tasks(rng: random.Random, settings: Settings, implicit: bool,
                    group: bool) -> list[Task]:
     """One task per routine device, in a random order; `group`: all asked for as one routine."""
-    settings = sorted(actions_dict(routine.actions).items(),
-                      key=lambda item: ASKING_ORDER[item[0]] + rng.random())
+    ordered = sorted(settings.items(), key=lambda item: ASKING_ORDER[item[0]] + rng.random())
     return [Task(device=device, values=values, implicit=implicit,
                  chunks=[Chunk("usual")] if group
                  else _routine_chunks(rng, device, tuple(values), j == 0, implicit))
-            for j, (device, values) in enumerate(settings)]
+            for j, (device, values) in enumerate(ordered)]
 
 
 def _adhoc_tasks(rng: random.Random, meta: SessionMeta, n_devices: int) -> list[Task]:

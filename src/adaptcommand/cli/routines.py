@@ -1,0 +1,106 @@
+"""`adaptcommand routines ...`: mine each user's routines from their history, and score them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from adaptcommand.cli.app import app
+from adaptcommand.cli.options import parse_csv
+from adaptcommand.data.io import SPLIT_NAMES
+from adaptcommand.errors import AdaptCommandError
+
+routines_app = typer.Typer(help="The user model: routines mined from each user's sessions, "
+                           "scored on EdgeWisePersona's routine-reconstruction task.",
+                           no_args_is_help=True)
+app.add_typer(routines_app, name="routines")
+console = Console()
+
+
+@routines_app.command("mine")
+def mine(
+    data: Annotated[Path, typer.Option("--data", help="A `data prepare` output directory.")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="Output directory for routines.jsonl, profiles.json and mining.json.")],
+    split: Annotated[str, typer.Option(
+        "--split", help=f"Sessions to mine from: one of {', '.join(SPLIT_NAMES)}.")] = "train",
+    max_sessions: Annotated[int | None, typer.Option(
+        "--max-sessions", help="Use only each persona's most recent N sessions of the split.")
+    ] = None,
+    min_support: Annotated[int, typer.Option(
+        "--min-support", help="Sessions that must show a routine (and agree on each of its "
+        "values) for it to be kept.")] = 2,
+    method: Annotated[str, typer.Option(
+        "--method", help="miner (rules over the extracted end states) or llm (a language "
+        "model reads the history).")] = "miner",
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Model of --method llm (default: embedded).")] = None,
+) -> None:
+    """Mine each persona's routines from the messages and context of one split (never its
+    routines, applied routines or summaries). Writes OUT/routines.jsonl (line i = persona i,
+    the EdgeWisePersona layout), OUT/profiles.json (routines with per-setting support and
+    confidence, the sessions each came from, common settings outside routines) and
+    OUT/mining.json."""
+    from adaptcommand.routines.mining import MiningSettings
+    from adaptcommand.routines.run import mine_data
+
+    if split not in SPLIT_NAMES:
+        raise AdaptCommandError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+    if method != "miner":
+        raise AdaptCommandError(f"--method {method!r} is not available (choose: miner)")
+    if model is not None:
+        raise AdaptCommandError("--model applies to --method llm only")
+    settings = MiningSettings(min_support=min_support, max_sessions=max_sessions)
+    summary = mine_data(data, out, split=split, settings=settings)  # type: ignore[arg-type]
+    console.print(f"Mined {summary['routines']} routines for {len(summary['personas_mined'])} "
+                  f"personas from {summary['sessions']} {split} sessions in "
+                  f"{summary['seconds']:.1f} s; written to [bold]{escape(str(out))}[/]")
+
+
+@routines_app.command("score")
+def score(
+    pred: Annotated[Path, typer.Option(
+        "--pred", help="Predicted routines: routines.jsonl (line i = persona i) or a "
+        "profiles.json written by `routines mine`.")],
+    truth: Annotated[Path | None, typer.Option(
+        "--truth", help="True routines in the routines.jsonl layout; default: the routines of "
+        "the prepared data (--data, else the data mining.json next to --pred names).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="A `data prepare` directory whose routines are the truth.")] = None,
+    personas: Annotated[str | None, typer.Option(
+        "--personas", help="Comma-separated persona ids to score (default: those mined from at "
+        "least one session, else every persona of the truth).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Where to write the scores (default: routine_scores.json next to "
+        "--pred).")] = None,
+) -> None:
+    """EdgeWisePersona's metrics: each true routine against its best-Jaccard prediction; exact
+    routine, exact triggers, exact actions, Jaccard, per-field accuracy, numeric MAE, per persona
+    and overall with 95% persona-bootstrap intervals."""
+    from adaptcommand.routines.run import score_files
+
+    if truth is not None and data is not None:
+        raise AdaptCommandError("give at most one of --truth and --data")
+    scores = score_files(pred, truth=truth, data=data, personas=parse_csv(personas), out=out)
+    print_scores(scores)
+
+
+def print_scores(scores: dict[str, Any]) -> None:
+    """The overall metrics with their intervals."""
+    from adaptcommand.evaluation.report_table import fmt
+
+    counts = scores["counts"]
+    table = Table(title=f"routines: {counts['true_routines']} true, "
+                  f"{counts['predicted_routines']} predicted, {counts['personas']} personas")
+    for column in ("metric", "value", "95% CI (personas)"):
+        table.add_column(column)
+    for name, value in scores["metrics"].items():
+        interval = scores["confidence_intervals"].get(name)
+        ci = f"[{fmt(interval['low'])}, {fmt(interval['high'])}]" if interval else ""
+        table.add_row(name, fmt(value), escape(ci))
+    console.print(table)
