@@ -51,12 +51,18 @@ def mine(
 
     if split not in SPLIT_NAMES:
         raise AdaptCommandError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
-    if method != "miner":
-        raise AdaptCommandError(f"--method {method!r} is not available (choose: miner)")
-    if model is not None:
+    if method not in ("miner", "llm"):
+        raise AdaptCommandError(f"--method {method!r} is not available (choose: miner, llm)")
+    if model is not None and method != "llm":
         raise AdaptCommandError("--model applies to --method llm only")
-    settings = MiningSettings(min_support=min_support, max_sessions=max_sessions)
-    summary = mine_data(data, out, split=split, settings=settings)  # type: ignore[arg-type]
+    if method == "llm":
+        from adaptcommand.routines.llm import LlmSettings, predict_data
+
+        summary = predict_data(data, out, split=split, max_sessions=max_sessions,  # type: ignore[arg-type]
+                               settings=LlmSettings(model=model or "embedded"))
+    else:
+        settings = MiningSettings(min_support=min_support, max_sessions=max_sessions)
+        summary = mine_data(data, out, split=split, settings=settings)  # type: ignore[arg-type]
     console.print(f"Mined {summary['routines']} routines for {len(summary['personas_mined'])} "
                   f"personas from {summary['sessions']} {split} sessions in "
                   f"{summary['seconds']:.1f} s; written to [bold]{escape(str(out))}[/]")

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import Field
 
 from adaptcommand.config import StrictModel
-from adaptcommand.data.io import RoutinesLine
+from adaptcommand.data.io import RoutinesLine, SplitName
 from adaptcommand.data.schema import CleanDialogue, Routine
 from adaptcommand.errors import AdaptCommandError
 
@@ -340,3 +342,40 @@ def predict_routines_llm(
     loaded = load_model(settings.model, device=settings.device, dtype=settings.dtype,
                         seed=settings.seed)
     return predict_with_model(loaded, dialogues, settings).routines
+
+
+def as_profiles(prediction: LlmPrediction) -> dict[str, Any]:
+    """The answers as `UserProfile`s (support 0: a model cites no sessions), so routines.jsonl,
+    profiles.json, `routines score` and `probe --profiles` treat both methods alike."""
+    from adaptcommand.routines.profile import MinedRoutine, UserProfile
+
+    return {pid: UserProfile(
+        persona_id=pid, sessions_used=prediction.prompts[pid].sessions_used,
+        routines=[MinedRoutine(triggers=r.get("triggers", {}), actions=r.get("actions", {}),
+                               support=0, sessions=[]) for r in routines])
+        for pid, routines in prediction.routines.items()}
+
+
+def predict_data(data: str | Path, out: str | Path, *, split: SplitName = "train",
+                 max_sessions: int | None = None, settings: LlmSettings | None = None
+                 ) -> dict[str, Any]:
+    """`routines mine --method llm`: the same outputs as the miner's `mine_data`
+    (routines.jsonl, profiles.json, mining.json with the prompt sizes per persona)."""
+    from adaptcommand.data.io import load_split
+    from adaptcommand.models.loading import load_model
+    from adaptcommand.routines.run import counts, write_outputs
+
+    settings = settings or LlmSettings()
+    started = time.perf_counter()
+    dialogues = {pid: sessions[-max_sessions:] if max_sessions else sessions
+                 for pid, sessions in load_split(data, split).items()}
+    loaded = load_model(settings.model, device=settings.device, dtype=settings.dtype,
+                        seed=settings.seed)
+    prediction = predict_with_model(loaded, dialogues, settings)
+    profiles = as_profiles(prediction)
+    summary = {"method": "llm", "data": str(Path(data).resolve()), "split": split,
+               "max_sessions": max_sessions, "settings": settings.model_dump(),
+               "seconds": round(time.perf_counter() - started, 3), **counts(profiles),
+               "llm": prediction.info()}
+    write_outputs(out, profiles, summary)
+    return summary
