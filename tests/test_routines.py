@@ -303,3 +303,21 @@ def test_score_refuses_bad_truth_with_a_located_error(tmp_path: Path) -> None:
     assert isinstance(result.exception, DataError)  # the CLI prints it as one line, exit 2
     assert "truth.jsonl:1: malformed JSON" in str(result.exception)
     assert not (tmp_path / "routine_scores.json").exists()
+
+
+def test_dialogues_without_context_mine_no_routines_and_score_asks_for_truth(
+    tmp_path: Path, real_sample: Path
+) -> None:
+    """The real sample has messages only (no meta, no routines): nothing can be tied to a
+    context, so no routine is mined, and scoring against its (absent) routines is refused."""
+    from adaptcommand.data.prepare import prepare_from_dialogues
+
+    prepare_from_dialogues(real_sample, tmp_path / "data")
+    result = run("routines", "mine", "--data", tmp_path / "data", "--out", tmp_path / "mined")
+    assert result.exit_code == 0, result.output
+    profiles = read_profiles(tmp_path / "mined" / "profiles.json")
+    assert len(profiles) == 100
+    assert all(p.routines == [] for p in profiles.values())
+    result = run("routines", "score", "--pred", tmp_path / "mined" / "routines.jsonl")
+    assert isinstance(result.exception, DataError)
+    assert "routines" in str(result.exception)

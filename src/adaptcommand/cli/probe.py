@@ -7,8 +7,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from adaptcommand.cli.app import app
 from adaptcommand.cli.evaluate import (
@@ -81,15 +79,9 @@ def probe(
 
 def print_probe(result: dict[str, Any]) -> None:
     """The overall probe metrics with the intervals that were computed."""
-    from adaptcommand.evaluation.report_table import fmt
+    from adaptcommand.evaluation.report_table import metrics_table
 
     counts = result["counts"]
-    table = Table(title=f"probe {result['arm']}: {counts['routines']} routines, "
-                  f"{counts['personas']} personas")
-    for column in ("metric", "value", "95% CI (personas)"):
-        table.add_column(column)
-    for name, value in result["metrics"].items():
-        interval = result["confidence_intervals"].get(name)
-        ci = f"[{fmt(interval['low'])}, {fmt(interval['high'])}]" if interval else ""
-        table.add_row(name, fmt(value), escape(ci))
-    console.print(table)
+    console.print(metrics_table(
+        f"probe {result['arm']}: {counts['routines']} routines, {counts['personas']} personas",
+        result["metrics"], result["confidence_intervals"], "95% CI (personas)"))

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from adaptcommand.cli.app import app
 from adaptcommand.cli.options import parse_csv
@@ -98,18 +97,13 @@ def score(
 
 def print_scores(scores: dict[str, Any]) -> None:
     """The overall metrics with their intervals."""
-    from adaptcommand.evaluation.report_table import fmt
+    from adaptcommand.evaluation.report_table import metrics_table
 
     counts = scores["counts"]
-    table = Table(title=f"routines: {counts['true_routines']} true, "
-                  f"{counts['predicted_routines']} predicted, {counts['personas']} personas")
-    for column in ("metric", "value", "95% CI (personas)"):
-        table.add_column(column)
-    for name, value in scores["metrics"].items():
-        interval = scores["confidence_intervals"].get(name)
-        ci = f"[{fmt(interval['low'])}, {fmt(interval['high'])}]" if interval else ""
-        table.add_row(name, fmt(value), escape(ci))
-    console.print(table)
+    console.print(metrics_table(
+        f"routines: {counts['true_routines']} true, {counts['predicted_routines']} predicted, "
+        f"{counts['personas']} personas",
+        scores["metrics"], scores["confidence_intervals"], "95% CI (personas)"))
 
 
 @routines_app.command("curve")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, NonNegativeInt, TypeAdapter, ValidationError
 
@@ -123,7 +123,14 @@ def load_dialogues(data_dir: str | Path) -> list[CleanDialogue]:
 def load_splits(data_dir: str | Path) -> dict[str, dict[str, list[int]]]:
     """`DIR/edgesplits.json`: persona_id -> {train, val, test, online, cold_start} line indices
     (`cold_start` is [] for every persona that was not held out)."""
-    path = Path(data_dir) / SPLITS_FILE
+    parsed = read_json_as(Path(data_dir) / SPLITS_FILE, dict[str, PersonaSplits])
+    return {pid: entry.model_dump() for pid, entry in parsed.items()}
+
+
+def read_json_as(path: str | Path, type_: Any) -> Any:
+    """A JSON file validated as `type_` (e.g. `dict[str, Model]`); any failure is a located
+    `DataError` (missing file, malformed JSON with its line, the first invalid field)."""
+    path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path=path)
     try:
@@ -131,11 +138,10 @@ def load_splits(data_dir: str | Path) -> dict[str, dict[str, list[int]]]:
     except json.JSONDecodeError as exc:
         raise DataError(f"malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
     try:
-        parsed = TypeAdapter(dict[str, PersonaSplits]).validate_python(raw)
+        return TypeAdapter(type_).validate_python(raw)
     except ValidationError as exc:
         field, message = first_error(exc)
         raise DataError(message, path=path, field=field) from None
-    return {pid: entry.model_dump() for pid, entry in parsed.items()}
 
 
 def select_split(

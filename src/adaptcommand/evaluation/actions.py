@@ -13,8 +13,9 @@ every number to its unit or nearest device/parameter mention. Pure `re`, determi
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,9 +238,11 @@ def _is_commitment(sentence: str) -> bool:
                 or _WH_QUESTION.search(sentence))
 
 
-def _mentions(sentence: str) -> list[_Mention]:
+@functools.lru_cache(maxsize=1 << 16)
+def _mentions(sentence: str) -> tuple[_Mention, ...]:
     """Lexicon matches without overlaps: specific patterns first, then the earliest and longest
-    ("alarm volume" over "volume", "heat mode" over "to heat")."""
+    ("alarm volume" over "volume", "heat mode" over "to heat"). Cached: sentences recur
+    ("Setting the AC to heat mode."), and matching the lexicon is most of the extractor's time."""
     candidates = sorted(
         ((entry.needs_context, m.start(), -m.end(), entry.readings)
          for entry in _LEXICON for m in entry.pattern.finditer(sentence)),
@@ -249,10 +252,10 @@ def _mentions(sentence: str) -> list[_Mention]:
     for needs_context, start, neg_end, readings in candidates:
         if all(-neg_end <= k.start or start >= k.end for k in kept):
             kept.append(_Mention(start, -neg_end, readings, needs_context))
-    return sorted(kept, key=lambda m: m.start)
+    return tuple(sorted(kept, key=lambda m: m.start))
 
 
-def _resolve(mentions: list[_Mention], history: list[str]) -> list[_Resolved]:
+def _resolve(mentions: Sequence[_Mention], history: list[str]) -> list[_Resolved]:
     """One reading per mention; a context-dependent one that context does not fit is dropped."""
     anchors = [m for m in mentions if m.anchor is not None]
     unplaced = [m for m in mentions if m.anchor is None and not m.needs_context]

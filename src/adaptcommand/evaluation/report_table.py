@@ -22,6 +22,19 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def metrics_table(title: str, metrics: dict[str, float | None],
+                  intervals: dict[str, dict[str, Any]], ci_label: str) -> Table:
+    """One row per metric: its value and, where computed, its interval."""
+    table = Table(title=title)
+    for column in ("metric", "value", ci_label):
+        table.add_column(column)
+    for name, value in metrics.items():
+        interval = intervals.get(name)
+        ci = f"[{fmt(interval['low'])}, {fmt(interval['high'])}]" if interval else ""
+        table.add_row(name, fmt(value), escape(ci))
+    return table
+
+
 def print_headline(console: Console, results: dict[str, Any]) -> None:
     """Headline metrics with their 95% session-bootstrap intervals."""
     counts = results["counts"]

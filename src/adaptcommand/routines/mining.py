@@ -52,7 +52,7 @@ class MiningSettings(StrictModel):
                              "must agree on each of its values) for it to be kept.")
     max_sessions: int | None = Field(None, ge=1, description="Use only each persona's most "
                                      "recent N sessions of the split (None: all).")
-    min_share: float = Field(0.5, gt=0, le=1, description="Share of a routine's sessions that "
+    min_share: float = Field(0.4, gt=0, le=1, description="Share of a routine's sessions that "
                              "must state a setting for it to belong to the routine.")
     drift: bool = Field(True, description="Let a setting change value once over time (from a "
                         "session on, at least min_support sessions show the new value); False: "
@@ -67,7 +67,9 @@ class MiningSettings(StrictModel):
 
 
 @dataclass(frozen=True)
-class _Session:
+class ObservedSession:
+    """One session as the miner sees it: id, context and flattened end state."""
+
     session_id: int
     context: tuple[str, ...] | None  # meta values in FIELDS order; None when not recorded
     settings: dict[Key, Any]
@@ -150,7 +152,14 @@ def mine_persona(
     """One persona's profile (see the module docstring for the steps)."""
     if settings.max_sessions is not None:
         dialogues = dialogues[-settings.max_sessions:]
-    sessions = [_observe(dialogue, position) for position, dialogue in enumerate(dialogues)]
+    observed = [observe(dialogue, position) for position, dialogue in enumerate(dialogues)]
+    return mine_observed(persona_id, observed, settings)
+
+
+def mine_observed(
+    persona_id: str, sessions: Sequence[ObservedSession], settings: MiningSettings
+) -> UserProfile:
+    """Steps 2-4 on sessions already read (`observe`), in time order."""
     chosen = _choose(sessions, settings)
     routines = [_routine(candidate, sessions) for candidate in chosen]
     used = {sid for routine in routines for sid in routine.sessions}
@@ -159,14 +168,17 @@ def mine_persona(
                        common_settings=_nest(_common(rest, settings)))
 
 
-def _observe(dialogue: CleanDialogue, position: int) -> _Session:
+def observe(dialogue: CleanDialogue, position: int) -> ObservedSession:
+    """What the miner reads of one session: its id, context and end state (step 1)."""
     meta = dialogue.meta.model_dump() if dialogue.meta is not None else None
     context = tuple(meta[f] for f in FIELDS) if meta is not None else None
-    return _Session(session_id_of(dialogue, position), context,
+    return ObservedSession(session_id_of(dialogue, position), context,
                     _flatten(session_end_state(dialogue)))
 
 
-def _candidate_groups(sessions: Sequence[_Session], min_support: int) -> set[tuple[int, ...]]:
+def _candidate_groups(
+    sessions: Sequence[ObservedSession], min_support: int
+) -> set[tuple[int, ...]]:
     """Every set of >= min_support sessions that share the values of some subset of fields."""
     with_context = [k for k, s in enumerate(sessions) if s.context is not None]
     groups: set[tuple[int, ...]] = set()
@@ -181,7 +193,7 @@ def _candidate_groups(sessions: Sequence[_Session], min_support: int) -> set[tup
     return groups
 
 
-def _shared_pattern(sessions: Sequence[_Session], members: Sequence[int]) -> dict[int, str]:
+def _shared_pattern(sessions: Sequence[ObservedSession], members: Sequence[int]) -> dict[int, str]:
     """The fields (and values) all `members` agree on: the most specific trigger set that
     matches exactly them."""
     contexts = [sessions[k].context for k in members]
@@ -207,8 +219,9 @@ class _Value:
 def _drifted(sequence: Sequence[tuple[int, Any]], min_support: int) -> _Value:
     """The value of one setting stated by a routine's sessions, given as (rank, value) in time
     order: the mode, or, when it explains them better, a change from
-    one value to another that at least min_support sessions show afterwards (ties: no change;
-    equal counts: the more recent value)."""
+    one value to another, each shown by at least min_support sessions (before and after the
+    change; a lone early session is a tweak or a spontaneous one, not an old habit). Ties: no
+    change; equal counts: the more recent value."""
     total: Counter[Any] = Counter(v for _, v in sequence)
     last = {v: r for r, v in sequence}
     mode = max(total, key=lambda v: (total[v], last[v]))
@@ -220,13 +233,14 @@ def _drifted(sequence: Sequence[tuple[int, Any]], min_support: int) -> _Value:
         old = max(before, key=lambda v: (before[v], last[v]))
         new = max(after, key=lambda v: (after[v], last[v]))
         wrong = (cut - before[old]) + (len(sequence) - cut - after[new])
-        if new != old and after[new] >= min_support and wrong < misses:
+        if (new != old and min(before[old], after[new]) >= min_support
+                and wrong < misses):
             best, misses = _Value(new, sequence[cut][0], old), wrong
     return best
 
 
 def _routine_values(
-    sessions: Sequence[_Session], members: Sequence[int], settings: MiningSettings
+    sessions: Sequence[ObservedSession], members: Sequence[int], settings: MiningSettings
 ) -> dict[Key, _Value]:
     """Settings stated by >= min_share of the members, each at its (drift-aware) mode, kept when
     at least min_support sessions show that value."""
@@ -249,7 +263,7 @@ def _routine_values(
 
 
 def _gain(
-    sessions: Sequence[_Session], members: Sequence[int], values: Mapping[Key, _Value],
+    sessions: Sequence[ObservedSession], members: Sequence[int], values: Mapping[Key, _Value],
     settings: MiningSettings,
 ) -> tuple[float, int]:
     """(how well `values` explain the members' settings, members showing any of them)."""
@@ -269,7 +283,7 @@ def _gain(
     return gain, showing
 
 
-def _evaluate(sessions: Sequence[_Session], members: Sequence[int],
+def _evaluate(sessions: Sequence[ObservedSession], members: Sequence[int],
               settings: MiningSettings) -> _Candidate | None:
     """The candidate routine of these sessions, or None when it explains nothing."""
     values = _routine_values(sessions, members, settings)
@@ -281,7 +295,7 @@ def _evaluate(sessions: Sequence[_Session], members: Sequence[int],
     return _Candidate(_shared_pattern(sessions, members), tuple(members), values, gain)
 
 
-def _candidates(sessions: Sequence[_Session], settings: MiningSettings) -> list[_Candidate]:
+def _candidates(sessions: Sequence[ObservedSession], settings: MiningSettings) -> list[_Candidate]:
     found = (_evaluate(sessions, members, settings)
              for members in _candidate_groups(sessions, settings.min_support))
     candidates = [c for c in found if c is not None]
@@ -290,7 +304,7 @@ def _candidates(sessions: Sequence[_Session], settings: MiningSettings) -> list[
     return candidates
 
 
-def _split_gain(candidate: _Candidate, sessions: Sequence[_Session],
+def _split_gain(candidate: _Candidate, sessions: Sequence[ObservedSession],
                 settings: MiningSettings) -> float:
     """The best total gain of splitting the candidate's sessions by one more context field:
     two routines that share values and a few triggers explain their sessions better apart."""
@@ -316,7 +330,7 @@ def _overlap(a: Mapping[int, str], b: Mapping[int, str]) -> bool:
     return all(a[f] == b[f] for f in a.keys() & b.keys())
 
 
-def _choose(sessions: Sequence[_Session], settings: MiningSettings) -> list[_Candidate]:
+def _choose(sessions: Sequence[ObservedSession], settings: MiningSettings) -> list[_Candidate]:
     """Greedy: the best candidate, then the best that cannot fire together with any chosen one,
     skipping one whose sessions are better explained split by another field. A candidate's
     members are exactly the sessions its pattern matches, so candidates that cannot fire
@@ -331,7 +345,7 @@ def _choose(sessions: Sequence[_Session], settings: MiningSettings) -> list[_Can
     return chosen
 
 
-def _routine(candidate: _Candidate, sessions: Sequence[_Session]) -> MinedRoutine:
+def _routine(candidate: _Candidate, sessions: Sequence[ObservedSession]) -> MinedRoutine:
     """The chosen candidate as a `MinedRoutine`: its sessions are those showing its settings;
     a setting's support counts the sessions that show its value since it last changed, its
     confidence divides that by the routine's sessions since then."""
@@ -357,7 +371,7 @@ def _routine(candidate: _Candidate, sessions: Sequence[_Session]) -> MinedRoutin
     )
 
 
-def _common(rest: Sequence[_Session], settings: MiningSettings) -> dict[Key, Any]:
+def _common(rest: Sequence[ObservedSession], settings: MiningSettings) -> dict[Key, Any]:
     """The user's most frequent value per setting in sessions outside routines (seen at least
     min_support times; ties go to the most recent)."""
     counts: dict[Key, Counter[Any]] = defaultdict(Counter)

@@ -8,16 +8,13 @@ does this user want now?" for a session's context.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
-from adaptcommand.config import StrictModel, first_error
+from adaptcommand.config import StrictModel
+from adaptcommand.data.io import read_json_as
 from adaptcommand.data.schema import Routine, SessionMeta
-from adaptcommand.errors import DataError
 from adaptcommand.fileio import write_json_atomic
 
 PROFILES_FILE = "profiles.json"
@@ -83,15 +80,4 @@ def write_profiles(path: str | Path, profiles: Mapping[str, UserProfile]) -> Non
 
 def read_profiles(path: str | Path) -> dict[str, UserProfile]:
     """`profiles.json` back as validated `UserProfile`s; a bad file is a located `DataError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
-    try:
-        return TypeAdapter(dict[str, UserProfile]).validate_python(raw)
-    except ValidationError as exc:
-        field, message = first_error(exc)
-        raise DataError(message, path=path, field=field) from None
+    return read_json_as(path, dict[str, UserProfile])

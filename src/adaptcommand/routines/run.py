@@ -8,16 +8,13 @@ what). `score_files` scores a routines file against the truth, by default the ro
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adaptcommand.data.io import DIALOGUES_FILE, SplitName, load_split
-from adaptcommand.errors import AdaptCommandError, DataError
-from adaptcommand.evaluation.probe import load_routines
-from adaptcommand.evaluation.runs import Scope
+from adaptcommand.data.io import DIALOGUES_FILE, SplitName, load_split, read_json_as
+from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
 from adaptcommand.routines.mining import MiningSettings, mine_profiles
 from adaptcommand.routines.profile import (
@@ -89,6 +86,10 @@ def score_files(
     if truth is not None:
         true_routines = read_routines_file(truth)
     else:
+        # The probe's reader (imported here: it brings the model stack, which mining needs not).
+        from adaptcommand.evaluation.probe import load_routines
+        from adaptcommand.evaluation.runs import Scope
+
         assert data is not None
         true_routines = load_routines(Scope(data=Path(data)))
     chosen = list(personas) if personas else (run or {}).get("personas_mined")
@@ -106,10 +107,4 @@ def score_files(
 
 def _mining_info(pred: Path) -> dict[str, Any] | None:
     path = pred.parent / MINING_FILE
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
-    return info if isinstance(info, dict) else None
+    return read_json_as(path, dict[str, Any]) if path.is_file() else None

@@ -3,8 +3,7 @@
 Real users do not replay their routines verbatim: they change a value for one day, ask for part
 of a routine, correct themselves, do other things in a routine's context, and their habits shift.
 Each imperfection is one share below; every field is documented with how its default was chosen
-(README, "Synthetic data"). `SynthConfig.clean()` turns them off: the generator as it was before
-them, byte for byte.
+(README, "Synthetic data"). `SynthConfig.clean()` turns them off.
 """
 
 from __future__ import annotations
@@ -39,9 +38,16 @@ class SynthConfig(StrictModel):
         "routines.jsonl holds the current (final) value: the reconstruction target is the "
         "user's routine as it is now."))
 
+    value_free_share: float = Field(0.03, ge=0.0, le=1.0, description=(
+        "Routine sessions in which the user states no value ('my usual rainy-evening setup') "
+        "and the assistant applies the routine from memory. Not an imperfection but a habit of "
+        "the text: none of the 100 real sample sessions is value-free in its first five "
+        "messages (0.03 is the upper 95% bound of 0/100); the generator before these knobs used "
+        "0.4, which taught models to invent settings."))
+
     @classmethod
     def clean(cls) -> SynthConfig:
         """Every imperfection off (triggers open at the published rate): users who replay
-        their routines exactly, as the generator did before these knobs."""
+        their routines exactly. The wording habits (`value_free_share`) stay as set."""
         return cls(tweak_rate=0.0, partial_rate=0.0, mind_change_rate=0.0,
                    routine_context_spontaneous=0.0, drift_rate=0.0)

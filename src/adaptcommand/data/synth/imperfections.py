@@ -1,8 +1,8 @@
 """How real users stray from their routines: one-day tweaks, part of a routine, corrections,
 and habits that drift. The shares come from `SynthConfig`; these are the mechanics.
 
-Every draw goes through `chance`, which draws nothing when its share is 0, so the clean
-configuration consumes the random stream exactly as the generator did before imperfections.
+Every draw goes through `chance`, which draws nothing when its share is 0, so turning one
+imperfection off leaves the rest of the random stream as it was.
 """
 
 from __future__ import annotations

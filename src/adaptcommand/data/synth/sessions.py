@@ -1,12 +1,12 @@
 """A user's sessions: which are routine-driven, what each one asks for, and its summary.
 
 Three quarters of a user's sessions apply one of their routines (meta = the routine's triggers);
-in 40% of those the user never states a value ("my usual rainy-evening setup"), so only knowledge
-of this user's routines gives the right numbers. The rest are spontaneous sessions with ad-hoc
-requests, mostly in contexts where no routine of theirs fires. The imperfections of
-`SynthConfig` bend this: a routine session may apply only part of the routine or change one value
-for the day, the user may correct a value once it is applied, routines drift, and some
-spontaneous sessions happen in a routine's context.
+in a few of those (`SynthConfig.value_free_share`) the user never states a value ("my usual
+rainy-evening setup"), so only knowledge of this user's routines gives the right numbers. The
+rest are spontaneous sessions with ad-hoc requests, mostly in contexts where no routine of
+theirs fires. The imperfections of `SynthConfig` bend this: a routine session may apply only
+part of the routine or change one value for the day, the user may correct a value once it is
+applied, routines drift, and some spontaneous sessions happen in a routine's context.
 """
 
 from __future__ import annotations
@@ -36,18 +36,20 @@ from adaptcommand.data.synth.sampling import favourite, pick, weighted_sample
 
 ROUTINE_SHARE = 0.75
 MAX_MESSAGES = 16
-IMPLICIT_SHARE = 0.4
 # Messages per session (4..16), weighted so that after fitting the plans (a session with few
 # devices is cut short rather than padded with small talk) the mean is the published 9.88.
 LENGTHS = {4: 4, 5: 1, 6: 9, 7: 2, 8: 17, 9: 4, 10: 22, 11: 4, 12: 16, 13: 2, 14: 10, 15: 1,
            16: 4.5}
 # Ways of asking for one device: "all"/"some" values stated, "vague" ("turn up the heat"),
 # "usual" ("the way I like it"), "yes" to the assistant's offer, or two-turn combinations in
-# which the assistant asks a clarifying question in between.
-EXPLICIT_ASKING = {"all": 0.35, "some": 0.15, "vague": 0.05, "vague-all": 0.2, "some-rest": 0.15,
-                   "yes": 0.05, "usual": 0.05}
+# which the assistant asks a clarifying question in between. Real assistants apply what the user
+# said and ask for the rest: 5% of the settings they apply in the real sample were not stated by
+# the user before, so the ways in which the assistant fills values in itself ("some", "vague",
+# "usual", "yes") are rare outside value-free sessions.
+EXPLICIT_ASKING = {"all": 0.4, "some": 0.04, "vague": 0.01, "vague-all": 0.27, "some-rest": 0.26,
+                   "yes": 0.01, "usual": 0.01}
 IMPLICIT_ASKING = {"usual": 0.4, "vague": 0.25, "vague-usual": 0.2, "yes": 0.15}
-ADHOC_ASKING = {"all": 0.5, "vague": 0.14, "vague-all": 0.24, "some-rest": 0.12}
+ADHOC_ASKING = {"all": 0.5, "vague": 0.02, "vague-all": 0.33, "some-rest": 0.15}
 SPREAD_WAYS = ("vague-usual", "vague-all", "some-rest")  # not for the security system
 ADHOC_DEVICES = {1: 0.2, 2: 0.4, 3: 0.3, 4: 0.1}
 SWITCH_SHARE = 0.13  # spontaneous requests that only switch a device on or off
@@ -94,7 +96,7 @@ def _session(rng: random.Random, persona: Persona, routines: list[Routine], sess
         usual = settings_at(routine, session_id, drift)
         settings = apply_part(rng, usual, config.partial_rate)
         tweaked = tweak(rng, settings, config.tweak_rate)
-        implicit = rng.random() < IMPLICIT_SHARE
+        implicit = rng.random() < config.value_free_share
         group = implicit and n_beats <= 3 and rng.random() < 0.6
         tasks = _routine_tasks(rng, settings, implicit, group)
         label = routine_label(rng, set_triggers(routine))
