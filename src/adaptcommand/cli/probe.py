@@ -43,21 +43,34 @@ def probe(
     overrides: SetOpt = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Probe again even when --out holds a finished identical probe.")] = False,
+    profiles: Annotated[Path | None, typer.Option(
+        "--profiles", help="profiles.json of `routines mine`: answer each probe with the mined "
+        "routine for its context instead of a model (arm `mined profile`).")] = None,
 ) -> None:
     """Ask for each routine of each persona with its trigger context only ("It's a rainy, cold
     weekday evening after sunset. Set things up the way I like.") and score the reply's actions
     against the routine: device P/R/F1, parameter recall and value accuracy (numbers within a
     tolerance), per persona and overall, with persona-bootstrap intervals. Decoding is greedy.
-    Writes probe.json and probe_predictions.jsonl to --out. Needs data with routines."""
-    from adaptcommand.evaluation.probe import run_probe
+    Writes probe.json and probe_predictions.jsonl to --out. Needs data with routines.
+    With --profiles the mined user model answers instead, so the report shows what it knows
+    before any language model is involved."""
+    from adaptcommand.evaluation.probe import PROFILE_ARM, run_probe, run_profile_probe
     from adaptcommand.evaluation.runs import Scope, adapter_settings, arm_name, resolve_config
 
     named = cli_overrides(model, None, None, False, overrides)
+    scope = Scope(data, dialogues, parse_csv(personas))
+    if profiles is not None:
+        if adapters is not None or retrieval_k:
+            raise typer.BadParameter("--profiles replaces the model: no --adapters or "
+                                     "--retrieval-k with it")
+        print_probe(run_profile_probe(resolve_config(config, named), scope, out, profiles,
+                                      arm=arm or PROFILE_ARM))
+        console.print(f"Probe written to [bold]{out}[/]")
+        return
     if adapters is None:
         settings, default = resolve_config(config, named), "baseline"
     else:
         settings, default = adapter_settings(adapters, named, config)
-    scope = Scope(data, dialogues, parse_csv(personas))
     result = run_probe(settings, scope, out, arm_name(arm, default, retrieval_k),
                        adapters=adapters, retrieval_k=retrieval_k, force=force)
     print_probe(result)

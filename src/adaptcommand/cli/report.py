@@ -43,6 +43,9 @@ def compare(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = DEFAULTS.seed,
     title: Annotated[str, typer.Option("--title", help="Title of the report.")]
         = DEFAULT_TITLE,
+    user_model: Annotated[list[Path] | None, typer.Option(
+        "--user-model", help="A `routines curve` output and/or a `probe --profiles` output: "
+        "adds the user-model sections (repeatable).")] = None,
 ) -> None:
     """Compare adapted arms with a baseline per persona (deltas, bootstrap CIs, sign test),
     decide pass/fail per arm, and write an HTML report with figures, summary.md and compare.json.
@@ -57,7 +60,8 @@ def compare(
         min_share_helped=min_helped,
         seed=seed,
     )
-    files = build_report(runs, out, baseline=baseline or [], settings=settings, title=title)
+    files = build_report(runs, out, baseline=baseline or [], settings=settings, title=title,
+                         user_model=user_model or [])
     several = len(files.comparisons) > 1
     for comparison in files.comparisons:
         for arm in comparison.arms:

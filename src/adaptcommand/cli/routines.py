@@ -50,12 +50,18 @@ def mine(
 
     if split not in SPLIT_NAMES:
         raise AdaptCommandError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
-    if method != "miner":
-        raise AdaptCommandError(f"--method {method!r} is not available (choose: miner)")
-    if model is not None:
+    if method not in ("miner", "llm"):
+        raise AdaptCommandError(f"--method {method!r} is not available (choose: miner, llm)")
+    if model is not None and method != "llm":
         raise AdaptCommandError("--model applies to --method llm only")
-    settings = MiningSettings(min_support=min_support, max_sessions=max_sessions)
-    summary = mine_data(data, out, split=split, settings=settings)  # type: ignore[arg-type]
+    if method == "llm":
+        from adaptcommand.routines.llm import LlmSettings, predict_data
+
+        summary = predict_data(data, out, split=split, max_sessions=max_sessions,  # type: ignore[arg-type]
+                               settings=LlmSettings(model=model or "embedded"))
+    else:
+        settings = MiningSettings(min_support=min_support, max_sessions=max_sessions)
+        summary = mine_data(data, out, split=split, settings=settings)  # type: ignore[arg-type]
     console.print(f"Mined {summary['routines']} routines for {len(summary['personas_mined'])} "
                   f"personas from {summary['sessions']} {split} sessions in "
                   f"{summary['seconds']:.1f} s; written to [bold]{escape(str(out))}[/]")
@@ -98,3 +104,45 @@ def print_scores(scores: dict[str, Any]) -> None:
         f"routines: {counts['true_routines']} true, {counts['predicted_routines']} predicted, "
         f"{counts['personas']} personas",
         scores["metrics"], scores["confidence_intervals"], "95% CI (personas)"))
+
+
+@routines_app.command("curve")
+def curve(
+    data: Annotated[Path, typer.Option("--data", help="A `data prepare` output directory.")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="Output directory for curve.json, curve.md and curve.png.")],
+    methods: Annotated[str, typer.Option(
+        "--methods", help="Comma-separated: miner, llm.")] = "miner,llm",
+    points: Annotated[str, typer.Option(
+        "--points", help="Sessions used per persona (most recent train sessions); `all` = "
+        "every train session.")] = "5,10,20,all",
+    model: Annotated[str, typer.Option("--model", help="Model of the llm rows.")] = "embedded",
+    llm_personas: Annotated[int, typer.Option(
+        "--llm-personas", help="The llm rows (and matching miner rows) use the first N "
+        "personas: the LLM is slow on a CPU.")] = 4,
+    max_new_tokens: Annotated[int, typer.Option(
+        "--max-new-tokens", help="Answer budget of the llm rows.")] = 512,
+    max_prompt_tokens: Annotated[int, typer.Option(
+        "--max-prompt-tokens", help="Prompt cap of the llm rows (the oldest sessions that do "
+        "not fit are left out).")] = 2048,
+) -> None:
+    """Learning curve: every routine-reconstruction metric against the sessions used, for the
+    miner (all personas) and the LLM (the first --llm-personas), beside the published rows.
+    Give OUT to `compare --user-model OUT` to put it in the report."""
+    from adaptcommand.routines.curve import CurveSettings, row_label, run_curve, sessions_label
+    from adaptcommand.routines.llm import LlmSettings
+
+    settings = CurveSettings(
+        points=[None if p == "all" else int(p) for p in parse_csv(points) or []],
+        methods=parse_csv(methods) or [],  # type: ignore[arg-type]
+        llm_personas=llm_personas,
+        llm=LlmSettings(model=model, max_new_tokens=max_new_tokens, max_routines=6,
+                        max_prompt_tokens=max_prompt_tokens))
+
+    def show(row: dict[str, Any]) -> None:
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in row["metrics"].items() if v is not None)
+        console.print(f"{row_label(row)}, {sessions_label(row)} sessions "
+                      f"({row['seconds']:.1f} s): {metrics}", highlight=False)
+
+    run_curve(data, out, settings, show=show)
+    console.print(f"Curve written to [bold]{escape(str(out))}[/]")

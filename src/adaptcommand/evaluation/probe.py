@@ -120,13 +120,15 @@ def predict_items(
 
 
 def score_items(
-    items: Sequence[ProbeItem], replies: Sequence[str]
+    items: Sequence[ProbeItem], replies: Sequence[str],
+    actions: Sequence[dict[str, dict[str, object]]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, RecallScores]]:
-    """One prediction record per item, and the pooled scores of each persona."""
+    """One prediction record per item, and the pooled scores of each persona; the settings
+    scored are `actions[i]` when given (a mined profile's), else those reply i commits to."""
     records: list[dict[str, Any]] = []
     by_persona: dict[str, RecallScores] = {}
-    for item, reply in zip(items, replies, strict=True):
-        predicted = extract_actions(reply)
+    for index, (item, reply) in enumerate(zip(items, replies, strict=True)):
+        predicted = extract_actions(reply) if actions is None else actions[index]
         scores = score_recall(predicted, item.actions)
         by_persona[item.persona_id] = by_persona.get(item.persona_id, RecallScores()) + scores
         records.append({"persona_id": item.persona_id, "routine_index": item.routine_index,
@@ -234,6 +236,56 @@ def run_probe(
     predictor = setup_arm(settings, scope, adapters, retrieval_k).predictor
     replies = predict_items(items, predictor, settings.generation.batch_size * 4, show_progress)
     records, by_persona = score_items(items, replies)
+    probe = {**identity, **probe_summary(by_persona, settings)}
+    write_jsonl_atomic(out / PROBE_PREDICTIONS, records)
+    write_json_atomic(out / PROBE_FILE, probe)
+    return probe
+
+
+PROFILE_ARM = "mined profile"
+
+
+def profile_answers(items: Sequence[ProbeItem], routines: Mapping[str, Sequence[Routine]],
+                    profiles: Mapping[str, Any]) -> tuple[list[str], list[dict]]:
+    """What a mined user model answers to each probe: the actions of the mined routine whose
+    triggers the probe's context satisfies (`routine_for_context`; the context holds only the
+    fields the probe states), else nothing; plus a line saying which routine that was."""
+    from adaptcommand.routines.profile import routine_for_context
+
+    replies: list[str] = []
+    answers: list[dict] = []
+    for item in items:
+        context = routines[item.persona_id][item.routine_index].triggers.model_dump(
+            exclude_none=True)
+        profile = profiles.get(item.persona_id)
+        mined = routine_for_context(profile, context) if profile is not None else None
+        replies.append(f"mined routine {profile.routines.index(mined)} {mined.triggers}"
+                       if mined is not None else "no mined routine for this context")
+        answers.append(dict(mined.actions) if mined is not None else {})
+    return replies, answers
+
+
+def run_profile_probe(
+    settings: EvalConfig,
+    scope: Scope,
+    out: Path,
+    profiles_path: Path,
+    *,
+    arm: str = PROFILE_ARM,
+) -> dict[str, Any]:
+    """The probe answered by a mined user model (`routines mine`'s profiles.json) instead of a
+    language model: the same items, scores and files as `run_probe`, so the report puts the
+    two side by side. No model is loaded; a persona without a profile answers nothing."""
+    from adaptcommand.routines.profile import read_profiles
+
+    routines = load_routines(scope, settings.evaluation.split)
+    items = probe_items(routines)
+    profiles = read_profiles(profiles_path)
+    check_same_arm(out, arm)
+    identity = {"config": settings.model_dump(),
+                **run_info(scope, arm, {"profiles": str(profiles_path)})}
+    replies, answers = profile_answers(items, routines, profiles)
+    records, by_persona = score_items(items, replies, answers)
     probe = {**identity, **probe_summary(by_persona, settings)}
     write_jsonl_atomic(out / PROBE_PREDICTIONS, records)
     write_json_atomic(out / PROBE_FILE, probe)

@@ -26,6 +26,12 @@ from adaptcommand.report.markdown import summary_markdown
 from adaptcommand.report.overview import OverviewRow, overview_json, overview_rows
 from adaptcommand.report.personal import personal_json, personal_markdown
 from adaptcommand.report.plots import FIGURES, cost_benefit, render_figures
+from adaptcommand.report.routines import (
+    curve_figures,
+    load_user_model,
+    user_model_html,
+    user_model_markdown,
+)
 from adaptcommand.report.runs import load_groups, load_predictions
 
 COMPARE_JSON = "compare.json"
@@ -100,9 +106,11 @@ def build_report(
     baseline: Path | Sequence[Path] | None = None,
     settings: CompareSettings | None = None,
     title: str = DEFAULT_TITLE,
+    user_model: Sequence[Path] = (),
 ) -> ReportFiles:
     """Group the runs by the turns they were evaluated on, compare each group's arms with its
-    baseline and write compare.json, summary.md, report.html and the PNG figures."""
+    baseline and write compare.json, summary.md, report.html and the PNG figures; `user_model`
+    directories (`routines curve`, `probe --profiles`) add the user-model sections."""
     baselines = [baseline] if isinstance(baseline, (str, Path)) else list(baseline or [])
     settings = settings or CompareSettings()
     comparisons = [compare_runs(group, settings) for group in load_groups(run_dirs, baselines)]
@@ -110,15 +118,20 @@ def build_report(
     overview = {COST_BENEFIT_PNG: ("Cost vs benefit per arm", cost_benefit(rows, settings))}
     figures = group_figures(comparisons)
     examples = [best_arm_examples(c) for c in comparisons]
-    html = render_html(comparisons, rows, title, overview, figures, examples)
+    users = load_user_model(user_model)
+    user_figures = curve_figures(users)
+    html = render_html(comparisons, rows, title, overview, figures, examples,
+                       user_model_html(users, rows, user_figures))
     out = Path(out)
-    pngs = dict([*overview.items(), *(f for g in figures for f in g.items())])
+    pngs = dict([*overview.items(), *(f for g in figures for f in g.items()),
+                 *user_figures.items()])
     for name, (_, png) in pngs.items():
         with atomic_path(out / name) as tmp:
             tmp.write_bytes(png)
     remove_stale_figures(out, set(pngs))
     write_json_atomic(out / COMPARE_JSON, compare_json(comparisons, rows, title))
-    markdown = summary_markdown(comparisons, rows, title) + personal_markdown(comparisons)
+    markdown = (summary_markdown(comparisons, rows, title) + personal_markdown(comparisons)
+                + user_model_markdown(users, rows))
     write_text_atomic(out / SUMMARY_MD, markdown)
     write_text_atomic(out / REPORT_HTML, html)
     return ReportFiles(out, out / REPORT_HTML, comparisons)

@@ -249,11 +249,14 @@ def render_html(
     overview_figures: Figures,
     group_figures: list[Figures],
     examples: list[list[FixedTurn]],
+    extra: Sequence[str] = (),
 ) -> str:
-    """The whole report page: the all-arms overview, then each group's sections."""
+    """The whole report page: the all-arms overview, then each group's sections, then
+    the `extra` sections (e.g. report.routines' user model)."""
     body = [overview_section(rows, comparisons, overview_figures)]
     for comparison, figures, turns in zip(comparisons, group_figures, examples, strict=True):
         body += group_sections(comparison, group_suffix(comparison, len(comparisons)), figures,
                                turns)
     body += extras_sections(rows)
+    body += extra
     return PAGE.substitute(title=escape(title), body="\n".join(body))
