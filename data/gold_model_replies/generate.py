@@ -33,6 +33,9 @@ from adaptcommand.training.runner import run_training
 ROOT = Path(__file__).resolve().parents[2]
 REAL_SAMPLE = ROOT / "data/edgewisepersona_sample/cold_start_dev.jsonl"
 SYNTH = {"personas": 6, "sessions": 12, "seed": 13}
+# How the adapted arm's adapter was trained (recorded in each of its replies' provenance).
+ADAPTER = {"strategy": "unified", "config": "configs/lora_training.json", "epochs": 1,
+           "corpus": {"generator": "data.synth.synthesize", **SYNTH}, "split": "train"}
 
 
 def real_turns(rows: range) -> list[Turn]:
@@ -62,13 +65,16 @@ def train_unified(data_dir: Path, out_dir: Path) -> Path:
 
 
 def provenance(turn: Turn, arm: str, source: str, config: EvalConfig) -> dict[str, object]:
+    generation: dict[str, object] = {
+        "decoding": "greedy", "max_new_tokens": config.generation.max_new_tokens,
+        "max_context_messages": config.prompt.max_context_messages,
+        "system_prompt": "reference (models.prompting.DEFAULT_SYSTEM_PROMPT)"}
+    if arm != "baseline":
+        generation["adapter"] = ADAPTER
     return {"arm": arm, "model": config.model.name, "prompt_source": source,
             "persona_id": turn.persona_id, "session_id": turn.session_id,
             "msg_index": turn.turn_index, "role": "assistant",
-            "generation": {"decoding": "greedy",
-                           "max_new_tokens": config.generation.max_new_tokens,
-                           "max_context_messages": config.prompt.max_context_messages,
-                           "system_prompt": "reference (models.prompting.DEFAULT_SYSTEM_PROMPT)"},
+            "generation": generation,
             "last_user_message": next((m.text for m in reversed(turn.context)
                                        if m.role == "user"), "")}
 
