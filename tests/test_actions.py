@@ -232,6 +232,9 @@ def test_gold_dev_set_regression_floor(real_sample: Path) -> None:
     ("I'll just set the fan speed to 3 degrees.", {"ac": {"fan_speed": 3}}),
     ("I'll adjust the fan speed to 2 degrees Celsius and the temperature to 21 degrees.",
      {"ac": {"temperature": 21, "fan_speed": 2}}),
+    # a passive report of disarming (the adapted arm's replies)
+    ("The security system has been disabled.", {"security": {"armed": False}}),
+    ("The alarm is now turned off.", {"security": {"armed": False}}),
 ])
 def test_model_reply_patterns(text: str, expected: dict) -> None:
     """Patterns found in the embedded model's own replies (data/gold_model_replies)."""
