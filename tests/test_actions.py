@@ -242,10 +242,11 @@ def test_model_reply_patterns(text: str, expected: dict) -> None:
 
 
 def test_gold_model_replies_regression_floor() -> None:
-    """Measured 0.889 device F1 and 0.895 parameter-value F1 on the 190 hand-labelled replies of
+    """Measured 0.881 device F1 and 0.896 parameter-value F1 on the 205 hand-labelled replies of
     the embedded model: 95 of the base model (0.917 / 0.960; 0.725 / 0.767 before the
-    model-reply rules) and 95 of a 1-epoch unified LoRA (0.870 / 0.855)."""
+    model-reply rules), 95 of a 1-epoch unified LoRA (0.870 / 0.855) and 15 more of the base
+    model, held out (0.818 / 0.909)."""
     gold = Path(__file__).resolve().parents[1] / "data/gold_model_replies/gold.jsonl"
     overall = score_labelled_jsonl(gold, extract_actions)["all"]
-    assert overall.turns == 190
-    assert overall.device.f1 >= 0.88 and overall.param.f1 >= 0.88
+    assert overall.turns == 205
+    assert overall.device.f1 >= 0.87 and overall.param.f1 >= 0.88
