@@ -232,6 +232,9 @@ def test_gold_dev_set_regression_floor(real_sample: Path) -> None:
     ("I'll just set the fan speed to 3 degrees.", {"ac": {"fan_speed": 3}}),
     ("I'll adjust the fan speed to 2 degrees Celsius and the temperature to 21 degrees.",
      {"ac": {"temperature": 21, "fan_speed": 2}}),
+    # a passive report of disarming (the adapted arm's replies)
+    ("The security system has been disabled.", {"security": {"armed": False}}),
+    ("The alarm is now turned off.", {"security": {"armed": False}}),
 ])
 def test_model_reply_patterns(text: str, expected: dict) -> None:
     """Patterns found in the embedded model's own replies (data/gold_model_replies)."""
@@ -239,9 +242,11 @@ def test_model_reply_patterns(text: str, expected: dict) -> None:
 
 
 def test_gold_model_replies_regression_floor() -> None:
-    """Measured 0.917 device F1 and 0.960 parameter-value F1 on the 95 hand-labelled replies of
-    the embedded model (0.725 / 0.767 before the model-reply rules)."""
+    """Measured 0.881 device F1 and 0.896 parameter-value F1 on the 205 hand-labelled replies of
+    the embedded model: 95 of the base model (0.917 / 0.960; 0.725 / 0.767 before the
+    model-reply rules), 95 of a 1-epoch unified LoRA (0.870 / 0.855) and 15 more of the base
+    model, held out (0.818 / 0.909)."""
     gold = Path(__file__).resolve().parents[1] / "data/gold_model_replies/gold.jsonl"
     overall = score_labelled_jsonl(gold, extract_actions)["all"]
-    assert overall.turns == 95
-    assert overall.device.f1 >= 0.9 and overall.param.f1 >= 0.95
+    assert overall.turns == 205
+    assert overall.device.f1 >= 0.87 and overall.param.f1 >= 0.88

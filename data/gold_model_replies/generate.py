@@ -33,6 +33,9 @@ from adaptcommand.training.runner import run_training
 ROOT = Path(__file__).resolve().parents[2]
 REAL_SAMPLE = ROOT / "data/edgewisepersona_sample/cold_start_dev.jsonl"
 SYNTH = {"personas": 6, "sessions": 12, "seed": 13}
+# How the adapted arm's adapter was trained (recorded in each of its replies' provenance).
+ADAPTER = {"strategy": "unified", "config": "configs/lora_training.json", "epochs": 1,
+           "corpus": {"generator": "data.synth.synthesize", **SYNTH}, "split": "train"}
 
 
 def real_turns(rows: range) -> list[Turn]:
@@ -62,13 +65,16 @@ def train_unified(data_dir: Path, out_dir: Path) -> Path:
 
 
 def provenance(turn: Turn, arm: str, source: str, config: EvalConfig) -> dict[str, object]:
+    generation: dict[str, object] = {
+        "decoding": "greedy", "max_new_tokens": config.generation.max_new_tokens,
+        "max_context_messages": config.prompt.max_context_messages,
+        "system_prompt": "reference (models.prompting.DEFAULT_SYSTEM_PROMPT)"}
+    if arm != "baseline":
+        generation["adapter"] = ADAPTER
     return {"arm": arm, "model": config.model.name, "prompt_source": source,
             "persona_id": turn.persona_id, "session_id": turn.session_id,
             "msg_index": turn.turn_index, "role": "assistant",
-            "generation": {"decoding": "greedy",
-                           "max_new_tokens": config.generation.max_new_tokens,
-                           "max_context_messages": config.prompt.max_context_messages,
-                           "system_prompt": "reference (models.prompting.DEFAULT_SYSTEM_PROMPT)"},
+            "generation": generation,
             "last_user_message": next((m.text for m in reversed(turn.context)
                                        if m.role == "user"), "")}
 
@@ -78,6 +84,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/gold_gen"))
     parser.add_argument("--out", type=Path, default=Path("runs/gold_gen/replies.jsonl"))
     parser.add_argument("--real", type=int, default=65, help="Real-sample prompts per arm.")
+    parser.add_argument("--real-from", type=int, default=0,
+                        help="First real-sample row of the base arm.")
     parser.add_argument("--synthetic", type=int, default=50, help="Synthetic prompts per arm.")
     parser.add_argument("--arms", default="baseline,unified_lora_1epoch",
                         help="Comma-separated arms to generate (in this order).")
@@ -89,7 +97,7 @@ def main() -> None:
     config = EvalConfig()
     loaded = load_model(config.model.name)
     # Base rows 0..real-1, adapted rows from the end: the two arms overlap on a few sessions.
-    plan = {"baseline": (range(args.real), 0),
+    plan = {"baseline": (range(args.real_from, args.real_from + args.real), 0),
             "unified_lora_1epoch": (range(100 - args.real, 100), 1)}
     plan = {arm: plan[arm] for arm in args.arms.split(",")}
     rows = []
@@ -101,7 +109,7 @@ def main() -> None:
         predict = make_predictor(loaded, config, router)
         for source, turns in (("real_sample", real_turns(real_rows)),
                               ("synthetic", synthetic_turns(data_dir, args.synthetic, offset))):
-            for turn, reply in zip(turns, predict(turns), strict=True):
+            for turn, reply in zip(turns, predict(turns) if turns else [], strict=True):
                 rows.append({**provenance(turn, arm, source, config), "text": reply})
     write_jsonl_atomic(args.out, [{"id": i, **row} for i, row in enumerate(rows)])
     print(f"{len(rows)} replies -> {args.out}")

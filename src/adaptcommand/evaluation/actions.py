@@ -101,7 +101,10 @@ _LEXICON: tuple[_Entry, ...] = (
            rf"|\b(?:equali[sz]er|eq|sound|audio|speakers?)\s+(?:{_LINK}\s+)?balanced\b",
            ("speaker", "equalizer", "balanced")),
     _entry(r"\bdisarm(?:ed|ing|s)?\b|\b(?:deactivate|disable|turn\s+off|switch\s+off)\w*\s+"
-           r"(?:the\s+)?(?:security|alarm)\b", ("security", "armed", False)),
+           r"(?:the\s+)?(?:security|alarm)\b"
+           # the passive report of a model reply: "The security system has been disabled."
+           r"|\b(?:security|alarm)(?:\s+system)?\s+(?:\w+\s+){0,2}(?:disabled|deactivated"
+           r"|turned\s+off|switched\s+off)\b", ("security", "armed", False)),
     _entry(r"\b(?:re)?arm(?:ed|ing|s)?\s+(?:the\s+|my\s+|our\s+)?(?:\w+\s+)?(?:security|alarm"
            r"|system|house|home|it)\b"
            r"|\b(?:(?:security|alarm)(?:\s+system)?|system|house|home)\s+(?:\w+\s+){0,2}armed\b"
