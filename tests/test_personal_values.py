@@ -135,22 +135,23 @@ def test_scoring_adds_personal_metrics_per_persona_with_session_intervals() -> N
 
 def test_report_shows_personal_values_with_paired_deltas(tmp_path: Path) -> None:
 
-    flat = {"personal_recall": [0.0] * 5, "personal_recall_implicit": [0.0] * 5,
-            "personal_precision": [None] * 5}
+    n = len(PERSONAS)  # enough users for intervals (stats.MIN_USERS)
+    flat = {"personal_recall": [0.0] * n, "personal_recall_implicit": [0.0] * n,
+            "personal_precision": [None] * n}
     base = write_run(tmp_path / "base", "baseline", flat)
     arm = write_run(tmp_path / "arm", "profile", {
-        "personal_recall": [0.5, 0.5, 0.5, 0.0, 1.0], "personal_recall_implicit": [1.0] * 5,
-        "personal_precision": [0.5] * 5})
+        "personal_recall": [0.5, 0.5, 0.5, 0.0, 1.0] * (n // 5),
+        "personal_recall_implicit": [1.0] * n, "personal_precision": [0.5] * n})
     old = write_run(tmp_path / "old", "old-run")  # evaluated before the metric existed
     out = tmp_path / "report"
     build_report([base, arm, old], out, settings=SETTINGS, title="t")
     rows = markdown_rows((out / "summary.md").read_text(), "## Personal values")
     assert [row[0] for row in rows] == ["baseline", "profile", "old-run"]
-    assert rows[1][1].startswith("0.500 [0.450, 0.550]; Δ +0.500 [")
-    assert rows[1][1].endswith("(4/5)")  # persona 3 tied at 0
-    assert rows[1][2].endswith("(5/5)")
+    assert rows[1][1].startswith("0.500 [0.450, 0.550] (10 users); Δ +0.500 [")
+    assert rows[1][1].endswith("(8/10)")  # personas 3 and 8 tied at 0
+    assert rows[1][2].endswith("(10/10)")
     assert rows[2][1] == "n/a"
-    assert rows[1][3] == "0.500 [0.450, 0.550]"  # no persona pairs against an undefined base
+    assert rows[1][3] == "0.500 [0.450, 0.550] (10 users)"  # no persona pairs against an undefined base
     group = json.loads((out / "compare.json").read_text())["groups"][0]
     profile = group["personal_values"]["profile"]["personal_recall_implicit"]
     assert profile["delta"]["mean"]["estimate"] == 1.0
