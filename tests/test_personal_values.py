@@ -151,7 +151,8 @@ def test_report_shows_personal_values_with_paired_deltas(tmp_path: Path) -> None
     assert rows[1][1].endswith("(8/10)")  # personas 3 and 8 tied at 0
     assert rows[1][2].endswith("(10/10)")
     assert rows[2][1] == "n/a"
-    assert rows[1][3] == "0.500 [0.450, 0.550] (10 users)"  # no persona pairs against an undefined base
+    # no persona pairs against an undefined base
+    assert rows[1][3] == "0.500 [0.450, 0.550] (10 users)"
     group = json.loads((out / "compare.json").read_text())["groups"][0]
     profile = group["personal_values"]["profile"]["personal_recall_implicit"]
     assert profile["delta"]["mean"]["estimate"] == 1.0
