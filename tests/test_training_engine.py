@@ -15,6 +15,7 @@ from adaptcommand.training import engine
 from adaptcommand.training.batching import (
     IGNORE_INDEX,
     Example,
+    PackedBatch,
     epoch_batches,
     pack,
     planned_steps,
@@ -272,6 +273,18 @@ def two_random_adapters(model: LlamaForCausalLM) -> MultiLora:
     return lora
 
 
+def losses_and_grads(model: LlamaForCausalLM, lora: MultiLora, batch: PackedBatch
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Adapters a and b's mean token losses on `batch` and their gradients (then cleared)."""
+    sums, counts = engine._token_losses(model, lora, ("a", "b"), batch)
+    (sums / counts).sum().backward()
+    params = lora.parameters_of("a") + lora.parameters_of("b")
+    grads = [p.grad.clone() for p in params]
+    for p in params:
+        p.grad = None
+    return sums / counts, grads
+
+
 @pytest.mark.parametrize("make", [synthetic_examples, synthetic_sessions],
                          ids=["turn", "session"])
 def test_shared_prefix_runs_once_per_adapter_with_the_same_losses_and_gradients(
@@ -280,22 +293,34 @@ def test_shared_prefix_runs_once_per_adapter_with_the_same_losses_and_gradients(
     lora = two_random_adapters(model)
     batch = pack([make(3, seed=1), make(2, seed=2)], torch.device("cpu"))
     assert shared_prefix_length(batch) >= len(SYSTEM)
-
-    def losses_and_grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
-        sums, counts = engine._token_losses(model, lora, ("a", "b"), batch)
-        (sums / counts).sum().backward()
-        params = lora.parameters_of("a") + lora.parameters_of("b")
-        grads = [p.grad.clone() for p in params]
-        for p in params:
-            p.grad = None
-        return sums / counts, grads
-
-    shared_losses, shared_grads = losses_and_grads()
+    shared_losses, shared_grads = losses_and_grads(model, lora, batch)
     monkeypatch.setattr(engine, "MIN_SHARED_PREFIX", 10**6)  # force one full pass
-    full_losses, full_grads = losses_and_grads()
+    full_losses, full_grads = losses_and_grads(model, lora, batch)
     torch.testing.assert_close(shared_losses, full_losses, atol=1e-5, rtol=1e-5)
     for shared, full in zip(shared_grads, full_grads, strict=True):
         torch.testing.assert_close(shared, full, atol=1e-4, rtol=1e-4)
+
+
+def test_off_the_cpu_one_pass_splits_each_adapter_at_the_shortest_own_prefix(
+        monkeypatch) -> None:
+    """Where packing shares one pass (a GPU), each adapter's prefix comes from its own rows, so
+    adapters with different system prompts still run theirs once: same losses and gradients
+    as the per-adapter passes a CPU runs, up to float rounding."""
+    model = tiny_model()
+    lora = two_random_adapters(model)
+    other = tuple(range(20, 32))  # another system prompt: the rows share no first token
+    batch = pack([synthetic_examples(3, seed=1), synthetic_examples(2, seed=2, prefix=other)],
+                 torch.device("cpu"))
+    assert shared_prefix_length(batch) == 0
+    assert [k for _, ks in engine.forward_passes(batch, 2) for k in ks] == [0, 1]
+    own_losses, own_grads = losses_and_grads(model, lora, batch)
+    monkeypatch.setattr(engine, "BITWISE_DEVICE_TYPES", frozenset())
+    ((start, adapters),) = engine.forward_passes(batch, 2)
+    assert adapters == [0, 1] and start >= len(SYSTEM)
+    one_losses, one_grads = losses_and_grads(model, lora, batch)
+    torch.testing.assert_close(one_losses, own_losses, atol=1e-5, rtol=1e-5)
+    for one, own in zip(one_grads, own_grads, strict=True):
+        torch.testing.assert_close(one, own, atol=1e-4, rtol=1e-4)
 
 
 def per_turn(session: Example) -> list[Example]:

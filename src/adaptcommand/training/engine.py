@@ -58,6 +58,9 @@ from adaptcommand.training.multi_lora import DropoutPlan, MaskSource, MultiLora,
 AUTO_ADAPTERS_PER_STEP = 8  # on a GPU, with adapters_per_step null
 # Below this many shared leading tokens, computing them once is not worth a second pass.
 MIN_SHARED_PREFIX = 8
+# Where a packed step runs each adapter's own forward, bit-identical to training it alone
+# (forward_passes); elsewhere its adapters share one pass.
+BITWISE_DEVICE_TYPES = frozenset({"cpu"})
 
 
 @dataclass
@@ -261,7 +264,7 @@ def forward_passes(batch: PackedBatch, n_adapters: int) -> list[tuple[int, list[
     """
     present = [k for k in range(n_adapters) if bool((batch.adapter_index == k).any())]
     splits = {k: prefix_split(_adapter_rows(batch, [k])) for k in present}
-    if batch.input_ids.device.type != "cpu":
+    if batch.input_ids.device.type not in BITWISE_DEVICE_TYPES:
         return [(min(splits.values()), present)]
     return [(splits[k], [k]) for k in present]
 
