@@ -6,7 +6,7 @@ persona's profile: `--profiles FILE` (`routines mine`'s profiles.json), else the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from adaptcommand.models.prompting import ProfileText
 from adaptcommand.routines.profile import UserProfile, read_profiles
 
 PROFILE_ARM_SUFFIX = "+profile"
+Meta = SessionMeta | Mapping[str, Any] | None
 
 
 def uses_profile_prompt(settings: EvalConfig) -> bool:
@@ -60,17 +61,32 @@ def load_profiles(settings: EvalConfig, adapters: Path | None,
     return found
 
 
+SessionKey = tuple[str, int]
+"""(persona id, session id); the probe uses the routine index as its session id."""
+
+
 def profile_texts(settings: EvalConfig, scope: Any, profiles: dict[str, UserProfile]
                   ) -> ProfileTexts:
     """Each turn's text from its session's meta and its persona's profile; a persona without a
     profile is refused (its prompts would silently differ from the others')."""
-    metas = session_metas(scope, settings.evaluation.split)
+    return turn_texts(settings, session_metas(scope, settings.evaluation.split),
+                      lambda key: profiles.get(key[0]))
+
+
+def turn_texts(settings: EvalConfig, metas: Mapping[SessionKey, Meta],
+               profile_of: Callable[[SessionKey], UserProfile | None]) -> ProfileTexts:
+    """Each turn's text from its session's context and the profile `profile_of` gives that
+    session (the persona's, or the one mined before the session for a growing profile); a
+    profile prompt without a profile for a turn is refused."""
 
     def texts(turns: Sequence[Turn]) -> list[ProfileText | None]:
-        missing = sorted({t.persona_id for t in turns} - set(profiles))
+        keys = [(t.persona_id, t.session_id) for t in turns]
+        found = [profile_of(key) for key in keys]
+        missing = sorted({key[0] for key, profile in zip(keys, found, strict=True)
+                          if profile is None})
         if missing and uses_profile(settings.prompt):
             raise AdaptCommandError(f"no profile for persona(s) {', '.join(missing[:5])}")
-        return [profile_text(settings.prompt, profiles.get(t.persona_id),
-                             metas.get((t.persona_id, t.session_id))) for t in turns]
+        return [profile_text(settings.prompt, profile, metas.get(key))
+                for key, profile in zip(keys, found, strict=True)]
 
     return texts

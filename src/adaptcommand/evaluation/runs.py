@@ -141,8 +141,8 @@ def setup_arm(
     each turn's profile/context text when `profiles` gives one."""
     if profiles is None and uses_profile_prompt(settings):
         raise AdaptCommandError("this arm's prompts carry a profile/context line "
-                                "(prompt.profile / prompt.context_line), which only `eval` and "
-                                "`baseline` supply so far; the probe cannot reproduce them yet")
+                                "(prompt.profile / prompt.context_line): pass each turn's text "
+                                "(evaluation.profiles.profile_texts)")
     found = discover_adapters(adapters) if adapters is not None else {}
     prompts = retrieval_prompts(scope, settings, retrieval_k) if retrieval_k else None
     loaded = load_model(settings.model.name, device=settings.model.device,
