@@ -15,6 +15,7 @@ from adaptcommand.models.prompting import ProfileOptions
 from adaptcommand.routines.profile import MinedRoutine, UserProfile
 from adaptcommand.serving import app as app_module
 from adaptcommand.serving.profile import clock_context
+from test_profile_arms import recording
 from test_serving import adapters, ask, assert_error, reply, serving, store
 
 __all__ = ["adapters", "store"]  # fixtures shared with test_serving
@@ -34,15 +35,7 @@ PROFILES = {"persona_000": profile("persona_000", {"lights": {"brightness": 40}}
 @pytest.fixture
 def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every prompt the server renders from now on."""
-    seen: list[str] = []
-    real = app_module.render_prompt
-
-    def render(*args: object, **kwargs: object) -> str:
-        seen.append(real(*args, **kwargs))
-        return seen[-1]
-
-    monkeypatch.setattr(app_module, "render_prompt", render)
-    return seen
+    return recording(monkeypatch, app_module)
 
 
 def trained_with_profiles(adapters: Path, **prompt: object) -> None:
