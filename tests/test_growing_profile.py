@@ -124,3 +124,26 @@ def test_merged_adapter_with_a_growing_profile(
     assert sum("User profile" in prompt for prompt in prompts) >= sum(
         text is not None for text in given.values())
     assert "profile" not in resolve_config(None, QUICK).model_dump()  # default: left out
+
+
+def test_probe_of_a_growing_arm_reads_the_profile_sessions_only(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adaptcommand.evaluation import probe as probe_module
+    from adaptcommand.routines.mining import mine_profiles
+
+    used: list[dict] = []
+    real = probe_module.probe_profile_texts
+
+    def spy(settings: object, items: list, profiles: dict) -> object:
+        used.append(dict(profiles))
+        return real(settings, items, profiles)
+
+    monkeypatch.setattr(probe_module, "probe_profile_texts", spy)
+    settings = resolve_config(None, {**QUICK, "prompt.profile": "line",
+                                     "profile.source": "growing"})
+    probe = probe_module.run_probe(settings, Scope(data=data), tmp_path / "probe",
+                                   "baseline+profile", show_progress=False)
+    pid = new_user(data)
+    assert used == [mine_profiles({pid: load_split(data, "cold_start_profile")[pid]})]
+    assert probe["counts"]["personas"] == 1

@@ -28,7 +28,7 @@ from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.harness import RESULTS, progress_bar
 from adaptcommand.evaluation.predictor import Predictor, ProfileTexts
 from adaptcommand.evaluation.probe_scoring import VALUE_TOLERANCES, RecallScores, score_recall
-from adaptcommand.evaluation.profiles import load_profiles, turn_texts, uses_profile_prompt
+from adaptcommand.evaluation.profiles import probe_profiles, turn_texts, uses_profile_prompt
 from adaptcommand.evaluation.runs import Scope, run_info, setup_arm
 from adaptcommand.evaluation.stats import (
     Statistic,
@@ -240,7 +240,8 @@ def run_probe(
     previous = None if force else finished_probe(out, identity)
     if previous is not None:
         return previous
-    texts = (probe_profile_texts(settings, items, load_profiles(settings, adapters, profiles_file))
+    texts = (probe_profile_texts(settings, items, probe_profiles(settings, scope, adapters,
+                                                                 profiles_file))
              if uses_profile_prompt(settings) else None)
     predictor = setup_arm(settings, scope, adapters, retrieval_k, texts).predictor
     replies = predict_items(items, predictor, settings.generation.batch_size * 4, show_progress)

@@ -34,7 +34,7 @@ from adaptcommand.models.profile_prompt import (
     uses_profile,
 )
 from adaptcommand.models.prompting import ProfileText
-from adaptcommand.routines.mining import MiningSettings, mine_persona
+from adaptcommand.routines.mining import MiningSettings, mine_persona, mine_profiles
 from adaptcommand.routines.profile import UserProfile, read_profiles
 
 PROFILE_ARM_SUFFIX = "+profile"
@@ -152,6 +152,20 @@ def eval_profile_texts(settings: EvalConfig, scope: Any, adapters: Path | None,
         metas = session_metas(scope, settings.evaluation.split)
         return turn_texts(settings, metas, growing.profiles.get)
     return profile_texts(settings, scope, load_profiles(settings, adapters, profiles_file))
+
+
+def probe_profiles(settings: EvalConfig, scope: Any, adapters: Path | None,
+                   profiles_file: Path | None) -> dict[str, UserProfile]:
+    """The profiles a profile arm's probe prompts read: as its evaluation's (`load_profiles`),
+    or for a growing profile each new user's profile mined from their cold_start_profile
+    sessions, the ones seen before any evaluated session (the probe has no session to grow
+    to, and reads no evaluated one)."""
+    if settings.profile.source != "growing":
+        return load_profiles(settings, adapters, profiles_file)
+    check_growing(settings, scope, profiles_file)
+    seen = {pid: sessions for pid, sessions in load_split(scope.data, "cold_start_profile").items()
+            if sessions}
+    return mine_profiles(seen)
 
 
 def check_growing(settings: EvalConfig, scope: Any, profiles_file: Path | None) -> None:
