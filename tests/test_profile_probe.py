@@ -49,3 +49,22 @@ def test_probe_prompts_of_a_profile_arm_carry_its_line(
     assert not any("User profile" in prompt for prompt in seen)
     plain = json.loads((tmp_path / "plain" / PROBE_FILE).read_text())
     assert "profiles" not in plain
+
+
+def test_probe_cli_profiles_feed_a_profile_arm_prompt(tmp_path: Path, synthetic_data: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from adaptcommand.cli import app
+
+    write_profiles(tmp_path / "profiles.json", mine_profiles(load_split(synthetic_data, "train")))
+    seen = recording(monkeypatch, predictor_module)
+    sets = [f"{key}={value}" for key, value in {**QUICK, "prompt.profile": "line"}.items()]
+    result = CliRunner().invoke(app, ["probe", "--data", str(synthetic_data), "--out",
+                                      str(tmp_path / "probe"), "--profiles",
+                                      str(tmp_path / "profiles.json"),
+                                      *[arg for s in sets for arg in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    probe = json.loads((tmp_path / "probe" / PROBE_FILE).read_text())
+    assert probe["arm"] == "baseline+profile"  # the model answered, with the line
+    assert any("User profile" in prompt for prompt in seen)
