@@ -255,8 +255,8 @@ def run_probe(
 def probe_profile_texts(settings: EvalConfig, items: Sequence[ProbeItem],
                         profiles: Mapping[str, UserProfile]) -> ProfileTexts:
     """The profile/context text of each probe prompt, built like the arm's evaluated turns
-    (`evaluation.profiles.turn_texts`): the persona's mined profile (train split, never a
-    truth routine) with the probe's trigger context standing in for the session's meta."""
+    (`evaluation.profiles.turn_texts`): the persona's mined profile (`probe_profiles`: never
+    a truth routine) with the probe's trigger context standing in for the session's meta."""
     contexts = {(item.persona_id, item.routine_index): item.context for item in items}
     return turn_texts(settings, contexts, lambda key: profiles.get(key[0]))
 
