@@ -14,6 +14,8 @@ prepared data altogether:
 |                              |   cold_start_profile (new)   |   evaluated sessions)        |
 | preference probe inputs      | routines' triggers (its      | val, test, both cold-start;  |
 |                              |   question), train (memory)  |   routines' actions (answer) |
+| probe of a profile arm       | routines' triggers, train    | val, test, both cold-start;  |
+|   (its profile lines)        |   (the mined profile)        |   routines' actions (answer) |
 
 A new arm adds a row here and a test that calls `blank_data` with its own blanked splits.
 """
@@ -162,3 +164,19 @@ def test_probe_inputs_are_the_trigger_contexts_only(data: Path, tmp_path: Path) 
     memories = [retrieval_prompts(Scope(data=source), config, 3)([i.as_turn() for i in found])
                 for source, found in zip((data, blank), items, strict=True)]
     assert memories[0] == memories[1]
+
+
+def test_probe_profile_lines_read_the_mined_profile_only(data: Path, tmp_path: Path) -> None:
+    from adaptcommand.evaluation.probe import probe_profile_texts
+    from adaptcommand.routines.mining import mine_profiles
+
+    blank = blank_data(data, tmp_path / "blank", splits=MEMORY_BLANKS, keep_triggers=True)
+    settings = EvalConfig.model_validate({"prompt": {"profile": "line", "context_line": True}})
+    texts = []
+    for source in (data, blank):
+        items = probe_items(load_routines(Scope(data=source), "test"))
+        profiles = mine_profiles(load_split(source, "train"))
+        texts.append(probe_profile_texts(settings, items, profiles)(
+            [item.as_turn() for item in items]))
+    assert texts[0] == texts[1]
+    assert any(text is not None and "User profile" in text.text for text in texts[0])
