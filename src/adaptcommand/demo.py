@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,10 +30,12 @@ from adaptcommand.data.synth.config import SynthConfig
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.probe import run_probe
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
+from adaptcommand.fileio import write_text_atomic
 from adaptcommand.report.build import build_report
 from adaptcommand.routines.profile import PROFILES_FILE
 from adaptcommand.routines.run import mine_data
-from adaptcommand.stages import Stage, run_stages
+from adaptcommand.stages import STAGES_FILE, Stage, read_record, run_stages
+from adaptcommand.study_summary import STUDY_MD, prompt_tokens, study_markdown
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.merging import merge_adapters
 from adaptcommand.training.runner import UNIFIED, run_training
@@ -44,6 +47,7 @@ SHORT_SYSTEM_PROMPT = (
     "State every setting you apply with its value."
 )
 
+MERGE_K = 3
 CORE_ARMS = tuple(resolve_arms(CORE))
 EXTRA_ARMS = tuple(arm for arm in resolve_arms(ALL_ARMS) if arm not in CORE_ARMS)
 __all__ = ["COLD_START", "CORE_ARMS", "EXTRA_ARMS", "Arm", "DemoPlan", "plan_arms", "run_demo"]
@@ -167,17 +171,40 @@ def demo_stages(out: Path, plan: DemoPlan, arms: list[Arm], quiet: bool) -> list
 
 
 def run_demo(out: Path, plan: DemoPlan, console: Console | None = None,
-             all_arms: bool = False, one_line: bool = False) -> Path:
+             all_arms: bool = False, study: bool = False) -> Path:
     """Run every stage into `out` (skipping finished work) and return the report directory.
-    `one_line`: one overall progress line (stage, done/total, ETA) instead of each stage's."""
+    `study`: one overall progress line (stage, done/total, ETA) instead of each stage's, and
+    the report adds study.md (`adaptcommand.study_summary`)."""
     console = console or Console()
     arms = plan_arms(plan, all_arms)
     report_dir = out / "report"
-    runs = [run_path(out, arm) for arm in arms]
-    stages = [*demo_stages(out, plan, arms, quiet=one_line),
-              Stage("report", lambda: build_report(runs, report_dir))]
-    run_stages(stages, out, plan.fingerprint(), console, plan.stage_seconds, one_line)
+    stages = [*demo_stages(out, plan, arms, quiet=study),
+              Stage("report", partial(_report, out, plan, arms, study), always=True)]
+    run_stages(stages, out, plan.fingerprint(), console, plan.stage_seconds, one_line=study)
     return report_dir
+
+
+def _report(out: Path, plan: DemoPlan, arms: list[Arm], study: bool) -> None:
+    files = build_report([run_path(out, arm) for arm in arms], out / "report")
+    if not study:
+        return
+    tokens = {(arm.split, arm.name): prompt_tokens(plan.eval_config(arm), out / "data",
+                                                   _adapters_dir(out, arm),
+                                                   _profiles_file(out, arm))
+              for arm in arms}
+    seconds = sum(read_record(out / STAGES_FILE).get("seconds", {}).values())
+    header = [
+        "# Study: " + ", ".join(arm.key for arm in arms), "",
+        f"{plan.personas} trained + {plan.cold_start_personas} new users x {plan.sessions} "
+        f"sessions, model {plan.model}; stages so far {seconds / 60:.1f} min; load average "
+        f"at the end {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs).",
+        "Cells: value [95% interval over users] (N users); Δ: paired per-persona delta vs the "
+        "group's baseline [bootstrap interval] (personas helped / paired); probe: the "
+        "preference probe's parameter recall.",
+    ]
+    # Group names are the split names (test, cold_start), as each group has its own split.
+    write_text_atomic(out / "report" / STUDY_MD,
+                      study_markdown(files.comparisons, tokens, header))
 
 
 def _jsonable(value: Any) -> Any:
@@ -203,8 +230,10 @@ def _adapter_stages(out: Path, arm: Arm, plan: DemoPlan, quiet: bool) -> list[St
     if arm.adapters_of or not (arm.train or arm.merge_from):
         return []
     if arm.merge_from:
+        # k = 3 similar users, fewer when the plan trains fewer (a tiny test plan)
         return [Stage(f"merge {arm.key}", partial(merge_adapters, root / arm.merge_from,
-                                                 out / "data", target), target)]
+                                                 out / "data", target,
+                                                 k=min(MERGE_K, plan.personas)), target)]
     config = plan.training_config(arm)
     init = root / arm.init_from / UNIFIED if arm.init_from else None
     return [Stage(f"train {arm.key}", partial(run_training, arm.train, config, out / "data",

@@ -35,11 +35,13 @@ STAGES_FILE = "stages.json"
 
 @dataclass(frozen=True)
 class Stage:
-    """One unit of work; `output` is the file whose presence shows it finished."""
+    """One unit of work; `output` is the file whose presence shows it finished; `always`
+    stages (cheap ones that read every other stage's output, like the report) always run."""
 
-    name: str  # "<kind> <what>", e.g. "train profile+unified", "eval cold_start merged"
+    name: str  # "<kind> <what>", e.g. "train profile+unified", "eval cold_start/merged"
     work: Callable[[], Any]
     output: Path | None = None
+    always: bool = False
 
     @property
     def kind(self) -> str:
@@ -108,7 +110,8 @@ def run_stages(stages: Sequence[Stage], out: Path, fingerprint: str, console: Co
         for index, stage in enumerate(stages):
             left = eta_seconds(stages[index:], stage_seconds, measured, ran)
             progress.update(task, description=stage.name, eta=format_seconds(left))
-            if stage.name in measured and (stage.output is None or stage.output.exists()):
+            if (not stage.always and stage.name in measured
+                    and (stage.output is None or stage.output.exists())):
                 progress.advance(task)
                 continue
             if not one_line:

@@ -63,7 +63,7 @@ def demo(
         plan = load_study(study_config)
     else:
         plan = DemoPlan.full(source, all_arms) if full else DemoPlan.small()
-    report = run_demo(out, plan, console, all_arms, one_line=study)
+    report = run_demo(out, plan, console, all_arms, study=study)
     console.print(f"\n[bold green]Demo finished.[/] Report: [bold]{report / 'report.html'}[/] "
                   f"(summary: {report / 'summary.md'})")
 
