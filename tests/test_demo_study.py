@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adaptcommand import demo as demo_module
-from adaptcommand.arms import COLD_START
+from adaptcommand.arms import COLD_START, REGISTRY
 from adaptcommand.data.io import load_splits
 from adaptcommand.data.synth.config import SynthConfig
 from adaptcommand.demo import DemoPlan, plan_arms, run_demo
@@ -74,6 +74,10 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
         mined["cold_start_profile"]["personas_mined"])
     assert "personal_recall_implicit" in cold["metrics"]
 
+    order = [row["arm"] for row in compare["overview"] if row["group"] == "test"]
+    assert order == [arm.name for arm in plan_arms(tiny_study(), False) if arm.split == "test"]
+    summary = (report / "summary.md").read_text()
+    assert "## Arms" in summary and REGISTRY["distilled-per-user"].description in summary
     study = (report / "study.md").read_text()
     for arm in plan_arms(tiny_study(), False):
         assert f"| {arm.name} |" in study, arm.key
@@ -118,3 +122,20 @@ def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
         with pytest.raises(DataError, match=field.replace(".", r"\.")) as error:
             load_study(path)
         assert str(path) in str(error.value)
+
+
+def test_report_lists_registered_arms_in_registry_order() -> None:
+    from types import SimpleNamespace
+
+    from adaptcommand.report.arms import registry_order
+
+    def run(arm: str, split: str = "test") -> SimpleNamespace:
+        return SimpleNamespace(results=SimpleNamespace(
+            arm=arm, config={"evaluation": {"split": split}}))
+
+    runs = [run("mine"), run("oppu"), run("profile"), run("unified"), run("zzz"),
+            run("profile", COLD_START)]
+    assert [(r.results.arm, r.results.config["evaluation"]["split"])
+            for r in registry_order(runs)] == [
+        ("unified", "test"), ("oppu", "test"), ("profile", "test"), ("profile", COLD_START),
+        ("mine", "test"), ("zzz", "test")]

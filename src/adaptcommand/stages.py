@@ -1,8 +1,9 @@
 """Run a job's stages in order, skip the ones a previous run finished, and show one overall
 progress line (stage, done/total, elapsed, ETA).
 
-A stage is recorded in `OUT/stages.json` when it finishes, with its measured seconds and the
-fingerprint of the plan it ran under; started again under the same plan, a recorded stage whose
+A stage is recorded in `OUT/stages.json` when it finishes, with its measured wall and CPU
+seconds (CPU time sizes a plan on a shared machine; the load average is recorded with them) and
+the fingerprint of the plan it ran under; started again under the same plan, a recorded stage whose
 output still exists is skipped without loading anything. The ETA adds each pending stage's
 estimate (the plan's `stage_seconds`, matched by the longest stage-name prefix, else the mean
 measured time of finished stages of the same kind), scaled by how far this machine's measured
@@ -12,6 +13,7 @@ times have been from the estimates so far.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,8 +102,9 @@ def run_stages(stages: Sequence[Stage], out: Path, fingerprint: str, console: Co
     stage_seconds = dict(stage_seconds or {})
     record_path = out / STAGES_FILE
     recorded = read_record(record_path)
-    measured: dict[str, float] = (dict(recorded.get("seconds", {}))
-                                  if recorded.get("fingerprint") == fingerprint else {})
+    same_plan = recorded.get("fingerprint") == fingerprint
+    measured: dict[str, float] = dict(recorded.get("seconds", {})) if same_plan else {}
+    cpu: dict[str, float] = dict(recorded.get("cpu_seconds", {})) if same_plan else {}
     ran: list[tuple[float | None, float]] = []
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("stages"), TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
@@ -117,12 +120,14 @@ def run_stages(stages: Sequence[Stage], out: Path, fingerprint: str, console: Co
             if not one_line:
                 console.rule(f"[bold]{stage.name}")
             expected = estimate(stage, stage_seconds, measured)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             stage.work()
             seconds = time.perf_counter() - start
+            cpu[stage.name] = round(time.process_time() - start_cpu, 1)
             ran.append((expected, seconds))
             measured[stage.name] = round(seconds, 1)
-            write_json_atomic(record_path, {"fingerprint": fingerprint, "seconds": measured})
+            write_json_atomic(record_path, {"fingerprint": fingerprint, "seconds": measured,
+                                            "cpu_seconds": cpu, "load_average": os.getloadavg()})
             if not one_line:
                 console.print(f"[green]{stage.name} done[/] in {seconds:.0f} s")
             progress.advance(task)
