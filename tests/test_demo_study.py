@@ -79,6 +79,9 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
     summary = (report / "summary.md").read_text()
     assert "## Arms" in summary and REGISTRY["distilled-per-user"].description in summary
     study = (report / "study.md").read_text()
+    for group in ("test", COLD_START):
+        assert f"](study_{group}.png)" in study
+        assert (report / f"study_{group}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for arm in plan_arms(tiny_study(), False):
         assert f"| {arm.name} |" in study, arm.key
     tokens = {line.split("|")[1].strip(): float(line.split("|")[-2]) for line in

@@ -30,12 +30,18 @@ from adaptcommand.data.synth.config import SynthConfig
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.probe import run_probe
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
-from adaptcommand.fileio import write_text_atomic
+from adaptcommand.fileio import atomic_path, write_text_atomic
 from adaptcommand.report.build import build_report
 from adaptcommand.routines.profile import PROFILES_FILE
 from adaptcommand.routines.run import mine_data
 from adaptcommand.stages import STAGES_FILE, Stage, read_record, run_stages
-from adaptcommand.study_summary import STUDY_MD, prompt_tokens, study_markdown
+from adaptcommand.study_summary import (
+    STUDY_MD,
+    figure_name,
+    prompt_tokens,
+    study_figure,
+    study_markdown,
+)
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.merging import merge_adapters
 from adaptcommand.training.runner import UNIFIED, run_training
@@ -203,6 +209,9 @@ def _report(out: Path, plan: DemoPlan, arms: list[Arm], study: bool) -> None:
         "preference probe's parameter recall.",
     ]
     # Group names are the split names (test, cold_start), as each group has its own split.
+    for comparison in files.comparisons:
+        with atomic_path(out / "report" / figure_name(comparison.group)) as tmp:
+            tmp.write_bytes(study_figure(comparison))
     write_text_atomic(out / "report" / STUDY_MD,
                       study_markdown(files.comparisons, tokens, header))
 

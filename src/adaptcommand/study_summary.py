@@ -10,16 +10,22 @@ rendered (`evaluation.profiles.profile_texts`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.profiles import load_profiles, profile_texts, uses_profile_prompt
 from adaptcommand.evaluation.runs import Scope, load_turns
+from adaptcommand.report.build import slug
 from adaptcommand.report.compare import Comparison, absolute, compare_metric
 from adaptcommand.report.markdown import MIB, fmt, fmt_delta, fmt_interval, markdown_table
+from adaptcommand.report.plots import arm_metrics
 from adaptcommand.report.runs import Run
 
 STUDY_MD = "study.md"
+# The figure of the study: what only knowledge of the user gives, next to the guards.
+FIGURE_METRICS = ("personal_recall_implicit", "personal_recall_explicit", "param_f1",
+                  "device_precision")
 COLUMNS = ("arm", "users", "personal recall, implicit", "personal recall, explicit",
            "param F1; Δ vs baseline (helped/paired)", "device precision", "probe param recall",
            "train s", "adapters MiB", "prompt tokens/turn")
@@ -83,5 +89,19 @@ def study_markdown(comparisons: Sequence[Comparison], tokens: dict[tuple[str, st
     for comparison in comparisons:
         by_label = {label: n for (group, label), n in tokens.items() if group == comparison.group}
         lines += [f"## {comparison.group}", "",
-                  *markdown_table(list(COLUMNS), study_rows(comparison, by_label)), ""]
+                  *markdown_table(list(COLUMNS), study_rows(comparison, by_label)), "",
+                  f"![{comparison.group}: personal-value recall, param F1 and device precision "
+                  f"per arm]({figure_name(comparison.group)})", ""]
     return "\n".join(lines)
+
+
+def study_figure(comparison: Comparison) -> bytes:
+    """The group's runs on FIGURE_METRICS with their intervals (the report's arm_metrics plot
+    on the study's metrics)."""
+    metrics = [m for m in FIGURE_METRICS if m in comparison.baseline.results.metrics]
+    settings = comparison.settings.model_copy(update={"metrics": metrics})
+    return arm_metrics(replace(comparison, settings=settings))
+
+
+def figure_name(group: str) -> str:
+    return f"study_{slug(group)}.png"
