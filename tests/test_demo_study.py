@@ -5,6 +5,7 @@ adapters) runs end to end into one report, and a second run redoes no work."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from adaptcommand.demo import DemoPlan, plan_arms, run_demo
 from adaptcommand.errors import DataError
 from adaptcommand.stages import STAGES_FILE
 from adaptcommand.study import DEFAULT_STUDY, load_study
+from test_demo import tiny_plan
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,14 +27,15 @@ STUDY_ARMS = ("profile", "profile+unified", "distilled-per-user", "cold_start/pr
 
 
 def tiny_study() -> DemoPlan:
-    return DemoPlan(
-        personas=2, sessions=6, model="tiny-random",
-        training={"epochs": 1, "max_length": 128, "patience": None, "r": 2,
-                  "max_context_messages": 2},
-        evaluation={"generation.max_new_tokens": 3, "evaluation.bootstrap_resamples": 10,
+    """The demo test's tiny plan on 2 trained + 1 new user, with two pairs of context and many
+    implicit requests."""
+    base = tiny_plan()
+    return replace(
+        base, personas=2, cold_start_personas=1, cold_start_profile_sessions=3,
+        training={**base.training, "max_context_messages": 2},
+        evaluation={**base.evaluation, "evaluation.skip_assistant_turns": 0,
                     "prompt.max_context_messages": 2},
         arm_training={"distilled-per-user": {"distill_examples_per_routine": 1}},
-        cold_start_personas=1, cold_start_profile_sessions=3, cold_start_sessions=2,
         synth=SynthConfig(value_free_share=0.5), arms=STUDY_ARMS,
         stage_seconds={"train": 5.0, "eval": 3.0},
     )
