@@ -129,19 +129,3 @@ def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
             load_study(path)
         assert str(path) in str(error.value)
 
-
-def test_report_lists_registered_arms_in_registry_order() -> None:
-    from types import SimpleNamespace
-
-    from adaptcommand.report.arms import registry_order
-
-    def run(arm: str, split: str = "test") -> SimpleNamespace:
-        return SimpleNamespace(results=SimpleNamespace(
-            arm=arm, config={"evaluation": {"split": split}}))
-
-    runs = [run("mine"), run("oppu"), run("profile"), run("unified"), run("zzz"),
-            run("profile", COLD_START)]
-    assert [(r.results.arm, r.results.config["evaluation"]["split"])
-            for r in registry_order(runs)] == [
-        ("unified", "test"), ("oppu", "test"), ("profile", "test"), ("profile", COLD_START),
-        ("mine", "test"), ("zzz", "test")]

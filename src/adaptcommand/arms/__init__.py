@@ -9,9 +9,8 @@ from adaptcommand.arms.registry import (
     description,
     get_arm,
     list_arms,
-    order,
     resolve_arms,
 )
 
 __all__ = ["ALL_ARMS", "ARMS", "COLD_START", "CORE", "GROUPS", "REGISTRY", "TEST", "Arm",
-           "description", "get_arm", "list_arms", "order", "resolve_arms"]
+           "description", "get_arm", "list_arms", "resolve_arms"]

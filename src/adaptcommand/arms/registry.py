@@ -1,8 +1,8 @@
 """Every arm the demo and the study know, by name, with a one-line description and a group.
 
-The demo's plans, `adaptcommand demo --list-arms` and the report's arm order and descriptions
-all read this one table. A new arm is one entry here (plus its row in the leak-guard matrix of
-`tests/test_leak_guard.py`).
+The demo's plans (and so the order of arms in its report), `adaptcommand demo --list-arms`,
+`demo --help` and the report's arm descriptions all read this one table. A new arm is one
+entry here (plus its row in the leak-guard matrix of `tests/test_leak_guard.py`).
 """
 
 from __future__ import annotations
@@ -108,13 +108,6 @@ def description(name: str, split: str) -> str | None:
     """The description of the arm run `name` on `split` (None for an unregistered name)."""
     arm = REGISTRY.get(name if split == "test" else f"{split}/{name}")
     return arm.description if arm else None
-
-
-def order(name: str, split: str) -> int:
-    """The registry position of an arm run, for sorting; unregistered arms come last."""
-    key = name if split == "test" else f"{split}/{name}"
-    keys = list(REGISTRY)
-    return keys.index(key) if key in REGISTRY else len(keys)
 
 
 def list_arms() -> list[tuple[str, str, str]]:

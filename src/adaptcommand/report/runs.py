@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from adaptcommand.config import first_error
 from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.fileio import read_jsonl
-from adaptcommand.report.arms import registry_order
 
 RESULTS = "results.json"
 PREDICTIONS = "predictions.jsonl"
@@ -219,9 +218,8 @@ def choose_baseline(name: str, members: list[Run], named: set[Path]) -> Run:
 
 
 def make_group(name: str, base: Run, members: list[Run]) -> RunGroup:
-    """A group's baseline and arms (in the arm registry's order), labelled uniquely and checked
-    to share personas."""
-    ordered = [base, *registry_order([run for run in members if run is not base])]
+    """A group's baseline and arms, labelled uniquely and checked to share personas."""
+    ordered = [base, *(run for run in members if run is not base)]
     if len(ordered) == 1:
         raise AdaptCommandError(f"nothing to compare in group '{name}': give at least one run "
                                 f"besides its baseline {base.path}")
