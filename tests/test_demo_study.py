@@ -91,6 +91,10 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
               study.split("## cold_start")[0].splitlines()
               if line.startswith("| ") and not line.startswith("| arm")}
     assert tokens["baseline"] == 0 and tokens["profile"] > tokens["distilled-per-user"] > 0
+    line = "Prompt tokens saved by distilled-per-user against profile+per-user: "
+    saved = float(study.split(line)[1].split(" per turn")[0])
+    assert saved == pytest.approx(tokens["profile+per-user"] - tokens["distilled-per-user"],
+                                  abs=0.11)  # the table's values are rounded to 0.1
 
     recorded = json.loads((tmp_path / STAGES_FILE).read_text())["seconds"]
 

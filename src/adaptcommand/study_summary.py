@@ -23,6 +23,7 @@ from adaptcommand.report.plots import arm_metrics
 from adaptcommand.report.runs import Run
 
 STUDY_MD = "study.md"
+DISTILLED_PREFIX, PROFILE_PREFIX = "distilled-", "profile+"
 # The figure of the study: what only knowledge of the user gives, next to the guards.
 FIGURE_METRICS = ("personal_recall_implicit", "personal_recall_explicit", "param_f1",
                   "device_precision")
@@ -90,9 +91,22 @@ def study_markdown(comparisons: Sequence[Comparison], tokens: dict[tuple[str, st
         by_label = {label: n for (group, label), n in tokens.items() if group == comparison.group}
         lines += [f"## {comparison.group}", "",
                   *markdown_table(list(COLUMNS), study_rows(comparison, by_label)), "",
+                  *tokens_saved(by_label),
                   f"![{comparison.group}: personal-value recall, param F1 and device precision "
                   f"per arm]({figure_name(comparison.group)})", ""]
     return "\n".join(lines)
+
+
+def tokens_saved(tokens: dict[str, float]) -> list[str]:
+    """One line per distilled arm whose profile counterpart (distilled-X -> profile+X: the same
+    adapters, taught the profile by examples instead of reading it) ran in the group."""
+    lines = []
+    for label, own in tokens.items():
+        other = label.replace(DISTILLED_PREFIX, PROFILE_PREFIX, 1)
+        if label.startswith(DISTILLED_PREFIX) and other in tokens:
+            lines += [f"Prompt tokens saved by {label} against {other}: "
+                      f"{tokens[other] - own:.1f} per turn.", ""]
+    return lines
 
 
 def study_figure(comparison: Comparison) -> bytes:
