@@ -65,16 +65,16 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
     distilled = json.loads((tmp_path / "runs" / "distilled-per-user" / "results.json")
                            .read_text())
     assert "profile" not in distilled["config"]["prompt"]  # no profile line at evaluation
-    # New users' profiles come from their first sessions only, the base arm's from train.
-    mined = {split: json.loads((tmp_path / "profiles" / split / "mining.json").read_text())
-             for split in ("train", "cold_start_profile")}
-    assert mined["train"]["split"] == "train"
-    assert mined["cold_start_profile"]["split"] == "cold_start_profile"
+    # The base arm's profiles are mined from train; new users' grow with the sessions seen
+    # (mined at evaluation before each session), so no split is mined for them up front.
+    mined = json.loads((tmp_path / "profiles" / "train" / "mining.json").read_text())
+    assert mined["split"] == "train"
+    assert not (tmp_path / "profiles" / "cold_start_profile").exists()
     cold = json.loads((tmp_path / "runs" / COLD_START / "profile" / "results.json").read_text())
     new_users = {pid for pid, entry in load_splits(tmp_path / "data").items()
                  if entry["cold_start"]}
-    assert set(cold["per_persona"]) == new_users == set(
-        mined["cold_start_profile"]["personas_mined"])
+    assert set(cold["per_persona"]) == new_users
+    assert cold["config"]["profile"]["source"] == "growing" and cold["by_sessions_seen"]
     assert "personal_recall_implicit" in cold["metrics"]
 
     order = [row["arm"] for row in compare["overview"] if row["group"] == "test"]

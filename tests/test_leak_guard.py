@@ -213,8 +213,10 @@ def test_every_registered_arm_reads_only_guarded_splits() -> None:
     """Each arm of the registry reads only splits a test above guards: training arms train and
     val, memory train, new-user arms also cold_start_profile (merge, mined profiles), and an
     arm whose prompts carry a profile either trains with it (profiles mined from train) or
-    mines one from PROFILE_SPLITS."""
+    mines one from PROFILE_SPLITS (or, for new users, grows it from the sessions seen before
+    each evaluated one: tests/test_growing_profile.py's spy)."""
     from adaptcommand.arms import ARMS, REGISTRY
+    from adaptcommand.arms.arm import GROWING
 
     allowed = {"test": {"train", "val"}, "cold_start": {"train", "val", "cold_start_profile"}}
     for arm in ARMS:
@@ -222,7 +224,7 @@ def test_every_registered_arm_reads_only_guarded_splits() -> None:
         if arm.uses_profile:
             own = arm.train or (arm.adapters_of and arm.split == "test"
                                 and REGISTRY[arm.adapters_of].uses_profile)
-            assert own or arm.profiles_from in PROFILE_SPLITS, arm.key
+            assert own or arm.profiles_from in (*PROFILE_SPLITS, GROWING), arm.key
         if arm.profiles_from:
-            assert arm.profiles_from == ("train" if arm.split == "test"
-                                         else "cold_start_profile"), arm.key
+            assert arm.profiles_from in (("train",) if arm.split == "test"
+                                         else ("cold_start_profile", GROWING)), arm.key

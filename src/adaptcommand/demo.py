@@ -138,12 +138,6 @@ def plan_arms(plan: DemoPlan, all_arms: bool) -> list[Arm]:
     return resolve_arms([*baselines, *(arm.key for arm in arms)])
 
 
-def probe_supported(arm: Arm) -> bool:
-    """Whether the preference probe can reproduce the arm's prompts: not yet for a profile
-    line or context sentence (`evaluation.runs.setup_arm` refuses them)."""
-    return not (arm.uses_profile or arm.prompt.context_line)
-
-
 def run_path(out: Path, arm: Arm) -> Path:
     return out / "runs" / arm.key
 
@@ -157,7 +151,7 @@ def demo_stages(out: Path, plan: DemoPlan, arms: list[Arm], quiet: bool) -> list
     mined: set[str] = set()
     for arm in arms:
         stages += _adapter_stages(out, arm, plan, quiet)
-        if arm.profiles_from and arm.profiles_from not in mined:
+        if arm.profiles_from and not arm.growing and arm.profiles_from not in mined:
             mined.add(arm.profiles_from)
             stages.append(Stage(f"mine {arm.profiles_from}", partial(
                 mine_data, data, out / "profiles" / arm.profiles_from, split=arm.profiles_from),
@@ -169,10 +163,10 @@ def demo_stages(out: Path, plan: DemoPlan, arms: list[Arm], quiet: bool) -> list
             evaluate_arm, settings, scope, run, arm.name, adapters=adapters,
             retrieval_k=arm.retrieval_k, show_progress=not quiet,
             profiles_file=_profiles_file(out, arm)), run / "results.json"))
-        if probe_supported(arm):
-            stages.append(Stage(f"probe {arm.key}", partial(
-                run_probe, settings, scope, run, arm.name, adapters=adapters,
-                retrieval_k=arm.retrieval_k, show_progress=not quiet), run / "probe.json"))
+        stages.append(Stage(f"probe {arm.key}", partial(
+            run_probe, settings, scope, run, arm.name, adapters=adapters,
+            retrieval_k=arm.retrieval_k, show_progress=not quiet,
+            profiles_file=_profiles_file(out, arm)), run / "probe.json"))
     return stages
 
 
@@ -229,7 +223,9 @@ def _adapters_dir(out: Path, arm: Arm) -> Path | None:
 
 def _profiles_file(out: Path, arm: Arm) -> Path | None:
     """The profiles an arm without profile-carrying adapters reads (mined from its split)."""
-    return out / "profiles" / arm.profiles_from / PROFILES_FILE if arm.profiles_from else None
+    if not arm.profiles_from or arm.growing:
+        return None
+    return out / "profiles" / arm.profiles_from / PROFILES_FILE
 
 
 def _adapter_stages(out: Path, arm: Arm, plan: DemoPlan, quiet: bool) -> list[Stage]:

@@ -4,7 +4,7 @@ cost (train seconds, adapter MiB, prompt tokens its profile/context text adds pe
 
 Every number comes from the report's comparisons (the same bootstrap as summary.md) and the runs'
 own files; the prompt tokens are counted with the model's tokenizer on the texts evaluation
-rendered (`evaluation.profiles.profile_texts`).
+rendered (`evaluation.runs.turns_and_profile_texts`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from adaptcommand.evaluation.config import EvalConfig
-from adaptcommand.evaluation.profiles import load_profiles, profile_texts, uses_profile_prompt
-from adaptcommand.evaluation.runs import Scope, load_turns
+from adaptcommand.evaluation.profiles import uses_profile_prompt
+from adaptcommand.evaluation.runs import Scope, turns_and_profile_texts
 from adaptcommand.report.build import slug
 from adaptcommand.report.compare import Comparison, absolute, compare_metric
 from adaptcommand.report.markdown import MIB, fmt, fmt_delta, fmt_interval, markdown_table
@@ -35,18 +35,16 @@ COLUMNS = ("arm", "users", "personal recall, implicit", "personal recall, explic
 def prompt_tokens(settings: EvalConfig, data: Path, adapters: Path | None,
                   profiles_file: Path | None) -> float:
     """Mean tokens of the profile/context text per evaluated turn (0 when the prompts carry
-    none): what the arm adds to every prompt."""
+    none): what the arm adds to every prompt, counted on the texts evaluation renders."""
     if not uses_profile_prompt(settings):
         return 0.0
     from adaptcommand.models.loading import load_tokenizer
 
-    scope = Scope(data=data)
-    turns = load_turns(scope, settings)
-    texts = profile_texts(settings, scope, load_profiles(settings, adapters, profiles_file))(
-        turns)
+    turns, texts, _ = turns_and_profile_texts(settings, Scope(data=data), adapters,
+                                              profiles_file)
     tokenizer = load_tokenizer(settings.model.name)
     counts = [len(tokenizer(t.text, add_special_tokens=False)["input_ids"]) if t else 0
-              for t in texts]
+              for t in (texts(turns) if texts else ())]
     return sum(counts) / len(counts) if counts else 0.0
 
 

@@ -19,6 +19,9 @@ Group = Literal["core", "memory", "clusters", "prefix", "profile", "cold-start"]
 GROUPS: tuple[Group, ...] = ("core", "memory", "clusters", "prefix", "profile", "cold-start")
 TEST = "test"
 COLD_START = "cold_start"
+# New users' profiles mined at evaluation, before each session, from the sessions seen so far
+# (their cold_start_profile sessions, then their earlier cold_start ones): profile.source=growing.
+GROWING = "growing"
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class Arm:
     `prompt` holds the profile options of training and evaluation alike; `training` extra
     TrainingConfig fields (e.g. distilled examples); `profiles_from` the split whose sessions
     the users' profiles are mined from when the arm's adapters carry none (base model, merged
-    adapters, new users): `train` for returning users, `cold_start_profile` for new ones.
+    adapters, new users): `train` for returning users, `cold_start_profile` for new ones, or
+    GROWING for new users' profiles mined before each evaluated session from the sessions seen.
     """
 
     name: str
@@ -59,9 +63,16 @@ class Arm:
         """Whether the prompts carry the user's profile line."""
         return uses_profile(self.prompt)
 
+    @property
+    def growing(self) -> bool:
+        """Whether the profile grows with the sessions seen (new users, mined at evaluation)."""
+        return self.profiles_from == GROWING
+
     def prompt_overrides(self) -> dict[str, Any]:
-        """The arm's prompt options as dotted EvalConfig overrides (defaults left out)."""
-        return {f"prompt.{k}": v for k, v in self.prompt.model_dump().items()}
+        """The arm's prompt options (defaults left out) and profile source as dotted EvalConfig
+        overrides."""
+        growing = {"profile.source": "growing"} if self.growing else {}
+        return {**{f"prompt.{k}": v for k, v in self.prompt.model_dump().items()}, **growing}
 
     def training_overrides(self) -> dict[str, Any]:
         """TrainingConfig fields of the arm's own training: its prompt options and extras."""
@@ -70,7 +81,9 @@ class Arm:
     def reads(self) -> frozenset[str]:
         """The splits the arm reads besides the evaluated turns' own context: training reads
         train (learning) and val (early stopping); memory and mined profiles read their split;
-        a merge reads the trained users' train split and the new users' cold_start_profile."""
+        a merge reads the trained users' train split and the new users' cold_start_profile; a
+        growing profile reads cold_start_profile and, for each evaluated session, only the
+        cold_start sessions before it (tests/test_growing_profile.py's spy)."""
         found: set[str] = set()
         if self.train or self.adapters_of or self.merge_from:
             found |= {"train", "val"}
@@ -79,5 +92,5 @@ class Arm:
         if self.retrieval_k:
             found.add("train")
         if self.profiles_from:
-            found.add(self.profiles_from)
+            found.add("cold_start_profile" if self.growing else self.profiles_from)
         return frozenset(found)

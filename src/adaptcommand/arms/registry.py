@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from adaptcommand.arms.arm import COLD_START, GROUPS, Arm
+from adaptcommand.arms.arm import COLD_START, GROUPS, GROWING, Arm
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.prompting import ProfileOptions
 
@@ -60,16 +60,16 @@ ARMS: tuple[Arm, ...] = (
         split=COLD_START),
     Arm("merged", "New users: the per-user adapters of the 3 most similar trained users, "
         "merged.", "cold-start", merge_from="per-user", split=COLD_START),
-    Arm("profile", "New users: the base model with a profile line mined from their first "
-        "sessions (cold_start_profile).", "cold-start", prompt=PROFILE_PROMPT,
-        profiles_from="cold_start_profile", split=COLD_START),
+    Arm("profile", "New users: the base model with a profile line mined, before each "
+        "session, from the sessions seen so far.", "cold-start", prompt=PROFILE_PROMPT,
+        profiles_from=GROWING, split=COLD_START),
     Arm("profile+unified", "New users: the profile unified adapter with a profile line mined "
-        "from their first sessions.", "cold-start", adapters_of="profile+unified",
-        prompt=PROFILE_PROMPT, profiles_from="cold_start_profile", split=COLD_START),
+        "from the sessions seen so far.", "cold-start", adapters_of="profile+unified",
+        prompt=PROFILE_PROMPT, profiles_from=GROWING, split=COLD_START),
     Arm("merged+profile", "New users: merged profile per-user adapters of the 3 most similar "
-        "users, with a profile line mined from their first sessions.", "cold-start",
-        merge_from="profile+per-user", prompt=PROFILE_PROMPT,
-        profiles_from="cold_start_profile", split=COLD_START),
+        "users, with a profile line mined from the sessions seen so far.", "cold-start",
+        merge_from="profile+per-user", prompt=PROFILE_PROMPT, profiles_from=GROWING,
+        split=COLD_START),
 )
 REGISTRY: dict[str, Arm] = {arm.key: arm for arm in ARMS}
 assert len(REGISTRY) == len(ARMS), "arm keys must be unique"

@@ -26,6 +26,7 @@ from adaptcommand.evaluation.predictor import (
 )
 from adaptcommand.evaluation.profiles import (
     PROFILE_ARM_SUFFIX,
+    GrowingProfiles,
     check_growing,
     eval_profile_texts,
     growing_profiles,
@@ -160,6 +161,21 @@ def setup_arm(
     return ArmSetup(make_predictor(loaded, settings, router, prompts, profiles), found, info)
 
 
+def turns_and_profile_texts(
+    settings: EvalConfig, scope: Scope, adapters: Path | None, profiles_file: Path | None
+) -> tuple[list[Turn], ProfileTexts | None, GrowingProfiles | None]:
+    """The turns an arm is evaluated on and their profile/context texts: a growing profile
+    (new users) keeps only sessions with enough seen before them, and mines each one's profile
+    from those."""
+    turns = load_turns(scope, settings)
+    growing = None
+    if settings.profile.source == "growing":
+        check_growing(settings, scope, profiles_file)
+        growing = growing_profiles(scope.data, settings.profile.min_seen_sessions)
+        turns = [turn for turn in turns if (turn.persona_id, turn.session_id) in growing.seen]
+    return turns, eval_profile_texts(settings, scope, adapters, profiles_file, growing), growing
+
+
 def evaluate_arm(
     settings: EvalConfig,
     scope: Scope,
@@ -178,13 +194,7 @@ def evaluate_arm(
     if retrieval_k and settings.evaluation.split == "train":
         raise AdaptCommandError("--retrieval-k retrieves from the train split, so it cannot "
                                 "evaluate the train split (the turn would retrieve itself)")
-    turns = load_turns(scope, settings)
-    growing = None
-    if settings.profile.source == "growing":
-        check_growing(settings, scope, profiles_file)
-        growing = growing_profiles(scope.data, settings.profile.min_seen_sessions)
-        turns = [turn for turn in turns if (turn.persona_id, turn.session_id) in growing.seen]
-    texts = eval_profile_texts(settings, scope, adapters, profiles_file, growing)
+    turns, texts, growing = turns_and_profile_texts(settings, scope, adapters, profiles_file)
     arm_setup = setup_arm(settings, scope, adapters, retrieval_k, texts)
     info = {**arm_setup.info, **({"profiles": str(profiles_file)} if profiles_file else {})}
     results = run_evaluation(turns, arm_setup.predictor, settings, out,
