@@ -48,9 +48,9 @@ class SynthConfig(StrictModel):
     ack_before_report: float = Field(0.3, ge=0.0, le=1.0, description=(
         "Assistant replies that apply settings and open with an acknowledgement ('Sure.', "
         "'Got it.') before the report; the others lead with it ('Setting the AC to 22...'). "
-        "Real sample: 36 of 119 applying replies (0.30); the generator before this knob used "
-        "0.55, which with questions opened the same way taught models to answer stated values "
-        "with 'Sure.' and a question."))
+        "Real sample: 36 of 119 applying replies (0.30); the generator before this knob opened "
+        "applying and asking replies alike (0.55), so an opening 'Sure.' did not tell a report "
+        "from a question."))
     ack_before_question: float = Field(0.8, ge=0.0, le=1.0, description=(
         "Assistant replies that only ask (a clarifying question, no setting applied) and open "
         "with an acknowledgement. Real sample: 64 of 78 (0.82)."))
