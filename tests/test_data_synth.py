@@ -21,6 +21,7 @@ from adaptcommand.data.synth import (
     synthesize,
 )
 from adaptcommand.data.synth.imperfections import DRIFT_WINDOW
+from adaptcommand.data.synth.replies import ACKS, NAMED_ACKS
 from adaptcommand.data.synth.routines import matches, set_triggers
 from adaptcommand.data.synth.stats import (
     REAL_SAMPLE_DISTINCT,
@@ -30,6 +31,7 @@ from adaptcommand.data.synth.stats import (
     states_values,
 )
 from adaptcommand.errors import DataError
+from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.fileio import read_jsonl
 
 FILES = ("characters.jsonl", "routines.jsonl", "sessions.jsonl", STATS_FILE)
@@ -339,3 +341,29 @@ def test_cli_set_changes_a_share_and_rejects_bad_ones(tmp_path) -> None:
                                      "--personas", "2", "--set", bad])
         assert isinstance(result.exception, DataError) and field in str(result.exception)
         assert not (tmp_path / "b").exists()
+
+
+def _ack_first_shares(config: SynthConfig, n_users: int = 5) -> tuple[float, float]:
+    """Shares of assistant replies opening with an acknowledgement ('Sure.'): among those
+    that apply a setting (read by the action extractor), and among those that only ask."""
+    opens = tuple(a.split(",")[0].rstrip(".") for a in ACKS + NAMED_ACKS)
+    applying, asking = [], []
+    for user in range(n_users):
+        for session in generate_user(0, user, 30, config)[2]:
+            for m in session.messages:
+                if m.role == "assistant" and extract_actions(m.text):
+                    applying.append(m.text.startswith(opens))
+                elif m.role == "assistant" and m.text.endswith("?"):
+                    asking.append(m.text.startswith(opens))
+    return sum(applying) / len(applying), sum(asking) / len(asking)
+
+
+def test_acknowledgements_open_questions_more_than_reports() -> None:
+    """As in the real sample (0.30 of applying replies, 0.82 of asking ones open with 'Sure.'
+    and the like), so that a model's 'Sure.' does not lead into a question when the user has
+    stated the values; the knobs set the shares."""
+    applying, asking = _ack_first_shares(SynthConfig())
+    assert applying <= 0.4 and asking >= 0.6
+    applying, asking = _ack_first_shares(SynthConfig(ack_before_report=1.0,
+                                                     ack_before_question=0.0))
+    assert applying >= 0.85 and asking == 0.0

@@ -45,9 +45,19 @@ class SynthConfig(StrictModel):
         "messages (0.03 is the upper 95% bound of 0/100); the generator before these knobs used "
         "0.4, which taught models to invent settings."))
 
+    ack_before_report: float = Field(0.3, ge=0.0, le=1.0, description=(
+        "Assistant replies that apply settings and open with an acknowledgement ('Sure.', "
+        "'Got it.') before the report; the others lead with it ('Setting the AC to 22...'). "
+        "Real sample: 36 of 119 applying replies (0.30); the generator before this knob opened "
+        "applying and asking replies alike (0.55), so an opening 'Sure.' did not tell a report "
+        "from a question."))
+    ack_before_question: float = Field(0.8, ge=0.0, le=1.0, description=(
+        "Assistant replies that only ask (a clarifying question, no setting applied) and open "
+        "with an acknowledgement. Real sample: 64 of 78 (0.82)."))
+
     @classmethod
     def clean(cls) -> SynthConfig:
         """Every imperfection off (triggers open at the published rate): users who replay
-        their routines exactly. The wording habits (`value_free_share`) stay as set."""
+        their routines exactly. The wording habits (`value_free_share`, `ack_*`) stay as set."""
         return cls(tweak_rate=0.0, partial_rate=0.0, mind_change_rate=0.0,
                    routine_context_spontaneous=0.0, drift_rate=0.0)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from adaptcommand.data.schema import Message, SessionMeta
 from adaptcommand.data.synth import devices, replies
+from adaptcommand.data.synth.config import SynthConfig
 from adaptcommand.data.synth.devices import Name, Values
 from adaptcommand.data.synth.dialogue import Beat, Task
 from adaptcommand.data.synth.imperfections import direction
@@ -67,6 +68,7 @@ class Scene:
     chat_topic: str = "hobby"  # what the last small talk was about
     remarked: bool = False  # whether the user has mentioned their activity yet
     revised: set[int] = field(default_factory=set)  # tasks whose decoy value was corrected
+    config: SynthConfig = field(default_factory=SynthConfig)  # the assistant's wording habits
 
     def shown(self, t: int) -> Values:
         """Task t's values as applied so far: its decoy until the user has corrected it."""
@@ -214,8 +216,8 @@ def _assistant_turn(s: Scene, beat: Beat, following: Beat | None) -> str:
         t = beat.items[0][0]
         s.revised.add(t)
         task = s.tasks[t]
-        parts = [replies.ack(rng, s.persona.first)] * (rng.random() < 0.7) + [sentence(
-            replies.report(rng, task.device, {p: task.values[p] for p in task.decoy}, s.names[t]))]
+        parts = _acknowledged(s, [sentence(replies.report(
+            rng, task.device, {p: task.values[p] for p in task.decoy}, s.names[t]))], True)
     elif beat.kind == "query" and s.topic is not None:
         task, name = s.tasks[s.topic], s.names[s.topic]
         parts = [sentence(devices.state(rng, task.device, s.shown(s.topic), name))]
@@ -237,7 +239,7 @@ def _assistant_turn(s: Scene, beat: Beat, following: Beat | None) -> str:
 def _apply(s: Scene, beat: Beat) -> tuple[list[str], bool]:
     """Report every task finished in this turn; ask about the one still open, if any."""
     rng = s.rng
-    parts = [replies.ack(rng, s.persona.first)] * (rng.random() < 0.55)
+    parts = []
     finished = [t for t, c in beat.items if s.tasks[t].final(c)]
     if s.group and rng.random() < 0.8:
         parts.append(replies.memory_prefix(rng, s.label))
@@ -256,16 +258,30 @@ def _apply(s: Scene, beat: Beat) -> tuple[list[str], bool]:
             rng, [(s.tasks[t].device, s.shown(t), s.names[t]) for t in applied], memory))
     s.done += finished
     t, c = beat.items[-1]
-    if s.tasks[t].final(c):
-        return parts, False
-    return parts + _clarify(s, t, c), True
+    asked = not s.tasks[t].final(c)
+    reported = bool(parts)
+    if asked:
+        question, partial = _clarify(s, t, c)
+        parts += question
+        reported = reported or partial
+    return _acknowledged(s, parts, reported), asked
 
 
-def _clarify(s: Scene, t: int, c: int) -> list[str]:
+def _acknowledged(s: Scene, parts: list[str], reported: bool) -> list[str]:
+    """`parts` opened with 'Sure.' and the like as often as real replies of their kind are:
+    rarely when they report settings, mostly when they only ask (`SynthConfig.ack_*`)."""
+    share = s.config.ack_before_report if reported else s.config.ack_before_question
+    return [replies.ack(s.rng, s.persona.first)] * (s.rng.random() < share) + parts
+
+
+def _clarify(s: Scene, t: int, c: int) -> tuple[list[str], bool]:
+    """The question for task t's next values, after the values just stated (sometimes);
+    whether it reports any."""
     rng, task, name = s.rng, s.tasks[t], s.names[t]
     chunk, following = task.chunks[c], task.chunks[c + 1]
     parts = []
-    if chunk.kind == "state" and rng.random() < 0.4:
+    reported = chunk.kind == "state" and rng.random() < 0.4
+    if reported:
         partial = {p: s.shown(t)[p] for p in chunk.params}
         parts.append(sentence(replies.report(rng, task.device, partial, name)))
     elif chunk.kind == "vague" and rng.random() < 0.3:
@@ -274,7 +290,7 @@ def _clarify(s: Scene, t: int, c: int) -> list[str]:
     wanted = (list(following.params) if following.kind == "state"
               else [p for p in task.values if p not in said])
     parts.append(devices.question(rng, task.device, wanted, name))
-    return parts
+    return parts, reported
 
 
 def _look_ahead(s: Scene, beat: Beat, following: Beat | None) -> list[str]:

@@ -18,8 +18,11 @@ from adaptcommand.data.synth.lexicon import Hobby
 from adaptcommand.data.synth.phrasing import sentence
 from adaptcommand.data.synth.sampling import favourite
 
-ACKS = ("Sure.", "Of course.", "Certainly.", "Got it.", "Understood.", "Absolutely.",
+ACKS = ("Of course.", "Sure.", "Got it.", "Certainly.", "Understood.", "Absolutely.",
         "No problem.", "Right away.", "Sure thing.", "Okay.", "Will do.", "Alright.")
+# How often real replies open with each (real sample: 28, 26, 19, 16, 11 of 102 acknowledgements
+# for the first five): spread, so that no one opener ('Sure.') dominates what a model starts with.
+ACK_WEIGHTS = (28, 26, 19, 16, 11, 1, 1, 1, 1, 1, 1, 1)
 NAMED_ACKS = ("Of course, {name}.", "Sure thing, {name}.", "Certainly, {name}.",
               "Got it, {name}.", "Right away, {name}.")
 FOLLOW_UPS = ("Is there anything else you'd like me to adjust?", "Anything else?",
@@ -53,7 +56,7 @@ MEMORY_PREFIXES = ("Your usual {label} setup, coming up.", "Just the way you lik
 def ack(rng: random.Random, first_name: str) -> str:
     if rng.random() < 0.15:
         return rng.choice(NAMED_ACKS).format(name=first_name)
-    return favourite(rng, ACKS)
+    return rng.choices(ACKS, weights=ACK_WEIGHTS)[0]
 
 
 def report(rng: random.Random, device: str, values: Values, name: Name) -> str:

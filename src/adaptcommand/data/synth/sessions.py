@@ -114,7 +114,8 @@ def _session(rng: random.Random, persona: Persona, routines: list[Routine], sess
         add_revision(rng, tasks, beats, revised)
     scene = Scene(rng=rng, persona=persona, meta=meta, tasks=tasks,
                   names=[favourite(rng, NAMES[t.device]) for t in tasks],
-                  hobby=rng.choice(persona.hobbies), label=label, group=group)
+                  hobby=rng.choice(persona.hobbies), label=label, group=group,
+                  config=config)
     session = Session(
         session_id=session_id, meta=meta, messages=render(scene, beats, trailing),
         applied_routines=[index] if index is not None else [],
