@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from adaptcommand.evaluation.config import PROFILE_OPTIONS
+from adaptcommand.identity import SUMMARY_FILE, read_manifest
 from adaptcommand.models.adapters import ADAPTER_WEIGHTS
-
-MANIFEST = "manifest.json"
-SUMMARY = "training_summary.json"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -21,7 +19,7 @@ def trained_with(directory: Path) -> tuple[str, dict[str, Any]]:
     """(strategy, eval overrides) from the run's manifest: the base model and the prompt the
     adapters were trained with, so they are evaluated on the prompt format they learned.
     Without a manifest: the directory's name and no overrides."""
-    manifest = _read_json(Path(directory) / MANIFEST)
+    manifest = read_manifest(directory) or {}
     config = manifest.get("config", {})
     overrides: dict[str, Any] = {}
     if manifest.get("base_model"):
@@ -34,7 +32,7 @@ def trained_with(directory: Path) -> tuple[str, dict[str, Any]]:
 
 def training_cost(directory: Path, adapters: dict[str, Path]) -> dict[str, Any]:
     """Training seconds (from the run's summary) and adapter bytes on disk, for the report."""
-    summary = _read_json(Path(directory) / SUMMARY)
+    summary = _read_json(Path(directory) / SUMMARY_FILE)
     records = summary.get("adapters", {})
     seconds = sum(float(r.get("seconds", 0.0)) for r in records.values()) if records else None
     return {

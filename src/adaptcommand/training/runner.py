@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 from adaptcommand import __version__
 from adaptcommand.data.io import (
-    DIALOGUES_FILE,
     SPLITS_FILE,
     load_dialogues,
     load_split,
@@ -34,6 +33,16 @@ from adaptcommand.data.io import (
 from adaptcommand.data.schema import CleanDialogue
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic
+from adaptcommand.identity import (
+    MANIFEST_FILE,
+    SUMMARY_FILE,
+    check_resume,
+    data_fingerprint,
+    file_digest,
+    library_versions,
+    run_key,
+    write_manifest,
+)
 from adaptcommand.models.adapters import read_record
 from adaptcommand.models.loading import load_model
 from adaptcommand.models.profile_prompt import profile_text, write_persona_profiles
@@ -58,8 +67,6 @@ from adaptcommand.training.progress import TrainingProgress
 
 Strategy = Literal["per-user", "unified", "hybrid", "cluster"]
 UNIFIED = "unified"
-MANIFEST_FILE = "manifest.json"
-SUMMARY_FILE = "training_summary.json"
 # Manifest fields a resumed run must match, with the words the refusal uses for them.
 CHECKED_FIELDS = {"strategy": "strategy", "base_model": "base model", "config_hash": "config",
                   "data_fingerprint": "data", "init_fingerprint": "--init-from adapter"}
@@ -107,12 +114,14 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
                                    config.seed) if strategy == "cluster" else None)
     groups = adapter_groups(strategy, selected, clustering)
     manifest = build_manifest(strategy, config, data_dir, init_path)
-    check_resume(out_dir, manifest, force)
+    if not force:
+        check_resume(out_dir / MANIFEST_FILE, manifest, "use another --out, or --force to "
+                     "retrain its adapters with the new settings", CHECKED_FIELDS)
     plan = RunPlan(strategy, config, data_dir, out_dir,
                    tuple((name, tuple(members)) for name, members in groups.items()),
-                   init_path, _run_key(manifest))
+                   init_path, run_key({field: manifest[field] for field in CHECKED_FIELDS}))
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / MANIFEST_FILE, manifest)
+    write_manifest(out_dir, manifest)
     if clustering is not None:
         write_json_atomic(out_dir / CLUSTERS_FILE, clustering.to_json())
     remove_stale_temporaries(out_dir)
@@ -131,7 +140,7 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
         if executor == "ray":
             from adaptcommand.training.ray_executor import run_on_ray
 
-            run_on_ray(plan, todo, workers, on_poll=lambda: on_saved([]))
+            run_on_ray(partial(train_shard, plan), todo, workers, on_poll=lambda: on_saved([]))
         else:
             train_shard(plan, todo, on_saved=lambda name: on_saved([name]),
                         on_step=progress.step)
@@ -246,60 +255,21 @@ def _check_init(strategy: Strategy, init_from: str | Path | None) -> Path | None
     return Path(init_from) if init_from is not None else None
 
 
-def file_digest(*paths: Path) -> str:
-    """SHA-256 over the bytes of `paths`, in order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        if not path.is_file():
-            raise AdaptCommandError(f"{path}: file not found")
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
 def build_manifest(strategy: Strategy, config: TrainingConfig, data_dir: Path,
                    init_from: Path | None) -> dict[str, Any]:
     """What this output directory is trained with; CHECKED_FIELDS must match on resume."""
-    import peft
-    import torch
-    import transformers
-
     return {
         "strategy": strategy,
         "base_model": config.model,
         "config": config.model_dump(),
         "config_hash": config_hash(config),
         "data_dir": str(data_dir),
-        "data_fingerprint": file_digest(data_dir / DIALOGUES_FILE, data_dir / SPLITS_FILE),
+        "data_fingerprint": data_fingerprint(data_dir),
         "init_from": str(init_from) if init_from else None,
         "init_fingerprint": file_digest(init_from / WEIGHTS_FILE) if init_from else None,
         "package_version": __version__,
-        "library_versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                             "peft": peft.__version__},
+        "library_versions": library_versions(),
     }
-
-
-def _run_key(manifest: dict[str, Any]) -> str:
-    checked = {field: manifest[field] for field in CHECKED_FIELDS}
-    return hashlib.sha256(json.dumps(checked, sort_keys=True).encode()).hexdigest()
-
-
-def check_resume(out_dir: Path, manifest: dict[str, Any], force: bool) -> None:
-    """Refuse to mix adapters trained differently in one directory, unless forced."""
-    path = out_dir / MANIFEST_FILE
-    if force or not path.is_file():
-        return
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise AdaptCommandError(f"{path}: unreadable manifest; pass --force to retrain") from None
-    changed = [f"{label} ({field})" for field, label in CHECKED_FIELDS.items()
-               if previous.get(field) != manifest[field]]
-    if changed:
-        raise AdaptCommandError(f"{path}: {out_dir} was trained with a different "
-                                f"{', '.join(changed)}; use another --out, or --force to retrain "
-                                "its adapters with the new settings")
 
 
 def remove_stale_temporaries(out_dir: Path) -> None:
