@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from adaptcommand.config import set_dotted
 from adaptcommand.data.io import DIALOGUES_FILE
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
@@ -82,7 +83,7 @@ class DemoPlan:
     personas: int  # trained users
     sessions: int
     model: str
-    training: dict[str, Any]  # TrainingConfig fields shared by every arm
+    training: dict[str, Any]  # dotted TrainingConfig overrides shared by every arm
     evaluation: dict[str, Any]  # dotted EvalConfig overrides
     arm_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-arm extras
     cold_start_personas: int = 0  # new users held out of all training (cold-start arms)
@@ -92,25 +93,26 @@ class DemoPlan:
 
     @classmethod
     def small(cls) -> DemoPlan:
-        prompt = {"system_prompt": SHORT_SYSTEM_PROMPT, "max_context_messages": 3}
+        prompt = {"prompt.system_prompt": SHORT_SYSTEM_PROMPT, "prompt.max_context_messages": 3}
         return cls(
             personas=4,
             sessions=16,
             model="embedded",
-            training={"epochs": 1, "max_length": 256, "patience": None, "learning_rate": 1e-3,
-                      **prompt},
+            training={"optimizer.epochs": 1, "data.max_length": 256,
+                      "early_stopping.patience": None, "optimizer.learning_rate": 1e-3, **prompt},
             # A per-user adapter sees only its own user's sessions: give it a second epoch;
             # a prefix has no base-weight update to lean on, it needs a higher rate.
-            arm_training={"per-user": {"epochs": 2}, "hybrid": {"epochs": 2},
-                          "prefix-unified": {"learning_rate": 1e-2},
-                          "prefix-per-user": {"epochs": 2, "learning_rate": 1e-2},
-                          "cluster": {"clusters": 2}},
+            arm_training={"per-user": {"optimizer.epochs": 2}, "hybrid": {"optimizer.epochs": 2},
+                          "prefix-unified": {"optimizer.learning_rate": 1e-2},
+                          "prefix-per-user": {"optimizer.epochs": 2,
+                                              "optimizer.learning_rate": 1e-2},
+                          "cluster": {"cluster.k": 2}},
             cold_start_personas=3,
             cold_start_sessions=4,
             # Evaluate from the second assistant turn on: more turns for the same sessions.
             evaluation={"generation.max_new_tokens": 40, "generation.batch_size": 16,
                         "evaluation.skip_assistant_turns": 1,
-                        **{f"prompt.{k}": v for k, v in prompt.items()}},
+                        **prompt},
         )
 
     @classmethod
@@ -161,9 +163,11 @@ def _arm_adapters(console: Console, arm: Arm, plan: DemoPlan, data: Path,
         _stage(console, f"merge {arm.name}",
                lambda: merge_adapters(root / arm.merge_from, data, target))
         return target
-    config = TrainingConfig.model_validate({
-        "model": plan.model, "seed": plan.seed, "method": arm.method, **plan.training,
-        **plan.arm_training.get(arm.name, {})})
+    raw: dict[str, Any] = {"model": {"name": plan.model}, "seed": plan.seed,
+                           "adapter": {"method": arm.method}}
+    for key, value in {**plan.training, **plan.arm_training.get(arm.name, {})}.items():
+        set_dotted(raw, key, value)
+    config = TrainingConfig.model_validate(raw)
     init = root / arm.init_from / UNIFIED if arm.init_from else None
     _stage(console, f"train {arm.name}",
            lambda: run_training(arm.train, config, data, target, init_from=init))

@@ -21,12 +21,13 @@ def trained_with(directory: Path) -> tuple[str, dict[str, Any]]:
     Without a manifest: the directory's name and no overrides."""
     manifest = read_manifest(directory) or {}
     config = manifest.get("config", {})
+    prompt = config.get("prompt", config)  # a run trained before the config had sections: flat
     overrides: dict[str, Any] = {}
     if manifest.get("base_model"):
         overrides["model.name"] = manifest["base_model"]
     for key in ("system_prompt", "max_context_messages", *PROFILE_OPTIONS):
-        if key in config:
-            overrides[f"prompt.{key}"] = config[key]
+        if key in prompt:
+            overrides[f"prompt.{key}"] = prompt[key]
     return manifest.get("strategy") or Path(directory).name, overrides
 
 
