@@ -13,7 +13,6 @@ from typing import Any
 from adaptcommand.config import load_config, set_dotted
 from adaptcommand.data.io import load_split, read_dialogues_file
 from adaptcommand.errors import AdaptCommandError
-from adaptcommand.evaluation.adapted import trained_with, training_cost
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.harness import run_evaluation
 from adaptcommand.evaluation.memory import RetrievalMemory, memory_system_prompts
@@ -29,6 +28,7 @@ from adaptcommand.evaluation.profiles import (
     profile_texts,
     uses_profile_prompt,
 )
+from adaptcommand.evaluation.training_info import trained_with, training_cost
 from adaptcommand.evaluation.turns import Turn, group_by_persona, select_turns
 from adaptcommand.fileio import write_json_atomic
 from adaptcommand.identity import data_fingerprint, file_digest
