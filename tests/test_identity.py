@@ -62,6 +62,8 @@ def test_resume_check_names_the_changed_fields(tmp_path: Path) -> None:
     # Without fields every field of either record counts, including one only the old one has.
     with pytest.raises(AdaptCommandError, match="different data_fingerprint, free; advice"):
         check_resume(path, {"k": 1}, "advice")
+    with pytest.raises(AdaptCommandError, match=r"different config or data \(free\); advice"):
+        check_resume(path, {"k": 1, "data_fingerprint": "x"}, "advice", subject="config or data")
     path.write_text("{")
     with pytest.raises(AdaptCommandError, match="unreadable run record; advice"):
         check_resume(path, {"k": 1}, "advice")

@@ -83,10 +83,11 @@ def changed_fields(previous: Mapping[str, Any], current: Mapping[str, Any],
 
 
 def check_resume(path: Path, current: Mapping[str, Any], advice: str,
-                 fields: Mapping[str, str] | None = None) -> None:
+                 fields: Mapping[str, str] | None = None, subject: str | None = None) -> None:
     """Refuse to resume into the run recorded at `path` when any of `fields` (name -> the words
     for it; default: every field of either record) differs from `current`; an unreadable record
-    is refused too. `advice` says what to do instead."""
+    is refused too. `advice` says what to do instead; `subject` names what differs in general
+    (the differing fields follow in brackets)."""
     if not path.is_file():
         return
     try:
@@ -98,5 +99,7 @@ def check_resume(path: Path, current: Mapping[str, Any], advice: str,
     if changed:
         words = ", ".join(label if label == f else f"{label} ({f})"
                           for f in changed for label in [labels[f]])
+        if subject:
+            words = f"{subject} ({words})"
         raise AdaptCommandError(f"{path}: {path.parent} was made with a different {words}; "
                                 f"{advice}")

@@ -70,7 +70,7 @@ def check_resumable(out_dir: Path, run_identity: dict[str, Any], force: bool) ->
         (out_dir / PREDICTIONS).unlink(missing_ok=True)
     else:
         check_resume(out_dir / RUN_CONFIG, run_identity,
-                     "use another --out, or --force to discard it")
+                     "use another --out, or --force to discard it", subject="config or data")
     write_json_atomic(out_dir / RUN_CONFIG, run_identity)
 
 
