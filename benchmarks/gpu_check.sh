@@ -14,7 +14,10 @@
 #      (benchmarks/train_speed.py --adapters-per-step 8);
 #   2. evaluation throughput: one at a time / static batches / continuous batching
 #      (benchmarks/baseline_speed.py), with each arm's peak GPU memory;
-#   3. bf16 vs fp32: greedy replies and last-position logits (benchmarks/bf16_agreement.py).
+#   3. bf16 vs fp32: greedy replies and last-position logits (benchmarks/bf16_agreement.py);
+#   4. packed vs alone: the same tiny-random adapters trained 8 per step and 1 per step in bf16,
+#      max |delta weight| (absolute, relative) and greedy reply agreement
+#      (benchmarks/pack_agreement.py; on a CPU both are bit-identical).
 # Then prints the lines to paste into BENCHMARKS.md ("GPU checklist" section). Results (JSON and
 # this log) go to GPU_CHECK_OUT (default runs/gpu_check). A step that runs out of time is
 # reported as such and the next one still runs.
@@ -55,12 +58,14 @@ if (( SMOKE )); then
     TRAIN_ARGS=(--personas 2 --sessions 1 --adapters-per-step 2)
     EVAL_ARGS=(--turns 6 --max-new-tokens 8 --personas 2)
     AGREE_ARGS=(--prompts 2 --max-new-tokens 8)
+    PACK_ARGS=(--personas 2 --sessions 1 --epochs 1 --per-step 2 --prompts 2 --max-new-tokens 8)
 else
     PY=.venv/bin/python
     MODEL=${GPU_CHECK_MODEL:-embedded}
     TRAIN_ARGS=(--personas 8 --sessions 4 --adapters-per-step 8)
     EVAL_ARGS=(--turns 88 --max-new-tokens 64)
     AGREE_ARGS=(--prompts 8 --max-new-tokens 64)
+    PACK_ARGS=(--personas 8 --sessions 4 --per-step 8 --prompts 4 --max-new-tokens 32)
     if [[ ! -f .venv/.installed ]]; then
         SYSTEM_PY=$(command -v python3.11 || command -v python3)
         if [[ ! -x .venv/bin/python ]] && "$SYSTEM_PY" -c "import torch" 2>/dev/null; then
@@ -86,6 +91,8 @@ step baseline_speed 120 "$PY" benchmarks/baseline_speed.py --model "$MODEL" \
     "${EVAL_ARGS[@]}" --output "$OUT/baseline_speed.json"
 step bf16_agreement 90 "$PY" benchmarks/bf16_agreement.py --model "$MODEL" \
     "${AGREE_ARGS[@]}" --output "$OUT/bf16_agreement.json"
+step pack_agreement 60 "$PY" benchmarks/pack_agreement.py --model tiny-random \
+    "${PACK_ARGS[@]}" --output "$OUT/pack_agreement.json"
 
 echo
 echo "== lines for BENCHMARKS.md (GPU checklist)"
@@ -103,6 +110,7 @@ def read(name):
 
 
 train, speed, agree = read("train_speed"), read("baseline_speed"), read("bf16_agreement")
+pack = read("pack_agreement")
 if train:
     ratios = train["ratios"]
     print(f"- training, {train['personas']} adapters, {train['adapters_per_step']} per pass, "
@@ -125,5 +133,13 @@ if agree:
           f"max |logit diff| {agree['max_abs_logit_diff']}, mean KL {agree['mean_kl']}")
 else:
     print("- bf16 vs fp32: no result (see log)")
+if pack:
+    print(f"- packed vs alone, {pack['adapters']} {pack['model']} adapters, "
+          f"{pack['mean_adapters_per_step']} per step on average, {pack['dtype']}: max |delta "
+          f"weight| {pack['max_abs_weight_diff']:.3g}, max relative "
+          f"{pack['max_rel_weight_diff']:.3g}, bit-identical adapters {pack['identical_adapters']}/{pack['adapters']}, identical "
+          f"greedy replies {pack['identical_replies']}/{pack['replies']}")
+else:
+    print("- packed vs alone: no result (see log)")
 EOF
 echo "== total $((SECONDS))s of ${BUDGET}s"

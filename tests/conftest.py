@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# Under pytest-xdist (`make test` runs `-n auto`), each worker gets its share of the cores, set
+# before torch is imported: two workers with two threads each would fight over a 2-core machine.
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
 
 # --- data stage: a small EdgeWisePersona three-file layout built in code ---------------------
 

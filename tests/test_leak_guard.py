@@ -14,6 +14,15 @@ prepared data altogether:
 |                              |   cold_start_profile (new)   |   evaluated sessions)        |
 | preference probe inputs      | routines' triggers (its      | val, test, both cold-start;  |
 |                              |   question), train (memory)  |   routines' actions (answer) |
+| probe of a profile arm       | routines' triggers, train    | val, test, both cold-start;  |
+|   (its profile lines)        |   (the mined profile)        |   routines' actions (answer) |
+| profile / distilled training | as training; profiles mined  | as training                  |
+|   (profile line, distilled)  |   from train only            |                              |
+| mined profiles (base model   | train (returning users) or   | every other split            |
+|   and new-user profile arms) |   cold_start_profile (new)   |                              |
+
+Every registered arm (`adaptcommand.arms`) declares what it reads (`Arm.reads`);
+`test_every_registered_arm_reads_only_guarded_splits` ties each to a row above.
 
 A new arm adds a row here and a test that calls `blank_data` with its own blanked splits.
 """
@@ -99,7 +108,9 @@ def unified(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(("strategy", "overrides"), [
     ("per-user", {}), ("unified", {}), ("hybrid", {}), ("cluster", {"clusters": 2}),
     ("per-user", {"method": "prefix", "num_virtual_tokens": 4}),
-], ids=["per-user", "unified", "hybrid", "cluster", "prefix"])
+    ("per-user", {"profile": "line", "context_line": True}),
+    ("per-user", {"distill_examples_per_routine": 2, "context_line": True}),
+], ids=["per-user", "unified", "hybrid", "cluster", "prefix", "profile", "distilled"])
 def test_training_reads_only_train_and_val(strategy: str, overrides: dict, data: Path,
                                            unified: Path, tmp_path: Path) -> None:
     blank = blank_data(data, tmp_path / "blank", splits=TRAINING_BLANKS)
@@ -108,6 +119,8 @@ def test_training_reads_only_train_and_val(strategy: str, overrides: dict, data:
             for name, source in (("original", data), ("blanked", blank))]
     names = assert_same_files(*runs, "*/adapter_model.safetensors")
     assert len(names) == {"unified": 1, "hybrid": 4, "cluster": 2}.get(strategy, 4)
+    if "profile" in overrides or "distill_examples_per_routine" in overrides:
+        assert len(assert_same_files(*runs, "*/profile.json")) == 4
     if strategy == "cluster":
         first, second = (json.loads((run / "clusters.json").read_text()) for run in runs)
         assert first["assignments"] == second["assignments"]
@@ -162,3 +175,54 @@ def test_probe_inputs_are_the_trigger_contexts_only(data: Path, tmp_path: Path) 
     memories = [retrieval_prompts(Scope(data=source), config, 3)([i.as_turn() for i in found])
                 for source, found in zip((data, blank), items, strict=True)]
     assert memories[0] == memories[1]
+
+
+def test_probe_profile_lines_read_the_mined_profile_only(data: Path, tmp_path: Path) -> None:
+    from adaptcommand.evaluation.probe import probe_profile_texts
+    from adaptcommand.routines.mining import mine_profiles
+
+    blank = blank_data(data, tmp_path / "blank", splits=MEMORY_BLANKS, keep_triggers=True)
+    settings = EvalConfig.model_validate({"prompt": {"profile": "line", "context_line": True}})
+    texts = []
+    for source in (data, blank):
+        items = probe_items(load_routines(Scope(data=source), "test"))
+        profiles = mine_profiles(load_split(source, "train"))
+        texts.append(probe_profile_texts(settings, items, profiles)(
+            [item.as_turn() for item in items]))
+    assert texts[0] == texts[1]
+    assert any(text is not None and "User profile" in text.text for text in texts[0])
+
+
+PROFILE_SPLITS = ("train", "cold_start_profile")
+
+
+@pytest.mark.parametrize("split", PROFILE_SPLITS)
+def test_mined_profiles_read_only_their_split(split: str, data: Path, tmp_path: Path) -> None:
+    """The profiles a base-model or new-user profile arm renders (the demo's `mine` stage)."""
+    from adaptcommand.routines.run import mine_data
+
+    others = [s for s in ("train", "val", "test", "cold_start_profile", "cold_start")
+              if s != split]
+    blank = blank_data(data, tmp_path / "blank", splits=others)
+    for name, source in (("original", data), ("blanked", blank)):
+        mine_data(source, tmp_path / name, split=split)
+    assert_same_files(tmp_path / "original", tmp_path / "blanked", "profiles.json")
+
+
+def test_every_registered_arm_reads_only_guarded_splits() -> None:
+    """Each arm of the registry reads only splits a test above guards: training arms train and
+    val, memory train, new-user arms also cold_start_profile (merge, mined profiles), and an
+    arm whose prompts carry a profile either trains with it (profiles mined from train) or
+    mines one from PROFILE_SPLITS."""
+    from adaptcommand.arms import ARMS, REGISTRY
+
+    allowed = {"test": {"train", "val"}, "cold_start": {"train", "val", "cold_start_profile"}}
+    for arm in ARMS:
+        assert arm.reads() <= allowed[arm.split], arm.key
+        if arm.uses_profile:
+            own = arm.train or (arm.adapters_of and arm.split == "test"
+                                and REGISTRY[arm.adapters_of].uses_profile)
+            assert own or arm.profiles_from in PROFILE_SPLITS, arm.key
+        if arm.profiles_from:
+            assert arm.profiles_from == ("train" if arm.split == "test"
+                                         else "cold_start_profile"), arm.key

@@ -95,12 +95,12 @@ def test_base_model_profile_arm_reads_a_profiles_file(
     assert evaluated and all("It's " in p.split("<|im_end|>")[0] for p in evaluated)  # system
 
 
-def test_the_probe_refuses_a_profile_arm_it_cannot_reproduce(tmp_path: Path,
-                                                            synthetic_data: Path) -> None:
+def test_the_probe_refuses_a_profile_arm_without_profiles(tmp_path: Path,
+                                                         synthetic_data: Path) -> None:
     from adaptcommand.evaluation.probe import run_probe
 
-    settings = resolve_config(None, {"model.name": "tiny-random", "prompt.context_line": True})
-    with pytest.raises(AdaptCommandError, match="probe cannot reproduce"):
+    settings = resolve_config(None, {"model.name": "tiny-random", "prompt.profile": "line"})
+    with pytest.raises(AdaptCommandError, match="--profiles FILE"):
         run_probe(settings, Scope(data=synthetic_data), tmp_path / "probe", "p",
                   show_progress=False)
 

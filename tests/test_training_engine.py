@@ -15,6 +15,7 @@ from adaptcommand.training import engine
 from adaptcommand.training.batching import (
     IGNORE_INDEX,
     Example,
+    PackedBatch,
     epoch_batches,
     pack,
     planned_steps,
@@ -28,6 +29,7 @@ from adaptcommand.training.engine import (
     shared_prefix_length,
     train_adapters,
 )
+from adaptcommand.training.export import WEIGHTS_FILE
 from adaptcommand.training.multi_lora import MultiLora
 
 VOCAB = 48
@@ -186,11 +188,10 @@ def test_engine_results_do_not_depend_on_packing() -> None:
     train_adapters(budgeted, lora, make_jobs(), budget, lambda r: capped.__setitem__(r.name, r),
                    lambda report: steps.append(len(report.losses)))
     assert max(steps) > 1 and min(steps) == 1 and sum(steps) == sum(r.steps for r in alone.values())
-    for other in (packed, capped):
+    for other in (packed, capped):  # on a CPU, bit for bit (engine.forward_passes)
         for name, result in alone.items():
-            assert other[name].val_loss == pytest.approx(result.val_loss, abs=1e-5)
-            for key, tensor in result.state.items():
-                torch.testing.assert_close(other[name].state[key], tensor, atol=1e-5, rtol=1e-4)
+            assert other[name].val_loss == result.val_loss
+            assert all(torch.equal(other[name].state[k], t) for k, t in result.state.items())
 
 
 def test_lora_init_and_peft_key_names() -> None:
@@ -272,6 +273,18 @@ def two_random_adapters(model: LlamaForCausalLM) -> MultiLora:
     return lora
 
 
+def losses_and_grads(model: LlamaForCausalLM, lora: MultiLora, batch: PackedBatch
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Adapters a and b's mean token losses on `batch` and their gradients (then cleared)."""
+    sums, counts = engine._token_losses(model, lora, ("a", "b"), batch)
+    (sums / counts).sum().backward()
+    params = lora.parameters_of("a") + lora.parameters_of("b")
+    grads = [p.grad.clone() for p in params]
+    for p in params:
+        p.grad = None
+    return sums / counts, grads
+
+
 @pytest.mark.parametrize("make", [synthetic_examples, synthetic_sessions],
                          ids=["turn", "session"])
 def test_shared_prefix_runs_once_per_adapter_with_the_same_losses_and_gradients(
@@ -280,22 +293,34 @@ def test_shared_prefix_runs_once_per_adapter_with_the_same_losses_and_gradients(
     lora = two_random_adapters(model)
     batch = pack([make(3, seed=1), make(2, seed=2)], torch.device("cpu"))
     assert shared_prefix_length(batch) >= len(SYSTEM)
-
-    def losses_and_grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
-        sums, counts = engine._token_losses(model, lora, ("a", "b"), batch)
-        (sums / counts).sum().backward()
-        params = lora.parameters_of("a") + lora.parameters_of("b")
-        grads = [p.grad.clone() for p in params]
-        for p in params:
-            p.grad = None
-        return sums / counts, grads
-
-    shared_losses, shared_grads = losses_and_grads()
+    shared_losses, shared_grads = losses_and_grads(model, lora, batch)
     monkeypatch.setattr(engine, "MIN_SHARED_PREFIX", 10**6)  # force one full pass
-    full_losses, full_grads = losses_and_grads()
+    full_losses, full_grads = losses_and_grads(model, lora, batch)
     torch.testing.assert_close(shared_losses, full_losses, atol=1e-5, rtol=1e-5)
     for shared, full in zip(shared_grads, full_grads, strict=True):
         torch.testing.assert_close(shared, full, atol=1e-4, rtol=1e-4)
+
+
+def test_off_the_cpu_one_pass_splits_each_adapter_at_the_shortest_own_prefix(
+        monkeypatch) -> None:
+    """Where packing shares one pass (a GPU), each adapter's prefix comes from its own rows, so
+    adapters with different system prompts still run theirs once: same losses and gradients
+    as the per-adapter passes a CPU runs, up to float rounding."""
+    model = tiny_model()
+    lora = two_random_adapters(model)
+    other = tuple(range(20, 32))  # another system prompt: the rows share no first token
+    batch = pack([synthetic_examples(3, seed=1), synthetic_examples(2, seed=2, prefix=other)],
+                 torch.device("cpu"))
+    assert shared_prefix_length(batch) == 0
+    assert [k for _, ks in engine.forward_passes(batch, 2) for k in ks] == [0, 1]
+    own_losses, own_grads = losses_and_grads(model, lora, batch)
+    monkeypatch.setattr(engine, "BITWISE_DEVICE_TYPES", frozenset())
+    ((start, adapters),) = engine.forward_passes(batch, 2)
+    assert adapters == [0, 1] and start >= len(SYSTEM)
+    one_losses, one_grads = losses_and_grads(model, lora, batch)
+    torch.testing.assert_close(one_losses, own_losses, atol=1e-5, rtol=1e-5)
+    for one, own in zip(one_grads, own_grads, strict=True):
+        torch.testing.assert_close(one, own, atol=1e-4, rtol=1e-4)
 
 
 def per_turn(session: Example) -> list[Example]:
@@ -350,9 +375,9 @@ def test_adapters_per_step_auto_is_one_on_cpu_and_eight_on_a_gpu() -> None:
 
 
 def test_dropout_masks_are_each_adapter_s_own(monkeypatch) -> None:
-    """At the default dropout, an adapter learns the same whether packed with others or alone,
-    trained with a subset, after other draws from torch's global generator, and whether its
-    shared prefix runs once or inside the full pass."""
+    """At the default dropout, an adapter learns the same bits whether packed with others or
+    alone, trained with a subset or after other draws from torch's global generator; and the same
+    up to float rounding whether its shared prefix runs once or inside the full pass."""
     base = tiny_model()
     config = engine_config(dropout=0.05, epochs=2)
     alone = run_engine(copy.deepcopy(base), make_jobs(), config.model_copy(
@@ -367,11 +392,10 @@ def test_dropout_masks_are_each_adapter_s_own(monkeypatch) -> None:
     monkeypatch.setattr(engine, "MIN_SHARED_PREFIX", 10**6)  # every row's prefix in full
     full_pass = run_engine(copy.deepcopy(base), make_jobs(), config)
     for name, result in alone.items():
-        if name in subset:
-            assert all(torch.equal(subset[name].state[k], t) for k, t in result.state.items())
-        for other in (packed[name], full_pass[name]):  # other shapes: float rounding only
-            for key, tensor in result.state.items():
-                torch.testing.assert_close(other.state[key], tensor, atol=1e-5, rtol=1e-4)
+        for other in ([subset[name]] if name in subset else []) + [packed[name]]:
+            assert all(torch.equal(other.state[k], t) for k, t in result.state.items())
+        for key, tensor in result.state.items():  # the same sums in another order
+            torch.testing.assert_close(full_pass[name].state[key], tensor, atol=1e-5, rtol=1e-4)
         moved = max((no_dropout[name].state[k] - t).abs().max() for k, t in result.state.items())
         assert moved > 1e-3  # dropout is on, and 100x above the rounding tolerated above
 
@@ -384,3 +408,26 @@ def test_training_with_lora_dropout_refuses_the_global_generator() -> None:
     with pytest.raises(RuntimeError, match="DropoutPlan"), lora.route(("a",),
                                                                       batch.adapter_index):
         model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+
+
+def test_packed_run_saves_the_same_adapter_files_as_one_adapter_per_step(
+        tmp_path, monkeypatch) -> None:
+    """`train` at the default dropout on a CPU: 3 adapters per step (packed: steps hold several
+    adapters) writes every adapter's safetensors file byte for byte as 1 per step does."""
+    from test_training_runner import PERSONAS, make_data, tiny_config, train  # imports this module
+
+    widths: list[int] = []
+    step = engine._train_step
+    monkeypatch.setattr(engine, "_train_step",
+                        lambda slots, runs, config: widths.append(len(runs)) or step(slots, runs,
+                                                                                      config))
+    data = make_data(tmp_path)
+    files = {}
+    for per_step in (1, 3):
+        config = tiny_config(adapters_per_step=per_step, pack_padding_slack=100.0)
+        assert config.dropout == TrainingConfig().dropout == 0.05
+        train(data, tmp_path / str(per_step), config=config)
+        files[per_step] = [(tmp_path / str(per_step) / p / WEIGHTS_FILE).read_bytes()
+                           for p in PERSONAS]
+    assert max(widths) == 3  # the second run did pack
+    assert files[3] == files[1]

@@ -29,7 +29,7 @@ def test_shards_are_balanced_round_robin() -> None:
 
 def test_ray_workers_train_the_same_adapters_as_a_local_run(tmp_path: Path, local_ray) -> None:
     """At the default dropout, byte for byte: an adapter's randomness is its own, whichever
-    worker trains it (one adapter per step, the CPU default; packing changes float rounding)."""
+    worker trains it (packed or not: on a CPU, packing changes no bit)."""
     data = make_data(tmp_path)
     config = tiny_config(epochs=1, adapters_per_step=1)
     assert config.adapter.dropout == 0.05

@@ -3,28 +3,45 @@ preference probe of every arm -> report. Every stage is resumable, so a demo sta
 continues where it stopped, and `--all-arms` run after a plain demo only adds the other arms.
 
 The default plan is sized for a 2-core CPU (under 15 minutes with the embedded model); the full
-plan is the reference setup (200 x 50 sessions, Qwen2.5-0.5B-Instruct, reference LoRA) for a GPU.
+plan is the reference setup (200 x 50 sessions, Qwen2.5-0.5B-Instruct, reference LoRA) for a GPU;
+the study plan (`configs/study.json`, `adaptcommand.study`) is every profile arm on enough users
+to decide. Which arms exist, and what each trains and reads, is `adaptcommand.arms`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from adaptcommand.config import set_dotted
+from adaptcommand.arms import ALL_ARMS, CORE, Arm, resolve_arms
+from adaptcommand.arms.arm import COLD_START
 from adaptcommand.data.io import DIALOGUES_FILE
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
 from adaptcommand.data.synth import synthesize
+from adaptcommand.data.synth.config import SynthConfig
+from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.probe import run_probe
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
+from adaptcommand.fileio import atomic_path, write_text_atomic
 from adaptcommand.report.build import build_report
+from adaptcommand.routines.profile import PROFILES_FILE
+from adaptcommand.routines.run import mine_data
+from adaptcommand.stages import STAGES_FILE, Stage, read_record, run_stages
+from adaptcommand.study_summary import (
+    STUDY_MD,
+    figure_name,
+    prompt_tokens,
+    study_figure,
+    study_markdown,
+)
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.merging import merge_adapters
 from adaptcommand.training.runner import UNIFIED, run_training
@@ -35,45 +52,11 @@ SHORT_SYSTEM_PROMPT = (
     "You are a smart-home assistant for TV, AC, lights, speaker and security. "
     "State every setting you apply with its value."
 )
-COLD_START = "cold_start"
 
-
-@dataclass(frozen=True)
-class Arm:
-    """One arm of the comparison: where its adapters come from and how it is evaluated.
-
-    `train` trains the arm's own adapters (a runner strategy), `merge_from` merges them from
-    another arm's per-user adapters, `adapters_of` reuses another arm's adapters; none of the
-    three: the base model. `split` picks the users: returning users (test) or held-out new users
-    (cold_start), each group compared with its own baseline.
-    """
-
-    name: str
-    train: str | None = None
-    method: str = "lora"
-    init_from: str | None = None  # arm whose unified adapter a hybrid run starts from
-    merge_from: str | None = None
-    adapters_of: str | None = None
-    retrieval_k: int = 0
-    split: str = "test"
-
-
-CORE_ARMS = (
-    Arm("baseline"),
-    Arm("unified", train="unified"),
-    Arm("per-user", train="per-user"),
-    Arm("hybrid", train="hybrid", init_from="unified"),
-)
-EXTRA_ARMS = (
-    Arm("memory", retrieval_k=3),
-    Arm("per-user+memory", adapters_of="per-user", retrieval_k=3),
-    Arm("cluster", train="cluster"),
-    Arm("prefix-unified", train="unified", method="prefix"),
-    Arm("prefix-per-user", train="per-user", method="prefix"),
-    Arm("baseline", split=COLD_START),
-    Arm("unified", adapters_of="unified", split=COLD_START),
-    Arm("merged", merge_from="per-user", split=COLD_START),
-)
+MERGE_K = 3
+CORE_ARMS = tuple(resolve_arms(CORE))
+EXTRA_ARMS = tuple(arm for arm in resolve_arms(ALL_ARMS) if arm not in CORE_ARMS)
+__all__ = ["COLD_START", "CORE_ARMS", "EXTRA_ARMS", "Arm", "DemoPlan", "plan_arms", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -83,36 +66,39 @@ class DemoPlan:
     personas: int  # trained users
     sessions: int
     model: str
-    training: dict[str, Any]  # dotted TrainingConfig overrides shared by every arm
+    training: dict[str, Any]  # TrainingConfig fields shared by every arm
     evaluation: dict[str, Any]  # dotted EvalConfig overrides
     arm_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-arm extras
     cold_start_personas: int = 0  # new users held out of all training (cold-start arms)
-    cold_start_sessions: int = 10  # their first sessions, evaluated
+    cold_start_sessions: int = 10  # their sessions after the profile ones, evaluated
+    cold_start_profile_sessions: int = 3  # their first sessions: all a new-user arm may read
     seed: int = 0
     source: Path | None = None  # real EdgeWisePersona files instead of synthetic ones
+    synth: SynthConfig | None = None  # the generator's knobs (default: SynthConfig())
+    arms: tuple[str, ...] | None = None  # registry keys; None: core, or --all-arms
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # ETA estimates (stages)
 
     @classmethod
     def small(cls) -> DemoPlan:
-        prompt = {"prompt.system_prompt": SHORT_SYSTEM_PROMPT, "prompt.max_context_messages": 3}
+        prompt = {"system_prompt": SHORT_SYSTEM_PROMPT, "max_context_messages": 3}
         return cls(
             personas=4,
             sessions=16,
             model="embedded",
-            training={"optimizer.epochs": 1, "data.max_length": 256,
-                      "early_stopping.patience": None, "optimizer.learning_rate": 1e-3, **prompt},
+            training={"epochs": 1, "max_length": 256, "patience": None, "learning_rate": 1e-3,
+                      **prompt},
             # A per-user adapter sees only its own user's sessions: give it a second epoch;
             # a prefix has no base-weight update to lean on, it needs a higher rate.
-            arm_training={"per-user": {"optimizer.epochs": 2}, "hybrid": {"optimizer.epochs": 2},
-                          "prefix-unified": {"optimizer.learning_rate": 1e-2},
-                          "prefix-per-user": {"optimizer.epochs": 2,
-                                              "optimizer.learning_rate": 1e-2},
-                          "cluster": {"cluster.k": 2}},
+            arm_training={"per-user": {"epochs": 2}, "hybrid": {"epochs": 2},
+                          "prefix-unified": {"learning_rate": 1e-2},
+                          "prefix-per-user": {"epochs": 2, "learning_rate": 1e-2},
+                          "cluster": {"clusters": 2}},
             cold_start_personas=3,
             cold_start_sessions=4,
             # Evaluate from the second assistant turn on: more turns for the same sessions.
             evaluation={"generation.max_new_tokens": 40, "generation.batch_size": 16,
                         "evaluation.skip_assistant_turns": 1,
-                        **prompt},
+                        **{f"prompt.{k}": v for k, v in prompt.items()}},
         )
 
     @classmethod
@@ -120,58 +106,148 @@ class DemoPlan:
         return cls(personas=200, sessions=50, model="Qwen/Qwen2.5-0.5B-Instruct", training={},
                    evaluation={}, cold_start_personas=20 if all_arms else 0, source=source)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of everything but the arm list and the ETA estimates: a stage recorded as
+        finished under one fingerprint did the same work under any other arm selection."""
+        settings = {k: v for k, v in asdict(self).items() if k not in ("arms", "stage_seconds")}
+        text = json.dumps(settings, sort_keys=True, default=_jsonable)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def training_config(self, arm: Arm) -> TrainingConfig:
+        """The arm's training config: the plan's shared fields, the arm's prompt options and
+        extras, then the plan's per-arm extras."""
+        return TrainingConfig.model_validate({
+            "model": self.model, "seed": self.seed, "method": arm.method, **self.training,
+            **arm.training_overrides(), **self.arm_training.get(arm.key, {})})
+
+    def eval_config(self, arm: Arm) -> EvalConfig:
+        """The arm's evaluation config: the plan's overrides, the arm's prompt options (the
+        same as its training's) and its split."""
+        return resolve_config(None, {"model.name": self.model, **self.evaluation,
+                                     **arm.prompt_overrides(), "evaluation.split": arm.split})
+
 
 def plan_arms(plan: DemoPlan, all_arms: bool) -> list[Arm]:
-    """The core arms, plus every other arm when asked (cold-start ones need held-out users)."""
-    arms = [*CORE_ARMS, *(EXTRA_ARMS if all_arms else ())]
-    return [arm for arm in arms if arm.split != COLD_START or plan.cold_start_personas]
+    """The plan's arms (the core ones, or every demo arm when asked) with the arms they build
+    on and each group's baseline, in registry order; cold-start arms only when the plan holds
+    new users out."""
+    keys = plan.arms if plan.arms is not None else (ALL_ARMS if all_arms else CORE)
+    arms = [arm for arm in resolve_arms(keys)
+            if arm.split != COLD_START or plan.cold_start_personas]
+    baselines = {f"{arm.key.removesuffix(arm.name)}baseline" for arm in arms}
+    return resolve_arms([*baselines, *(arm.key for arm in arms)])
+
+
+def probe_supported(arm: Arm) -> bool:
+    """Whether the preference probe can reproduce the arm's prompts: not yet for a profile
+    line or context sentence (`evaluation.runs.setup_arm` refuses them)."""
+    return not (arm.uses_profile or arm.prompt.context_line)
+
+
+def run_path(out: Path, arm: Arm) -> Path:
+    return out / "runs" / arm.key
+
+
+def demo_stages(out: Path, plan: DemoPlan, arms: list[Arm], quiet: bool) -> list[Stage]:
+    """Every stage of the plan in order: data, then per arm its adapters (trained or merged),
+    the profiles it mines, its evaluation and probe; the report last."""
+    data = out / "data"
+    scope = Scope(data=data)
+    stages = [Stage("data", partial(_prepare_data, out, plan), data / DIALOGUES_FILE)]
+    mined: set[str] = set()
+    for arm in arms:
+        stages += _adapter_stages(out, arm, plan, quiet)
+        if arm.profiles_from and arm.profiles_from not in mined:
+            mined.add(arm.profiles_from)
+            stages.append(Stage(f"mine {arm.profiles_from}", partial(
+                mine_data, data, out / "profiles" / arm.profiles_from, split=arm.profiles_from),
+                _profiles_file(out, arm)))
+        settings = plan.eval_config(arm)
+        run = run_path(out, arm)
+        adapters = _adapters_dir(out, arm)
+        stages.append(Stage(f"eval {arm.key}", partial(
+            evaluate_arm, settings, scope, run, arm.name, adapters=adapters,
+            retrieval_k=arm.retrieval_k, show_progress=not quiet,
+            profiles_file=_profiles_file(out, arm)), run / "results.json"))
+        if probe_supported(arm):
+            stages.append(Stage(f"probe {arm.key}", partial(
+                run_probe, settings, scope, run, arm.name, adapters=adapters,
+                retrieval_k=arm.retrieval_k, show_progress=not quiet), run / "probe.json"))
+    return stages
 
 
 def run_demo(out: Path, plan: DemoPlan, console: Console | None = None,
-             all_arms: bool = False) -> Path:
-    """Run every stage into `out` (skipping finished work) and return the report directory."""
+             all_arms: bool = False, study: bool = False) -> Path:
+    """Run every stage into `out` (skipping finished work) and return the report directory.
+    `study`: one overall progress line (stage, done/total, ETA) instead of each stage's, and
+    the report adds study.md (`adaptcommand.study_summary`)."""
     console = console or Console()
-    data = _stage(console, "data", lambda: _prepare_data(out, plan))
-    scope = Scope(data=data)
-    settings = resolve_config(None, {"model.name": plan.model, **plan.evaluation})
-    runs = []
-    for arm in plan_arms(plan, all_arms):
-        adapters = _arm_adapters(console, arm, plan, data, out / "adapters")
-        arm_settings = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
-            update={"split": arm.split})})
-        run = out / "runs" / (arm.name if arm.split == "test" else f"{arm.split}/{arm.name}")
-        for name, work in (("eval", evaluate_arm), ("probe", run_probe)):
-            _stage(console, f"{name} {arm.split} {arm.name}", partial(
-                work, arm_settings, scope, run, arm.name, adapters=adapters,
-                retrieval_k=arm.retrieval_k))
-        runs.append(run)
+    arms = plan_arms(plan, all_arms)
     report_dir = out / "report"
-    _stage(console, "report", lambda: build_report(runs, report_dir))
+    stages = [*demo_stages(out, plan, arms, quiet=study),
+              Stage("report", partial(_report, out, plan, arms, study), always=True)]
+    run_stages(stages, out, plan.fingerprint(), console, plan.stage_seconds, one_line=study)
     return report_dir
 
 
-def _arm_adapters(console: Console, arm: Arm, plan: DemoPlan, data: Path,
-                  root: Path) -> Path | None:
-    """The arm's adapter directory, trained or merged into `root/<arm>` first when it makes
-    its own (resuming); None for the base model."""
+def _report(out: Path, plan: DemoPlan, arms: list[Arm], study: bool) -> None:
+    files = build_report([run_path(out, arm) for arm in arms], out / "report")
+    if not study:
+        return
+    tokens = {(arm.split, arm.name): prompt_tokens(plan.eval_config(arm), out / "data",
+                                                   _adapters_dir(out, arm),
+                                                   _profiles_file(out, arm))
+              for arm in arms}
+    seconds = sum(read_record(out / STAGES_FILE).get("seconds", {}).values())
+    header = [
+        "# Study: " + ", ".join(arm.key for arm in arms), "",
+        f"{plan.personas} trained + {plan.cold_start_personas} new users x {plan.sessions} "
+        f"sessions, model {plan.model}; stages so far {seconds / 60:.1f} min; load average "
+        f"at the end {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs).",
+        "Cells: value [95% interval over users] (N users); Δ: paired per-persona delta vs the "
+        "group's baseline [bootstrap interval] (personas helped / paired); probe: the "
+        "preference probe's parameter recall.",
+    ]
+    # Group names are the split names (test, cold_start), as each group has its own split.
+    for comparison in files.comparisons:
+        with atomic_path(out / "report" / figure_name(comparison.group)) as tmp:
+            tmp.write_bytes(study_figure(comparison))
+    write_text_atomic(out / "report" / STUDY_MD,
+                      study_markdown(files.comparisons, tokens, header))
+
+
+def _jsonable(value: Any) -> Any:
+    return value.model_dump() if hasattr(value, "model_dump") else str(value)
+
+
+def _adapters_dir(out: Path, arm: Arm) -> Path | None:
+    """Where the arm's adapters live (None for the base model)."""
     if arm.adapters_of:
-        return root / arm.adapters_of
-    if not (arm.train or arm.merge_from):
-        return None
+        return out / "adapters" / arm.adapters_of
+    return out / "adapters" / arm.name if (arm.train or arm.merge_from) else None
+
+
+def _profiles_file(out: Path, arm: Arm) -> Path | None:
+    """The profiles an arm without profile-carrying adapters reads (mined from its split)."""
+    return out / "profiles" / arm.profiles_from / PROFILES_FILE if arm.profiles_from else None
+
+
+def _adapter_stages(out: Path, arm: Arm, plan: DemoPlan, quiet: bool) -> list[Stage]:
+    """The stage that trains or merges the arm's own adapters (resuming); none otherwise."""
+    root = out / "adapters"
     target = root / arm.name
+    if arm.adapters_of or not (arm.train or arm.merge_from):
+        return []
     if arm.merge_from:
-        _stage(console, f"merge {arm.name}",
-               lambda: merge_adapters(root / arm.merge_from, data, target))
-        return target
-    raw: dict[str, Any] = {"model": {"name": plan.model}, "seed": plan.seed,
-                           "adapter": {"method": arm.method}}
-    for key, value in {**plan.training, **plan.arm_training.get(arm.name, {})}.items():
-        set_dotted(raw, key, value)
-    config = TrainingConfig.model_validate(raw)
+        # k = 3 similar users, fewer when the plan trains fewer (a tiny test plan)
+        return [Stage(f"merge {arm.key}", partial(merge_adapters, root / arm.merge_from,
+                                                 out / "data", target,
+                                                 k=min(MERGE_K, plan.personas)), target)]
+    config = plan.training_config(arm)
     init = root / arm.init_from / UNIFIED if arm.init_from else None
-    _stage(console, f"train {arm.name}",
-           lambda: run_training(arm.train, config, data, target, init_from=init))
-    return target
+    return [Stage(f"train {arm.key}", partial(run_training, arm.train, config, out / "data",
+                                              target, init_from=init,
+                                              show_progress=not quiet), target)]
 
 
 def _prepare_data(out: Path, plan: DemoPlan) -> Path:
@@ -180,18 +256,12 @@ def _prepare_data(out: Path, plan: DemoPlan) -> Path:
         source = out / "raw"
         if not (source / "sessions.jsonl").is_file():
             synthesize(plan.personas + plan.cold_start_personas, plan.sessions, plan.seed,
-                       source)
+                       source, config=plan.synth)
     data = out / "data"
     if not (data / DIALOGUES_FILE).is_file():
         prepare_from_source(source, data, SplitConfig(
             cold_start_personas=plan.cold_start_personas,
+            cold_start_profile_sessions=plan.cold_start_profile_sessions,
             cold_start_sessions=plan.cold_start_sessions, seed=plan.seed))
     return data
 
-
-def _stage(console: Console, name: str, work: Callable[[], Any]) -> Any:
-    console.rule(f"[bold]{name}")
-    start = time.perf_counter()
-    result = work()
-    console.print(f"[green]{name} done[/] in {time.perf_counter() - start:.0f} s")
-    return result

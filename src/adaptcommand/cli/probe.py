@@ -44,35 +44,41 @@ def probe(
     force: Annotated[bool, typer.Option(
         "--force", help="Probe again even when --out holds a finished identical probe.")] = False,
     profiles: Annotated[Path | None, typer.Option(
-        "--profiles", help="profiles.json of `routines mine`: answer each probe with the mined "
-        "routine for its context instead of a model (arm `mined profile`).")] = None,
+        "--profiles", help="profiles.json of `routines mine`. For an arm whose prompts carry "
+        "a profile line (prompt.profile=line): the profiles its probe prompts read, as in "
+        "`eval` (default: <persona_id>/profile.json next to the adapters). Otherwise: answer "
+        "each probe with the mined routine for its context instead of a model (arm `mined "
+        "profile`).")] = None,
 ) -> None:
     """Ask for each routine of each persona with its trigger context only ("It's a rainy, cold
     weekday evening after sunset. Set things up the way I like.") and score the reply's actions
     against the routine: device P/R/F1, parameter recall and value accuracy (numbers within a
     tolerance), per persona and overall, with persona-bootstrap intervals. Decoding is greedy.
     Writes probe.json and probe_predictions.jsonl to --out. Needs data with routines.
-    With --profiles the mined user model answers instead, so the report shows what it knows
-    before any language model is involved."""
+    A profile arm's probe prompts carry its profile line for the probe's context, built as in
+    `eval`. With --profiles and no profile prompt, the mined user model answers instead, so the
+    report shows what it knows before any language model is involved."""
     from adaptcommand.evaluation.probe import PROFILE_ARM, run_probe, run_profile_probe
+    from adaptcommand.evaluation.profiles import uses_profile_prompt
     from adaptcommand.evaluation.runs import Scope, adapter_settings, arm_name, resolve_config
+    from adaptcommand.models.profile_prompt import uses_profile
 
     named = cli_overrides(model, None, None, False, overrides)
     scope = Scope(data, dialogues, parse_csv(personas))
-    if profiles is not None:
-        if adapters is not None or retrieval_k:
-            raise typer.BadParameter("--profiles replaces the model: no --adapters or "
-                                     "--retrieval-k with it")
-        print_probe(run_profile_probe(resolve_config(config, named), scope, out, profiles,
-                                      arm=arm or PROFILE_ARM))
-        console.print(f"Probe written to [bold]{out}[/]")
-        return
     if adapters is None:
         settings, default = resolve_config(config, named), "baseline"
     else:
         settings, default = adapter_settings(adapters, named, config)
-    result = run_probe(settings, scope, out, arm_name(arm, default, retrieval_k),
-                       adapters=adapters, retrieval_k=retrieval_k, force=force)
+    if profiles is not None and not uses_profile(settings.prompt):
+        if adapters is not None or retrieval_k:
+            raise typer.BadParameter("--profiles replaces the model: no --adapters or "
+                                     "--retrieval-k with it")
+        print_probe(run_profile_probe(settings, scope, out, profiles, arm=arm or PROFILE_ARM))
+        console.print(f"Probe written to [bold]{out}[/]")
+        return
+    name = arm_name(arm, default, retrieval_k, uses_profile_prompt(settings))
+    result = run_probe(settings, scope, out, name, adapters=adapters, retrieval_k=retrieval_k,
+                       force=force, profiles_file=profiles)
     print_probe(result)
     console.print(f"Probe written to [bold]{out}[/]")
 

@@ -18,6 +18,12 @@ from adaptcommand.serving.config import ServeSettings
 console = Console()
 
 
+class PromptProfileChoice(StrEnum):
+    auto = "auto"
+    line = "line"
+    none = "none"
+
+
 class QuerySplit(StrEnum):
     val = "val"
     test = "test"
@@ -47,9 +53,14 @@ def serve(
         "new-key`): a key acts only for its users. Reread when it changes or on SIGHUP.")
     ] = None,
     profiles: Annotated[Path | None, typer.Option(
-        "--profiles", help="Mined routines for /v1/users/{id}/routines: profiles.json or "
-        "routines.jsonl from `routines mine` (default: <adapters>/<id>/profile.json).")
+        "--profiles", help="Mined routines for /v1/users/{id}/routines and the prompts' profile "
+        "line: profiles.json or routines.jsonl from `routines mine` (default: "
+        "<adapters>/<id>/profile.json).")
     ] = None,
+    prompt_profile: Annotated[PromptProfileChoice, typer.Option(
+        "--prompt-profile", help="The user's profile line in each prompt: auto (as the "
+        "adapters were trained, from their manifest), line (always) or none.")
+    ] = "auto",
     max_context_tokens: Annotated[int | None, typer.Option(
         "--max-context-tokens", min=16, help="Prompt + max_tokens limit in tokens (400 "
         "above it); default: the model's context.")] = None,
@@ -71,6 +82,7 @@ def serve(
 
     settings = ServeSettings(adapters_dir=adapters, model=model, cache_size=cache_size,
                              token=token, keys_file=keys_file, profiles=profiles,
+                             prompt_profile=str(prompt_profile),
                              max_context_tokens=max_context_tokens,
                              max_tokens_limit=max_tokens_limit,
                              default_max_tokens=min(64, max_tokens_limit), data_dir=data,

@@ -6,7 +6,7 @@ missing turns; the scores are computed once every turn has a prediction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from adaptcommand.crashpoints import pause_point
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.evaluation.config import EvalConfig
-from adaptcommand.evaluation.personal_values import personal_turns
+from adaptcommand.evaluation.personal_values import Key, PersonalTurn, personal_turns
 from adaptcommand.evaluation.predictions import PredictionLog, finalize, load_partial, record_key
 from adaptcommand.evaluation.predictor import Predictor
 from adaptcommand.evaluation.scoring import score_records, write_per_persona_csv
@@ -37,6 +37,8 @@ PER_PERSONA_CSV = "per_persona_summary.csv"
 RUN_CONFIG = "eval_config.json"
 CHUNK_BATCHES = 32
 """Turns handed to the predictor at once, in batches: bounds the prompts held in memory."""
+Breakdowns = Callable[[Sequence[dict[str, Any]], Mapping[Key, PersonalTurn]], dict[str, Any]]
+"""Extra sections of results.json from the final records and each turn's personal values."""
 
 
 def progress_bar() -> Progress:
@@ -122,8 +124,10 @@ def run_evaluation(
     *,
     force: bool = False,
     show_progress: bool = True,
+    breakdowns: Breakdowns | None = None,
 ) -> dict[str, Any]:
-    """Evaluate `turns` and write results.json, per_persona_summary.csv and predictions.jsonl."""
+    """Evaluate `turns` and write results.json, per_persona_summary.csv and predictions.jsonl;
+    `breakdowns` adds sections to results.json (e.g. a growing profile's `by_sessions_seen`)."""
     if not turns:
         raise AdaptCommandError("no assistant turns to evaluate (check --split, --personas "
                                 "and skip_assistant_turns)")
@@ -135,7 +139,7 @@ def run_evaluation(
     finalize(out_dir / PREDICTIONS, records)
     personal = personal_turns(turns, config.prompt.max_context_messages)
     scores = score_records(records, config.evaluation, personal)
-    results = {**identity, **scores}
+    results = {**identity, **scores, **(breakdowns(records, personal) if breakdowns else {})}
     write_per_persona_csv(out_dir / PER_PERSONA_CSV, scores["per_persona"])
     write_json_atomic(out_dir / RESULTS, results)
     return results

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.harness import RESULTS, progress_bar
-from adaptcommand.evaluation.predictor import Predictor
+from adaptcommand.evaluation.predictor import Predictor, ProfileTexts
 from adaptcommand.evaluation.probe_scoring import VALUE_TOLERANCES, RecallScores, score_recall
+from adaptcommand.evaluation.profiles import probe_profiles, turn_texts, uses_profile_prompt
 from adaptcommand.evaluation.runs import Scope, run_info, setup_arm
 from adaptcommand.evaluation.stats import (
     Statistic,
@@ -40,6 +41,7 @@ from adaptcommand.evaluation.turns import Turn, group_by_persona
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
 from adaptcommand.identity import changed_fields
 from adaptcommand.models.prompting import trigger_sentence
+from adaptcommand.routines.profile import UserProfile
 
 PROBE_FILE = "probe.json"
 PROBE_PREDICTIONS = "probe_predictions.jsonl"
@@ -59,6 +61,7 @@ class ProbeItem:
     routine_index: int
     prompt: str
     actions: dict[str, dict[str, object]]
+    context: dict[str, str] = field(default_factory=dict)  # the trigger fields the prompt states
 
     def as_turn(self) -> Turn:
         """The prompt as a one-message conversation, so it goes through the evaluation's own
@@ -98,7 +101,8 @@ def load_routines(scope: Scope, split: SplitName | None = None) -> dict[str, lis
 
 def probe_items(routines: Mapping[str, Sequence[Routine]]) -> list[ProbeItem]:
     """Every routine of every persona, in persona then routine order."""
-    items = [ProbeItem(pid, index, probe_prompt(routine.triggers), actions_dict(routine.actions))
+    items = [ProbeItem(pid, index, probe_prompt(routine.triggers), actions_dict(routine.actions),
+                       routine.triggers.model_dump(exclude_none=True))
              for pid, persona_routines in routines.items()
              for index, routine in enumerate(persona_routines)]
     if not items:
@@ -220,27 +224,42 @@ def run_probe(
     retrieval_k: int = 0,
     force: bool = False,
     show_progress: bool = True,
+    profiles_file: Path | None = None,
 ) -> dict[str, Any]:
     """Probe every routine of the personas in `scope` with the arm's model (base, `adapters`
     routed per persona, optionally with retrieved memories) and write probe.json and
-    probe_predictions.jsonl to `out`; a finished identical probe is returned, not redone."""
+    probe_predictions.jsonl to `out`; a finished identical probe is returned, not redone.
+    A profile arm's probe prompts carry the arm's profile/context text (`probe_profile_texts`),
+    so its probe row measures what the arm knows with its profile."""
     greedy = settings.generation.model_copy(update={"do_sample": False})
     settings = settings.model_copy(update={"generation": greedy})
     items = probe_items(load_routines(scope, settings.evaluation.split))
-    identity = {"config": settings.model_dump(),
-                **run_info(scope, arm, {"adapters": str(adapters) if adapters else None,
-                                        "retrieval_k": retrieval_k})}
+    extra = {"adapters": str(adapters) if adapters else None, "retrieval_k": retrieval_k,
+             **({"profiles": str(profiles_file)} if profiles_file else {})}
+    identity = {"config": settings.model_dump(), **run_info(scope, arm, extra)}
     check_same_arm(out, arm)
     previous = None if force else finished_probe(out, identity)
     if previous is not None:
         return previous
-    predictor = setup_arm(settings, scope, adapters, retrieval_k).predictor
+    texts = (probe_profile_texts(settings, items, probe_profiles(settings, scope, adapters,
+                                                                 profiles_file))
+             if uses_profile_prompt(settings) else None)
+    predictor = setup_arm(settings, scope, adapters, retrieval_k, texts).predictor
     replies = predict_items(items, predictor, settings.generation.batch_size * 4, show_progress)
     records, by_persona = score_items(items, replies)
     probe = {**identity, **probe_summary(by_persona, settings)}
     write_jsonl_atomic(out / PROBE_PREDICTIONS, records)
     write_json_atomic(out / PROBE_FILE, probe)
     return probe
+
+
+def probe_profile_texts(settings: EvalConfig, items: Sequence[ProbeItem],
+                        profiles: Mapping[str, UserProfile]) -> ProfileTexts:
+    """The profile/context text of each probe prompt, built like the arm's evaluated turns
+    (`evaluation.profiles.turn_texts`): the persona's mined profile (`probe_profiles`: never
+    a truth routine) with the probe's trigger context standing in for the session's meta."""
+    contexts = {(item.persona_id, item.routine_index): item.context for item in items}
+    return turn_texts(settings, contexts, lambda key: profiles.get(key[0]))
 
 
 PROFILE_ARM = "mined profile"

@@ -24,8 +24,9 @@ from adaptcommand.evaluation.predictor import (
 )
 from adaptcommand.evaluation.profiles import (
     PROFILE_ARM_SUFFIX,
-    load_profiles,
-    profile_texts,
+    check_growing,
+    eval_profile_texts,
+    growing_profiles,
     uses_profile_prompt,
 )
 from adaptcommand.evaluation.training_info import trained_with, training_cost
@@ -136,8 +137,8 @@ def setup_arm(
     each turn's profile/context text when `profiles` gives one."""
     if profiles is None and uses_profile_prompt(settings):
         raise AdaptCommandError("this arm's prompts carry a profile/context line "
-                                "(prompt.profile / prompt.context_line), which only `eval` and "
-                                "`baseline` supply so far; the probe cannot reproduce them yet")
+                                "(prompt.profile / prompt.context_line): pass each turn's text "
+                                "(evaluation.profiles.profile_texts)")
     found = discover_adapters(adapters) if adapters is not None else {}
     prompts = retrieval_prompts(scope, settings, retrieval_k) if retrieval_k else None
     loaded = load_model(settings.model.name, device=settings.model.device,
@@ -167,18 +168,24 @@ def evaluate_arm(
     profiles_file: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate the base model or `adapters` (see `setup_arm`) and write the run to `out`;
-    profile arms read the users' profiles from `profiles_file`, else next to the adapters."""
+    profile arms read the users' profiles from `profiles_file`, else next to the adapters, or
+    mine them session by session (`profile.source=growing`, new users)."""
     if retrieval_k and settings.evaluation.split == "train":
         raise AdaptCommandError("--retrieval-k retrieves from the train split, so it cannot "
                                 "evaluate the train split (the turn would retrieve itself)")
     turns = load_turns(scope, settings)
-    texts = (profile_texts(settings, scope, load_profiles(settings, adapters, profiles_file))
-             if uses_profile_prompt(settings) else None)
+    growing = None
+    if settings.profile.source == "growing":
+        check_growing(settings, scope, profiles_file)
+        growing = growing_profiles(scope.data, settings.profile.min_seen_sessions)
+        turns = [turn for turn in turns if (turn.persona_id, turn.session_id) in growing.seen]
+    texts = eval_profile_texts(settings, scope, adapters, profiles_file, growing)
     arm_setup = setup_arm(settings, scope, adapters, retrieval_k, texts)
     info = {**arm_setup.info, **({"profiles": str(profiles_file)} if profiles_file else {})}
     results = run_evaluation(turns, arm_setup.predictor, settings, out,
                              run_info(scope, arm, info), force=force,
-                             show_progress=show_progress)
+                             show_progress=show_progress,
+                             breakdowns=growing.breakdowns if growing else None)
     if arm_setup.adapters:
         write_json_atomic(out / "training_cost.json", training_cost(adapters, arm_setup.adapters))
     return results

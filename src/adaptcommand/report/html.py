@@ -12,6 +12,7 @@ from html import escape
 from string import Template
 from typing import Any
 
+from adaptcommand.report.arms import ARMS_HEADER, arm_descriptions
 from adaptcommand.report.compare import ArmComparison, Comparison, success_definition
 from adaptcommand.report.examples import FixedTurn
 from adaptcommand.report.markdown import (
@@ -114,7 +115,9 @@ def overview_section(rows: list[OverviewRow], comparisons: list[Comparison],
             "group's baseline [paired bootstrap CI over personas]; absolute values [two-level "
             "bootstrap CI, personas then sessions]; cost 0 = nothing trained; probe = "
             f"preference probe (probe.json). {escape(interval_note())}</p>")
-    return section("All arms", note, table(*overview_table(rows, settings)),
+    described = arm_descriptions(rows)
+    arms = [table(ARMS_HEADER, described)] if described else []
+    return section("All arms", note, table(*overview_table(rows, settings)), *arms,
                    *figure_tags(figures))
 
 

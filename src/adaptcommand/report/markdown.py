@@ -7,6 +7,7 @@ The tables' cells are built here once and rendered both as Markdown and in the H
 from __future__ import annotations
 
 from adaptcommand.evaluation.stats import MIN_USERS, Interval, too_few_users_text
+from adaptcommand.report.arms import ARMS_HEADER, arm_descriptions
 from adaptcommand.report.compare import (
     ArmComparison,
     CompareSettings,
@@ -173,6 +174,9 @@ def summary_markdown(comparisons: list[Comparison], rows: list[OverviewRow], tit
         *markdown_table(*overview_table(rows, settings)),
         "",
     ]
+    described = arm_descriptions(rows)
+    if described:
+        lines += ["## Arms", "", *markdown_table(ARMS_HEADER, described), ""]
     for comparison in comparisons:
         lines += group_markdown(comparison, "Metrics" + group_suffix(comparison, len(comparisons)))
     lines += [f"**Bar of success.** {success_definition(settings)}", ""]

@@ -29,7 +29,8 @@ from adaptcommand.config import first_error
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.adapters import UNIFIED
 from adaptcommand.models.loading import load_model
-from adaptcommand.models.prompting import render_prompt
+from adaptcommand.models.profile_prompt import profile_text, uses_profile
+from adaptcommand.models.prompting import ProfileText, render_prompt
 from adaptcommand.serving.adapters import (
     BASE_ID,
     PERSONA_ID,
@@ -44,7 +45,8 @@ from adaptcommand.serving.engine import Engine, Job
 from adaptcommand.serving.errors import BadRequestError, ForbiddenError, NotFoundError
 from adaptcommand.serving.identify import Centroids, identify, load_centroids
 from adaptcommand.serving.keys import KeyStore, Principal
-from adaptcommand.serving.routines import user_routines
+from adaptcommand.serving.profile import serving_profile_options, session_context
+from adaptcommand.serving.routines import user_profile, user_routines
 from adaptcommand.serving.schemas import (
     Candidate,
     ChatRequest,
@@ -92,6 +94,8 @@ class Server:
             load_centroids(settings.data_dir) if settings.data_dir else None
         )
         self._identify_lock = asyncio.Lock()
+        self.profile_options = serving_profile_options(settings.adapters_dir,
+                                                       settings.prompt_profile)
 
     @asynccontextmanager
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
@@ -126,9 +130,11 @@ class Server:
     async def chat(self, request: ChatRequest, who: Who) -> JSONResponse | StreamingResponse:
         system, turns = conversation(request, self.settings.system_prompt)
         settings = decoding(request, self.settings)
-        selection, identified = await self._select(request, who)
+        context = session_context(request.metadata)
+        selection, identified, persona = await self._select(request, who)
+        profile = await self._profile_text(persona, context)
         prompt = render_prompt(self.engine.loaded.tokenizer, turns, system,
-                               self.settings.max_context_messages)  # template only, no encoding
+                               self.settings.max_context_messages, profile)  # no encoding
         model = request.model if _names_adapter(request.model, self.settings) else (
             self.settings.model)
         headers = {ADAPTER_HEADER: selection.adapter}
@@ -165,10 +171,22 @@ class Server:
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})
 
-    async def _select(self, request: ChatRequest,
-                      who: Principal) -> tuple[Selection, Identification | None]:
-        """Which adapter answers, after checking that `who` may act for the user named. The
-        same 403 answers a user who exists and one who does not."""
+    async def _profile_text(self, persona: str | None,
+                            context: dict[str, str]) -> ProfileText | None:
+        """The profile/context text the adapters were trained with (`serving.profile`), from
+        this persona's own profile only (resolved after the key check), None when off."""
+        options = self.profile_options
+        profile = None
+        if uses_profile(options) and persona is not None and PERSONA_ID.fullmatch(persona):
+            profile = await asyncio.to_thread(user_profile, persona, self.registry.root,
+                                              self.settings.profiles)
+        return profile_text(options, profile, context)
+
+    async def _select(self, request: ChatRequest, who: Principal
+                      ) -> tuple[Selection, Identification | None, str | None]:
+        """Which adapter answers and for which user (whose profile the prompt carries), after
+        checking that `who` may act for the user named. The same 403 answers a user who exists
+        and one who does not."""
         named = request.model if _names_adapter(request.model, self.settings) else None
         user = request.user or None
         if named not in (None, UNIFIED, BASE_ID):
@@ -180,16 +198,17 @@ class Server:
         if user is not None and not who.may_act_for(user):
             raise ForbiddenError(f"this key may not act for user {user[:64]!r}")
         if named == BASE_ID:
-            return Selection(BASE_ID, None), None
+            return Selection(BASE_ID, None), None, user
         if named is not None:
             path = self.registry.path_of(named)
             if path is None:
                 raise NotFoundError(f"the model {named!r} does not exist")
-            return Selection(named, path), None
+            return Selection(named, path), None, user
         if request.identify_user and who.users is not None:
             raise ForbiddenError("identify_user needs a key that may act for every user")
         identified = await self._identify(request) if user is None else None
-        return self.registry.select(_persona(user, identified)), identified
+        persona = _persona(user, identified)
+        return self.registry.select(persona), identified, persona
 
     async def _identify(self, request: ChatRequest) -> Identification | None:
         """The likeliest persona from the request's user messages, when the request asks."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -25,7 +26,12 @@ class ServeSettings(StrictModel):
         "reloaded when the file changes or on SIGHUP.")
     profiles: Path | None = Field(
         None, description="Mined routines (profiles.json or routines.jsonl) for "
-        "/v1/users/{id}/routines; default: <adapters>/<id>/profile.json.")
+        "/v1/users/{id}/routines and the prompts' profile line; default: "
+        "<adapters>/<id>/profile.json.")
+    prompt_profile: Literal["auto", "line", "none"] = Field(
+        "auto", description="The user's profile line in the prompt (serving.profile): auto: "
+        "as the adapters were trained (their manifest's prompt.profile, placement and context "
+        "sentence); line: always (e.g. the base-model profile arm); none: never.")
     max_context_tokens: int | None = Field(
         None, ge=16, description="Prompt + max_tokens limit; default: the model's context.")
     max_tokens_limit: int = Field(256, ge=1, description="Larger max_tokens is a 400.")

@@ -1,5 +1,6 @@
 """Request and response bodies: the OpenAI chat-completions subset plus our extensions
-(`identify_user` in, `adapter`, `actions` and `identified_user` out)."""
+(`identify_user` and the session context in `metadata` in, `adapter`, `actions` and
+`identified_user` out)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ class ChatRequest(StrictModel):
     identify_user: bool = Field(
         False, description="When `user` is absent, pick the persona from the user messages."
     )
+    metadata: dict[str, str] | None = Field(
+        None, max_length=16, description="OpenAI's metadata tags. Keys named like a session's "
+        "context (time_of_day, day_of_week, sun_phase, weather, outdoor_temp) give the "
+        "session's context to the profile line; other keys are ignored. Default context: the "
+        "server clock's time of day and day of week.")
 
 
 class Candidate(BaseModel):

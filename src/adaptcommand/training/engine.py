@@ -12,9 +12,10 @@ Each step packs the next batch of up to `adapters_per_step` adapters (as many as
 sample through its own adapter (multi_lora), and minimises the sum over adapters of each
 adapter's mean token loss. Adapters share no parameters, so each one's gradient is exactly
 the gradient of its own batch loss; each has its own AdamW, schedule and clipping. Hence an
-adapter trained here follows the same trajectory as trained alone (up to float rounding), while
-the per-step cost is shared. When an adapter finishes or stops early it leaves its slot and the
-next queued adapter takes it, so slots stay full.
+adapter trained here follows the same trajectory as trained alone (bit for bit on a CPU, up to
+float rounding on a GPU: see forward_passes), while the per-step cost is shared. When an adapter
+finishes or stops early it leaves its slot and the next queued adapter takes it, so slots stay
+full.
 
 Where the time goes, and what is saved: per-turn examples are ~94% prompt, half of it the system
 prompt every example shares. So session examples (training.examples) encode a session's messages
@@ -57,6 +58,9 @@ from adaptcommand.training.multi_lora import DropoutPlan, MaskSource, MultiLora,
 AUTO_ADAPTERS_PER_STEP = 8  # on a GPU, with adapters_per_step null
 # Below this many shared leading tokens, computing them once is not worth a second pass.
 MIN_SHARED_PREFIX = 8
+# Where a packed step runs each adapter's own forward, bit-identical to training it alone
+# (forward_passes); elsewhere its adapters share one pass.
+BITWISE_DEVICE_TYPES = frozenset({"cpu"})
 
 
 @dataclass
@@ -227,23 +231,61 @@ def shared_prefix_length(batch: PackedBatch) -> int:
     return min(same, first_target - 1, shortest - 1)
 
 
-def _hidden_states(model: nn.Module, lora: MultiLora, names: tuple[str, ...],
-                   batch: PackedBatch, dropout: DropoutPlan | None = None) -> tuple[Tensor, int]:
-    """Final hidden states from position `start` on, and `start`.
+def _adapter_rows(batch: PackedBatch, adapters: list[int]) -> PackedBatch:
+    """The rows of `adapters` (their order), renumbered 0.. and cut to their own width."""
+    rows = torch.cat([(batch.adapter_index == k).nonzero()[:, 0] for k in adapters])
+    width = int(batch.attention_mask[rows].sum(dim=1).max())
+    index = torch.empty_like(batch.adapter_index[rows])
+    for position, k in enumerate(adapters):
+        index[batch.adapter_index[rows] == k] = position
+    return PackedBatch(batch.input_ids[rows, :width], batch.attention_mask[rows, :width],
+                       batch.labels[rows, :width], index)
 
-    Every example opens with the same system prompt, often half its tokens. That prefix runs
-    once per adapter instead of once per row; its keys/values are then gathered to the rows
-    (autograd flows through the gather), and the rest of each row attends to them. Same math as
-    one full pass, dropout included: an adapter's rows share their dropout mask up to their own
-    shared prefix, which is never shorter than the batch's (multi_lora.MaskSource).
+
+def prefix_split(batch: PackedBatch) -> int:
+    """Where one adapter's rows (all of `batch`) split into a once-run prefix and the rest: its
+    own shared_prefix_length, or 0 (one full pass) when that is below MIN_SHARED_PREFIX."""
+    start = shared_prefix_length(batch)
+    return start if start >= MIN_SHARED_PREFIX else 0
+
+
+def forward_passes(batch: PackedBatch, n_adapters: int) -> list[tuple[int, list[int]]]:
+    """(prefix split, adapter indices) of each forward a packed batch runs as.
+
+    On a GPU all adapters share one pass, split at the shortest of their prefix_split, which
+    is what packing is for. On a CPU each adapter runs its own pass, on its own rows cut to its
+    own width and split at its own prefix_split: exactly the arithmetic of training it alone, so
+    packing cannot change one bit of its weights (issue 13). Measured on the tiny Llama, one
+    thread, one step: extra rows change no bit, nor does right padding in a full pass; but
+    a different split does (the cached prefix sums its gradient over rows in another order; up
+    to 6e-8 per gradient entry) and so does right padding after a cached prefix (the padded
+    queries join the key/value gradient's sums; up to 2e-8), at dropout 0 as at 0.05. A CPU
+    loses little by this: it is compute-bound at one adapter's batch (adapters_per_step is 1
+    there unless set), and a GPU's bf16 reductions are not bitwise reproducible anyway.
+    """
+    present = [k for k in range(n_adapters) if bool((batch.adapter_index == k).any())]
+    splits = {k: prefix_split(_adapter_rows(batch, [k])) for k in present}
+    if batch.input_ids.device.type not in BITWISE_DEVICE_TYPES:
+        return [(min(splits.values()), present)]
+    return [(splits[k], [k]) for k in present]
+
+
+def _hidden_states(model: nn.Module, lora: MultiLora, names: tuple[str, ...],
+                   batch: PackedBatch, start: int, dropout: DropoutPlan | None = None) -> Tensor:
+    """Final hidden states from position `start` on, every adapter having a row in `batch`.
+
+    Every example opens with the same system prompt, often half its tokens. That prefix (the
+    first `start` tokens, shared by each adapter's rows) runs once per adapter instead of once
+    per row; its keys/values are then gathered to the rows (autograd flows through the gather),
+    and the rest of each row attends to them. Same math as one full pass (`start` 0), dropout
+    included: an adapter's rows share their dropout mask up to their own shared prefix, which is
+    never shorter than `start` (multi_lora.MaskSource).
     """
     decoder = model.get_decoder()
-    start = shared_prefix_length(batch)
-    if start < MIN_SHARED_PREFIX or len(batch.input_ids) <= len(names):
+    if start == 0:
         with lora.route(names, batch.adapter_index, dropout):
-            hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                             use_cache=False).last_hidden_state
-        return hidden, 0
+            return decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                           use_cache=False).last_hidden_state
     device = batch.input_ids.device
     def plan(offset: int, shared: bool) -> DropoutPlan | None:
         if dropout is None:
@@ -252,23 +294,36 @@ def _hidden_states(model: nn.Module, lora: MultiLora, names: tuple[str, ...],
         return DropoutPlan(dropout.sources, rows, offset)
 
     cache = DynamicCache()  # positional below: the keyword is past_key_values or cache by version
-    prefix = batch.input_ids[:1, :start].expand(len(names), start)
+    first_rows = [int((batch.adapter_index == k).nonzero()[0, 0]) for k in range(len(names))]
+    prefix = batch.input_ids[first_rows, :start]
     with lora.route(names, torch.arange(len(names), device=device), plan(0, shared=True)):
         decoder(prefix, None, None, cache, use_cache=True)
     cache.reorder_cache(batch.adapter_index)
     positions = torch.arange(start, batch.input_ids.shape[1], device=device)[None]
     with lora.route(names, batch.adapter_index, plan(start, shared=False)):
-        hidden = decoder(batch.input_ids[:, start:], batch.attention_mask, positions, cache,
-                         use_cache=True).last_hidden_state
-    return hidden, start
+        return decoder(batch.input_ids[:, start:], batch.attention_mask, positions, cache,
+                       use_cache=True).last_hidden_state
 
 
 def _token_losses(model: nn.Module, lora: MultiLora, names: tuple[str, ...],
                   batch: PackedBatch, dropout: DropoutPlan | None = None
                   ) -> tuple[Tensor, Tensor]:
-    """Per-adapter (sum of token losses, number of target tokens) for one packed batch."""
-    hidden, start = _hidden_states(model, lora, names, batch, dropout)
-    return target_losses(model, hidden, start, batch, len(names))
+    """Per-adapter (sum of token losses, number of target tokens) for one packed batch, run as
+    forward_passes says."""
+    sums = torch.zeros(len(names), device=batch.input_ids.device)
+    counts = torch.zeros(len(names), dtype=torch.long, device=batch.input_ids.device)
+    for start, adapters in forward_passes(batch, len(names)):
+        part = batch if len(adapters) == len(names) else _adapter_rows(batch, adapters)
+        part_dropout = None if dropout is None else DropoutPlan(
+            tuple(dropout.sources[k] for k in adapters),
+            tuple((adapters.index(k), r) for k, r in dropout.rows if k in adapters))
+        hidden = _hidden_states(model, lora, tuple(names[k] for k in adapters), part, start,
+                                part_dropout)
+        part_sums, part_counts = target_losses(model, hidden, start, part, len(adapters))
+        index = torch.tensor(adapters, device=sums.device)
+        sums = sums.index_add(0, index, part_sums)
+        counts = counts.index_add(0, index, part_counts)
+    return sums, counts
 
 
 def target_losses(model: nn.Module, hidden: Tensor, start: int, batch: PackedBatch,

@@ -1,0 +1,85 @@
+"""The study plan (`configs/study.json`): every profile arm next to the core ones, on enough
+users to decide, as a `DemoPlan` that `adaptcommand demo --study` runs.
+
+The file is validated whole before anything runs: unknown keys, unknown arms, training fields
+TrainingConfig refuses and evaluation overrides EvalConfig refuses all stop with the file and
+field named. Its sizes and the measured stage times it was sized from are in
+docs/results/README.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from adaptcommand.arms import REGISTRY, resolve_arms
+from adaptcommand.config import StrictModel, first_error, load_config
+from adaptcommand.data.synth.config import SynthConfig
+from adaptcommand.demo import DemoPlan
+from adaptcommand.errors import DataError
+
+DEFAULT_STUDY = Path("configs/study.json")
+
+
+class StudyConfig(StrictModel):
+    """What `demo --study` runs; each field maps onto `DemoPlan`."""
+
+    description: str = Field("", description="What the study is for (free text).")
+    personas: int = Field(ge=1, description="Trained users.")
+    cold_start_personas: int = Field(0, ge=0, description="New users held out of training.")
+    sessions: int = Field(ge=3, description="Sessions per user (split 60/20/20 by time).")
+    cold_start_profile_sessions: int = Field(3, ge=1, description="A new user's first "
+                                             "sessions: all new-user arms may read.")
+    cold_start_sessions: int = Field(10, ge=1, description="A new user's evaluated sessions.")
+    model: str = Field("embedded", description="Base model (as `train --set model=`).")
+    seed: int = 0
+    synth: SynthConfig = Field(default_factory=SynthConfig, description="Generator knobs "
+                               "(data.synth.config), e.g. value_free_share for implicit turns.")
+    training: dict[str, Any] = Field(default_factory=dict, description="TrainingConfig fields "
+                                     "shared by every trained arm.")
+    arm_training: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-arm "
+                                                    "TrainingConfig fields, by arm name.")
+    evaluation: dict[str, Any] = Field(default_factory=dict, description="Dotted EvalConfig "
+                                       "overrides shared by every arm.")
+    arms: list[str] = Field(min_length=1, description="Registry names of the arms "
+                            "(`adaptcommand demo --list-arms`); the arms they build on are added.")
+    stage_seconds: dict[str, float] = Field(default_factory=dict, description="Expected "
+                                            "seconds per stage-name prefix (ETA only).")
+
+    def plan(self) -> DemoPlan:
+        return DemoPlan(
+            personas=self.personas, sessions=self.sessions, model=self.model,
+            training=self.training, evaluation=self.evaluation, arm_training=self.arm_training,
+            cold_start_personas=self.cold_start_personas,
+            cold_start_sessions=self.cold_start_sessions,
+            cold_start_profile_sessions=self.cold_start_profile_sessions, seed=self.seed,
+            synth=self.synth, arms=tuple(self.arms), stage_seconds=self.stage_seconds)
+
+
+def load_study(path: Path = DEFAULT_STUDY) -> DemoPlan:
+    """The study plan of `path`, checked whole (errors name the file and the field)."""
+    study = load_config(path, StudyConfig)
+    for field, keys in (("arms", study.arms), ("arm_training", list(study.arm_training))):
+        for key in keys:
+            if key not in REGISTRY:
+                raise DataError(f"unknown arm {key!r} (see `adaptcommand demo --list-arms`)",
+                                path=path, field=f"{field}.{key}")
+    plan = study.plan()
+    for arm in resolve_arms(study.arms):
+        _check(path, "evaluation", partial(plan.eval_config, arm))
+        if arm.train:
+            where = "arm_training." + arm.key if arm.key in study.arm_training else "training"
+            _check(path, where, partial(plan.training_config, arm))
+    return plan
+
+
+def _check(path: Path, where: str, build: Callable[[], Any]) -> None:
+    try:
+        build()
+    except ValidationError as exc:
+        field, message = first_error(exc)
+        raise DataError(message, path=path, field=f"{where}.{field}") from None

@@ -1,0 +1,136 @@
+"""The study on tiny-random: every kind of profile arm (base model + profile line, adapters
+trained and evaluated with it, distilled adapters, new users' mined profiles with merged
+adapters) runs end to end into one report, and a second run redoes no work."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from adaptcommand import demo as demo_module
+from adaptcommand.arms import COLD_START, REGISTRY
+from adaptcommand.data.io import load_splits
+from adaptcommand.data.synth.config import SynthConfig
+from adaptcommand.demo import DemoPlan, plan_arms, run_demo
+from adaptcommand.errors import DataError
+from adaptcommand.stages import STAGES_FILE
+from adaptcommand.study import DEFAULT_STUDY, load_study
+from test_demo import tiny_plan
+from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY_ARMS = ("profile", "profile+unified", "distilled-per-user", "cold_start/profile",
+              "cold_start/merged+profile")
+
+
+def tiny_study() -> DemoPlan:
+    """The demo test's tiny plan on 2 trained + 1 new user, with two pairs of context and many
+    implicit requests."""
+    base = tiny_plan()
+    return replace(
+        base, personas=2, cold_start_personas=1, cold_start_profile_sessions=3,
+        training={**base.training, "max_context_messages": 2},
+        evaluation={**base.evaluation, "evaluation.skip_assistant_turns": 0,
+                    "prompt.max_context_messages": 2},
+        arm_training={"distilled-per-user": {"distill_examples_per_routine": 1}},
+        synth=SynthConfig(value_free_share=0.5), arms=STUDY_ARMS,
+        stage_seconds={"train": 5.0, "eval": 3.0},
+    )
+
+
+def test_study_arms_bring_what_they_build_on_and_each_groups_baseline() -> None:
+    keys = [arm.key for arm in plan_arms(tiny_study(), all_arms=False)]
+    assert keys == ["baseline", "profile", "profile+unified", "profile+per-user",
+                    "distilled-per-user", "cold_start/baseline",
+                    "cold_start/profile", "cold_start/merged+profile"]
+
+
+def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    report = run_demo(tmp_path, tiny_study(), study=True)
+
+    compare = json.loads((report / "compare.json").read_text())
+    rows = {(row["group"], row["arm"]) for row in compare["overview"]}
+    assert rows == {(arm.split, arm.name) for arm in plan_arms(tiny_study(), False)}
+    # Profile arms carry the same prompt options in training and evaluation.
+    for arm in ("profile+unified", "profile+per-user"):
+        results = json.loads((tmp_path / "runs" / arm / "results.json").read_text())
+        manifest = json.loads((tmp_path / "adapters" / arm / "manifest.json").read_text())
+        for option in ("profile", "context_line"):
+            trained = manifest["config"]["prompt"][option]
+            assert results["config"]["prompt"][option] == trained, option
+        assert manifest["config"]["prompt"]["profile"] == "line"
+    distilled = json.loads((tmp_path / "runs" / "distilled-per-user" / "results.json")
+                           .read_text())
+    assert "profile" not in distilled["config"]["prompt"]  # no profile line at evaluation
+    # New users' profiles come from their first sessions only, the base arm's from train.
+    mined = {split: json.loads((tmp_path / "profiles" / split / "mining.json").read_text())
+             for split in ("train", "cold_start_profile")}
+    assert mined["train"]["split"] == "train"
+    assert mined["cold_start_profile"]["split"] == "cold_start_profile"
+    cold = json.loads((tmp_path / "runs" / COLD_START / "profile" / "results.json").read_text())
+    new_users = {pid for pid, entry in load_splits(tmp_path / "data").items()
+                 if entry["cold_start"]}
+    assert set(cold["per_persona"]) == new_users == set(
+        mined["cold_start_profile"]["personas_mined"])
+    assert "personal_recall_implicit" in cold["metrics"]
+
+    order = [row["arm"] for row in compare["overview"] if row["group"] == "test"]
+    assert order == [arm.name for arm in plan_arms(tiny_study(), False) if arm.split == "test"]
+    summary = (report / "summary.md").read_text()
+    assert "## Arms" in summary and REGISTRY["distilled-per-user"].description in summary
+    study = (report / "study.md").read_text()
+    for group in ("test", COLD_START):
+        assert f"](study_{group}.png)" in study
+        assert (report / f"study_{group}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for arm in plan_arms(tiny_study(), False):
+        assert f"| {arm.name} |" in study, arm.key
+    tokens = {line.split("|")[1].strip(): float(line.split("|")[-2]) for line in
+              study.split("## cold_start")[0].splitlines()
+              if line.startswith("| ") and not line.startswith("| arm")}
+    assert tokens["baseline"] == 0 and tokens["profile"] > tokens["distilled-per-user"] > 0
+    line = "Prompt tokens saved by distilled-per-user against profile+per-user: "
+    saved = float(study.split(line)[1].split(" per turn")[0])
+    assert saved == pytest.approx(tokens["profile+per-user"] - tokens["distilled-per-user"],
+                                  abs=0.11)  # the table's values are rounded to 0.1
+
+    recorded = json.loads((tmp_path / STAGES_FILE).read_text())["seconds"]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished stage ran again")
+
+    for name in ("evaluate_arm", "run_probe", "run_training", "merge_adapters", "mine_data",
+                 "_prepare_data"):
+        monkeypatch.setattr(demo_module, name, refuse)
+    run_demo(tmp_path, tiny_study(), study=True)
+    again = json.loads((tmp_path / STAGES_FILE).read_text())["seconds"]
+    assert {k: v for k, v in again.items() if k != "report"} == \
+        {k: v for k, v in recorded.items() if k != "report"}  # the report always reruns
+
+
+def test_the_study_config_is_a_valid_plan_of_the_required_size() -> None:
+    plan = load_study(ROOT / DEFAULT_STUDY)
+    keys = {arm.key for arm in plan_arms(plan, all_arms=False)}
+    assert plan.personas >= 12 and plan.cold_start_personas >= 4 and plan.sessions >= 20
+    assert {"baseline", "unified", "per-user", "hybrid", "profile", "profile+unified",
+            "profile+per-user", "profile+hybrid", "distilled-per-user", "distilled-hybrid",
+            "oppu", "cold_start/profile", "cold_start/merged+profile",
+            "cold_start/merged"} <= keys
+    assert plan.synth is not None and plan.synth.value_free_share >= 0.2
+
+
+def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
+    raw = json.loads((ROOT / DEFAULT_STUDY).read_text())
+    for change, field in (({"arms": ["baseline", "nope"]}, "arms.nope"),
+                          ({"training": {"epochs": 0}}, "training.epochs"),
+                          ({"evaluation": {"generation.max_new_tokens": "x"}},
+                           "evaluation.generation.max_new_tokens")):
+        path = tmp_path / "study.json"
+        path.write_text(json.dumps({**raw, **change}))
+        with pytest.raises(DataError, match=field.replace(".", r"\.")) as error:
+            load_study(path)
+        assert str(path) in str(error.value)
+
