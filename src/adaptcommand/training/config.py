@@ -14,8 +14,6 @@ view of the config, so runs made before the sections existed keep their hash and
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -23,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from adaptcommand.config import StrictModel, set_dotted
+from adaptcommand.identity import run_key
 from adaptcommand.models.settings import ModelSettings, PromptSettings
 
 
@@ -258,4 +257,4 @@ def config_hash(config: TrainingConfig) -> str:
     for name in HASHED_WHEN_SET:
         if relevant[name] == DataSettings.model_fields[name].default:
             del relevant[name]
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+    return run_key(relevant)
