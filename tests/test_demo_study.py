@@ -125,7 +125,7 @@ def test_the_study_config_is_a_valid_plan_of_the_required_size() -> None:
 def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
     raw = json.loads((ROOT / DEFAULT_STUDY).read_text())
     for change, field in (({"arms": ["baseline", "nope"]}, "arms.nope"),
-                          ({"training": {"epochs": 0}}, "training.epochs"),
+                          ({"training": {"epochs": 0}}, "training.optimizer.epochs"),
                           ({"evaluation": {"generation.max_new_tokens": "x"}},
                            "evaluation.generation.max_new_tokens")):
         path = tmp_path / "study.json"
