@@ -63,14 +63,14 @@ def persona_examples(config: TrainingConfig, data: Path, personas: int,
                      sessions: int) -> dict[ExampleUnit, dict[str, list[Example]]]:
     """Per example unit, the examples of each persona's first `sessions` train sessions in the
     project's prompt format: both units supervise the same reply tokens in the same contexts."""
-    loaded = load_model(config.model, device=config.device, dtype=config.dtype)
+    loaded = load_model(config.model.name, device=config.model.device, dtype=config.model.dtype)
     eot = turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids)
     train = load_split(data, "train")
     units: tuple[ExampleUnit, ...] = ("turn", "session")
     return {unit: {p: build_examples(loaded.tokenizer, train[p][:sessions], end_of_turn_id=eot,
-                                     system_prompt=config.system_prompt,
-                                     max_context_messages=config.max_context_messages,
-                                     max_length=config.max_length, unit=unit)
+                                     system_prompt=config.prompt.system_prompt,
+                                     max_context_messages=config.prompt.max_context_messages,
+                                     max_length=config.data.max_length, unit=unit)
                    for p in list(train)[:personas]} for unit in units}
 
 
@@ -106,7 +106,7 @@ class Phases:
 
 def run_loop(config: TrainingConfig, examples: dict[str, list[Example]],
              out: Path) -> dict[str, Any]:
-    """The usual way, per persona: load, PEFT + Trainer setup, train `config.epochs`, save."""
+    """The usual way, per persona: load, PEFT + Trainer setup, train the epochs, save."""
     from peft import get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
@@ -114,16 +114,18 @@ def run_loop(config: TrainingConfig, examples: dict[str, list[Example]],
     padded = 0
     for persona, rows in examples.items():
         with clock("load"):
-            loaded = load_model(config.model, device=config.device, dtype=config.dtype)
+            loaded = load_model(config.model.name, device=config.model.device,
+                                dtype=config.model.dtype)
             loaded.tokenizer.padding_side = "right"  # training pads right: positions stay put
         with clock("setup"):
             model = get_peft_model(loaded.model, lora_config(config, None))
+            optimizer = config.optimizer
             args = TrainingArguments(
-                output_dir=str(out / "trainer"), per_device_train_batch_size=config.batch_size,
-                num_train_epochs=config.epochs, learning_rate=config.learning_rate,
-                weight_decay=config.weight_decay, warmup_steps=config.warmup_ratio,
-                lr_scheduler_type=config.lr_scheduler,
-                max_grad_norm=config.max_grad_norm or 0.0, seed=config.seed,
+                output_dir=str(out / "trainer"), per_device_train_batch_size=optimizer.batch_size,
+                num_train_epochs=optimizer.epochs, learning_rate=optimizer.learning_rate,
+                weight_decay=optimizer.weight_decay, warmup_steps=optimizer.warmup_ratio,
+                lr_scheduler_type=optimizer.lr_scheduler,
+                max_grad_norm=optimizer.max_grad_norm or 0.0, seed=config.seed,
                 save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
                 use_cpu=loaded.device.type == "cpu", bf16=loaded.dtype == torch.bfloat16)
             dataset = [{"input_ids": list(e.input_ids), "labels": list(e.labels)} for e in rows]
@@ -143,10 +145,12 @@ def run_engine(config: TrainingConfig, jobs: list[AdapterJob], out: Path) -> dic
     """Load once, train every job with the multi-adapter engine, saving each adapter."""
     clock = Phases()
     with clock("load"):
-        loaded = load_model(config.model, device=config.device, dtype=config.dtype)
-        lora = MultiLora(loaded.model, config.target_modules, config.r, config.alpha,
-                         config.dropout)
-    peft_config = lora_config(config, config.model)
+        loaded = load_model(config.model.name, device=config.model.device,
+                            dtype=config.model.dtype)
+        adapter = config.adapter
+        lora = MultiLora(loaded.model, adapter.target_modules, adapter.r, adapter.alpha,
+                         adapter.dropout)
+    peft_config = lora_config(config, config.model.name)
     steps: list[StepReport] = []
     with clock("train"):
         train_adapters(loaded.model, lora, jobs, config,
@@ -192,13 +196,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    config = TrainingConfig(model=args.model, system_prompt=DEFAULT_SYSTEM_PROMPT,
-                            epochs=args.epochs, adapters_per_step=args.adapters_per_step)
+    config = TrainingConfig.model_validate({
+        "model": {"name": args.model}, "prompt": {"system_prompt": DEFAULT_SYSTEM_PROMPT},
+        "optimizer": {"epochs": args.epochs},
+        "throughput": {"adapters_per_step": args.adapters_per_step}})
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = benchmark_data(args.data, args.personas, work)
         by_unit = persona_examples(config, data, args.personas, args.sessions)
-        examples = by_unit[config.example_unit]  # the engine's default
+        examples = by_unit[config.data.example_unit]  # the engine's default
         per_user = run_engine(config, [AdapterJob(p, rows, []) for p, rows in examples.items()],
                               work / "engine")
         unified = run_engine(config, [AdapterJob("unified", [e for rows in examples.values()
@@ -209,9 +215,9 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.is_available()},
         "model": args.model, "personas": len(examples), "sessions_per_persona": args.sessions,
-        "epochs": config.epochs, "batch_size": config.batch_size,
-        "adapters_per_step": config.adapters_per_step or "auto",
-        "engine_example_unit": config.example_unit,
+        "epochs": config.optimizer.epochs, "batch_size": config.optimizer.batch_size,
+        "adapters_per_step": config.throughput.adapters_per_step or "auto",
+        "engine_example_unit": config.data.example_unit,
         "loop": loop, "engine": per_user, "unified": unified,
         "ratios": _ratios(loop, per_user, unified),
     }

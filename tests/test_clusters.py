@@ -159,4 +159,4 @@ def test_cli_help_explains_the_cluster_strategy() -> None:
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    assert "cluster" in text and "clusters=K" in text and "silhouette" in text
+    assert "cluster" in text and "cluster.k=K" in text and "silhouette" in text

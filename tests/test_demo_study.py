@@ -60,8 +60,9 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
         results = json.loads((tmp_path / "runs" / arm / "results.json").read_text())
         manifest = json.loads((tmp_path / "adapters" / arm / "manifest.json").read_text())
         for option in ("profile", "context_line"):
-            assert results["config"]["prompt"][option] == manifest["config"][option], option
-        assert manifest["config"]["profile"] == "line"
+            trained = manifest["config"]["prompt"][option]
+            assert results["config"]["prompt"][option] == trained, option
+        assert manifest["config"]["prompt"]["profile"] == "line"
     distilled = json.loads((tmp_path / "runs" / "distilled-per-user" / "results.json")
                            .read_text())
     assert "profile" not in distilled["config"]["prompt"]  # no profile line at evaluation
@@ -124,7 +125,7 @@ def test_the_study_config_is_a_valid_plan_of_the_required_size() -> None:
 def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
     raw = json.loads((ROOT / DEFAULT_STUDY).read_text())
     for change, field in (({"arms": ["baseline", "nope"]}, "arms.nope"),
-                          ({"training": {"epochs": 0}}, "training.epochs"),
+                          ({"training": {"epochs": 0}}, "training.optimizer.epochs"),
                           ({"evaluation": {"generation.max_new_tokens": "x"}},
                            "evaluation.generation.max_new_tokens")):
         path = tmp_path / "study.json"

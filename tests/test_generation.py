@@ -23,7 +23,7 @@ from adaptcommand.models.loading import load_model
 from adaptcommand.models.prefix_cache import (
     batch_inputs,
     build_prefix_cache,
-    shared_prefix_length,
+    common_prefix_length,
     uses_prompt_learning,
 )
 from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, render_prompt
@@ -189,11 +189,11 @@ def _encode(tokenizer, prompts):
     return tokenizer(prompts, add_special_tokens=False)["input_ids"]
 
 
-def test_shared_prefix_length_stops_before_the_shortest_prompt_ends():
-    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == 3
-    assert shared_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2
-    assert shared_prefix_length([[7, 2], [8, 2]]) == 0
-    assert shared_prefix_length([[1, 2, 3]]) == 2
+def test_common_prefix_length_stops_before_the_shortest_prompt_ends():
+    assert common_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == 3
+    assert common_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2
+    assert common_prefix_length([[7, 2], [8, 2]]) == 0
+    assert common_prefix_length([[1, 2, 3]]) == 2
 
 
 def test_prefix_cache_replies_equal_uncached_and_one_at_a_time(tiny):

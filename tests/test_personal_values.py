@@ -21,7 +21,7 @@ from adaptcommand.evaluation.scoring import score_records
 from adaptcommand.report.build import build_report
 from adaptcommand.report.compare import compare_runs
 from adaptcommand.report.personal import personal_json, personal_markdown, personal_table
-from adaptcommand.report.runs import load_groups
+from adaptcommand.report.run_results import load_groups
 from test_report import PERSONAS, SETTINGS, markdown_rows, write_run
 
 

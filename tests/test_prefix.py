@@ -132,7 +132,8 @@ def test_per_user_prefix_run_learns_and_saves_plain_peft_directories(tmp_path: P
     saved = json.loads((out / PERSONAS[0] / CONFIG_FILE).read_text())
     assert saved["peft_type"] == "PREFIX_TUNING" and saved["num_virtual_tokens"] == VIRTUAL
     assert saved["base_model_name_or_path"] == "tiny-random"
-    assert json.loads((out / "manifest.json").read_text())["config"]["method"] == "prefix"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["adapter"]["method"] == "prefix"
 
     # The directory loads unchanged in PEFT and gives the logits of the in-training model.
     trained, weight = wrapped()

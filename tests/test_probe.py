@@ -27,7 +27,7 @@ from adaptcommand.evaluation.probe_scoring import (
     value_matches,
 )
 from adaptcommand.evaluation.runs import Scope
-from adaptcommand.report.runs import load_run
+from adaptcommand.report.run_results import load_run
 from test_evaluation_adapters import save_random_adapters
 
 

@@ -16,7 +16,7 @@ from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.report.build import build_report
 from adaptcommand.report.compare import DEFAULT_METRICS, CompareSettings, compare_runs
 from adaptcommand.report.examples import fixed_turns
-from adaptcommand.report.runs import PredictionRecord, load_groups, load_predictions
+from adaptcommand.report.run_results import PredictionRecord, load_groups, load_predictions
 
 PERSONAS = [f"persona_{i:03d}" for i in range(10)]  # MIN_USERS: enough to decide
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from adaptcommand.cli import app
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.report.build import build_report
-from adaptcommand.report.runs import load_groups
+from adaptcommand.report.run_results import load_groups
 from test_report import ARM_PARAM_F1, PERSONAS, PNG_MAGIC, SETTINGS, markdown_rows, write_run
 
 MIB = 2**20

@@ -32,7 +32,7 @@ def test_ray_workers_train_the_same_adapters_as_a_local_run(tmp_path: Path, loca
     worker trains it (packed or not: on a CPU, packing changes no bit)."""
     data = make_data(tmp_path)
     config = tiny_config(epochs=1, adapters_per_step=1)
-    assert config.dropout == 0.05
+    assert config.adapter.dropout == 0.05
     summary = run_training("per-user", config, data, tmp_path / "ray", executor="ray",
                            show_progress=False)
     assert summary["adapters_done"] == 3 and list(summary["adapters"]) == PERSONAS

@@ -14,7 +14,7 @@ from adaptcommand.cli import app
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
 from adaptcommand.training import runner
-from adaptcommand.training.config import TrainingConfig
+from adaptcommand.training.config import LoraSettings, TrainingConfig
 from adaptcommand.training.export import RECORD_FILE, WEIGHTS_FILE, save_adapter
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
@@ -72,7 +72,7 @@ def test_per_user_run_writes_adapters_summary_and_manifest(tmp_path: Path) -> No
         assert "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" in weights
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["strategy"] == "per-user" and manifest["base_model"] == "tiny-random"
-    assert manifest["config"]["system_prompt"]  # the default prompt, resolved and pinned
+    assert manifest["config"]["prompt"]["system_prompt"]  # the default prompt, resolved, pinned
     assert len(manifest["data_fingerprint"]) == 64 and manifest["package_version"]
 
 
@@ -193,7 +193,7 @@ def test_cli_trains_with_overrides_and_reports_errors(tmp_path: Path) -> None:
 def test_reference_config_file_holds_the_reference_defaults() -> None:
     config = Path(__file__).parents[1] / "configs" / "lora_training.json"
     assert json.loads(config.read_text()) == TrainingConfig().model_dump()
-    assert TrainingConfig().r == 8 and TrainingConfig().target_modules == ["q_proj", "v_proj"]
+    assert TrainingConfig().adapter == LoraSettings(r=8, target_modules=["q_proj", "v_proj"])
 
 
 @pytest.mark.slow
@@ -235,7 +235,7 @@ def test_an_adapter_does_not_depend_on_what_else_the_run_trains(tmp_path: Path) 
     byte, whether trained with every persona or alone (--personas)."""
     data = make_data(tmp_path)
     config = tiny_config(adapters_per_step=1)
-    assert config.dropout == TrainingConfig().dropout == 0.05
+    assert config.adapter.dropout == TrainingConfig().adapter.dropout == 0.05
     train(data, tmp_path / "all", config=config)
     train(data, tmp_path / "one", personas=["persona_002"], config=config)
     assert ((tmp_path / "all" / "persona_002" / WEIGHTS_FILE).read_bytes()

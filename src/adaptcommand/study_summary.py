@@ -20,7 +20,7 @@ from adaptcommand.report.build import slug
 from adaptcommand.report.compare import Comparison, absolute, compare_metric
 from adaptcommand.report.markdown import MIB, fmt, fmt_delta, fmt_interval, markdown_table
 from adaptcommand.report.plots import arm_metrics
-from adaptcommand.report.runs import Run
+from adaptcommand.report.run_results import Run
 
 STUDY_MD = "study.md"
 DISTILLED_PREFIX, PROFILE_PREFIX = "distilled-", "profile+"

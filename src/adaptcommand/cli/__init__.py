@@ -16,7 +16,9 @@ from adaptcommand.cli import (  # noqa: F401
     serve,
     train,
 )
-from adaptcommand.cli.app import app, run_app
+from adaptcommand.cli.app import app, reflow_help, run_app
+
+reflow_help(app)  # after every command is registered
 
 __all__ = ["app", "main"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import warnings
@@ -35,6 +36,25 @@ def root(
                                  help="Print the version and exit."),
 ) -> None:
     """Personalize a small smart-home assistant model to each user."""
+
+
+def reflow(text: str | None) -> str | None:
+    """Each paragraph of a docstring on one line: typer keeps a docstring's line breaks, which
+    rich would wrap again into ragged lines; unbroken paragraphs fill any terminal width."""
+    if not text:
+        return text
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """Reflow the help of `typer_app`, its commands and its command groups (see `reflow`)."""
+    typer_app.info.help = reflow(typer_app.info.help)
+    for command in typer_app.registered_commands:
+        command.help = reflow(command.help or inspect.getdoc(command.callback))
+    for group in typer_app.registered_groups:
+        group.help = reflow(group.help)
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
 
 
 def run_app() -> None:

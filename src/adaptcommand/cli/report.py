@@ -1,4 +1,4 @@
-"""`adaptcommand compare` (alias `report`): compare evaluation runs and write the report."""
+"""`adaptcommand report` (alias `compare`): compare evaluation runs and write the report."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ console = Console()
 DEFAULTS = CompareSettings()
 
 
-def compare(
+def report(
     runs: Annotated[list[Path], typer.Argument(
         help="Run directories written by `baseline` / `eval` (and `probe`). Runs evaluated on "
         "the same turns (data fingerprint, split, counts) form a group, e.g. `test` and "
@@ -71,5 +71,5 @@ def compare(
     console.print(f"Report written to [bold]{files.html}[/]", soft_wrap=True)
 
 
-app.command("compare")(compare)
-app.command("report")(compare)
+app.command("report")(report)
+app.command("compare", help="Alias of `report` (the same command and options).")(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ from rich.console import Console
 from adaptcommand.cli.app import app
 from adaptcommand.cli.options import parse_csv, parse_overrides
 from adaptcommand.config import load_config
-from adaptcommand.training.config import TrainingConfig
+from adaptcommand.training.config import TrainingConfig, dotted_overrides
 
 
 class StrategyOption(StrEnum):
@@ -33,7 +34,7 @@ def train(
         "--strategy", help="per-user: one adapter per persona; unified: one adapter on every "
         "persona's data; hybrid: per-user adapters starting from a unified adapter; cluster: "
         "one adapter per behaviour cluster of personas (KMeans on the device settings of their "
-        "routines and train sessions; K with the best silhouette in 2..8, or --set clusters=K; "
+        "routines and train sessions; K with the best silhouette in 2..8, or --set cluster.k=K; "
         "the clustering goes to OUT/clusters.json).")],
     data: Annotated[Path, typer.Option(
         "--data", help="Directory from `data prepare` (dialogs_clean.jsonl, edgesplits.json).")],
@@ -41,7 +42,9 @@ def train(
         "--out", help="Output directory: one PEFT adapter directory per adapter, "
         "training_summary.json, manifest.json. Rerunning resumes it.")],
     config: Annotated[Path, typer.Option(
-        "--config", help="Training config, JSON or YAML (fields: training/config.py).")
+        "--config", help="Training config, YAML or JSON, in sections (model, adapter, "
+        "optimizer, early_stopping, data, prompt, cluster, throughput: training/config.py); "
+        "a flat config of earlier versions still loads, with a deprecation line.")
     ] = Path("configs/lora_training.json"),
     personas: Annotated[str | None, typer.Option(
         "--personas", help="Comma-separated persona ids to train (default: all).")] = None,
@@ -58,14 +61,19 @@ def train(
     workers: Annotated[int | None, typer.Option(
         "--workers", min=1, help="Ray workers (default: one per GPU, else one per CPU).")] = None,
     overrides: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a config field, e.g. --set epochs=3 --set patience=null "
-        "(repeatable; values are JSON when they parse).")] = None,
+        "--set", help="Override a config field, e.g. --set optimizer.epochs=3 --set "
+        "early_stopping.patience=null (repeatable; values are JSON when they parse; the flat "
+        "keys of earlier versions, e.g. epochs=3, still work).")] = None,
 ) -> None:
     """Train LoRA adapters; a rerun of the same command skips the finished ones."""
-    settings = parse_overrides(overrides)
-    if model is not None:
-        settings["model"] = model
-    training = load_config(config, TrainingConfig, settings)
+    with warnings.catch_warnings(record=True) as caught:  # old flat keys: say where they went
+        warnings.simplefilter("always", DeprecationWarning)
+        settings = dotted_overrides(parse_overrides(overrides))
+        if model is not None:
+            settings["model.name"] = model
+        training = load_config(config, TrainingConfig, settings)
+    for warning in caught:
+        Console(stderr=True).print(f"[yellow]{config}: {warning.message}[/]", highlight=False)
     from adaptcommand.training.runner import run_training
 
     summary = run_training(

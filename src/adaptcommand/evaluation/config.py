@@ -8,24 +8,10 @@ from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from adaptcommand.config import StrictModel
 from adaptcommand.models.generation import GenerationSettings
-from adaptcommand.models.prompting import DEFAULT_SYSTEM_PROMPT, ProfileOptions
+from adaptcommand.models.prompting import ProfileOptions
+from adaptcommand.models.settings import ModelSettings, PromptSettings
 
 PROFILE_OPTIONS = tuple(ProfileOptions.model_fields)
-
-
-class ModelSettings(StrictModel):
-    name: str = Field("embedded", description="'embedded', 'tiny-random', a local directory or "
-                      "a Hugging Face hub id available offline (e.g. Qwen/Qwen2.5-0.5B-Instruct).")
-    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N.")
-    dtype: str = Field("auto", description="auto (bf16 on CUDA, fp32 on CPU), float32, "
-                       "bfloat16 or float16.")
-
-
-class PromptSettings(ProfileOptions):
-    system_prompt: str | None = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of "
-                                      "every turn; null for none.")
-    max_context_messages: int = Field(5, ge=1, description="User/assistant pairs of ground-truth "
-                                      "context before the predicted turn.")
 
 
 class ScopeSettings(StrictModel):

@@ -6,7 +6,6 @@ missing turns; the scores are computed once every turn has a prediction.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from adaptcommand.evaluation.predictor import Predictor
 from adaptcommand.evaluation.scoring import score_records, write_per_persona_csv
 from adaptcommand.evaluation.turns import Turn
 from adaptcommand.fileio import write_json_atomic
+from adaptcommand.identity import check_resume
 
 PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.json"
@@ -66,18 +66,14 @@ def turn_record(turn: Turn, prediction: str) -> dict[str, Any]:
 
 
 def check_resumable(out_dir: Path, run_identity: dict[str, Any], force: bool) -> None:
-    """Refuse to mix predictions of a different config into an existing run directory."""
-    path = out_dir / RUN_CONFIG
-    if path.is_file() and not force:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous != run_identity:
-            raise AdaptCommandError(
-                f"{out_dir} holds a run with a different config or data; "
-                "use another --out, or --force to discard it"
-            )
+    """Refuse to mix predictions of a different config or data into an existing run directory
+    (every field of the run's identity must match); `force` discards the old predictions."""
     if force:
         (out_dir / PREDICTIONS).unlink(missing_ok=True)
-    write_json_atomic(path, run_identity)
+    else:
+        check_resume(out_dir / RUN_CONFIG, run_identity,
+                     "use another --out, or --force to discard it", subject="config or data")
+    write_json_atomic(out_dir / RUN_CONFIG, run_identity)
 
 
 def predict_turns(

@@ -39,6 +39,7 @@ from adaptcommand.evaluation.stats import (
 )
 from adaptcommand.evaluation.turns import Turn, group_by_persona
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
+from adaptcommand.identity import changed_fields
 from adaptcommand.models.prompting import trigger_sentence
 from adaptcommand.routines.profile import UserProfile
 
@@ -210,7 +211,7 @@ def finished_probe(out: Path, identity: Mapping[str, Any]) -> dict[str, Any] | N
         previous = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None
-    return previous if {k: previous.get(k) for k in identity} == dict(identity) else None
+    return None if changed_fields(previous, identity) else previous
 
 
 def run_probe(

@@ -6,7 +6,6 @@ preference probe reuses the arm setup, so it generates exactly as the evaluation
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from typing import Any
 from adaptcommand.config import load_config, set_dotted
 from adaptcommand.data.io import load_split, read_dialogues_file
 from adaptcommand.errors import AdaptCommandError
-from adaptcommand.evaluation.adapted import trained_with, training_cost
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.harness import run_evaluation
 from adaptcommand.evaluation.memory import RetrievalMemory, memory_system_prompts
@@ -32,8 +30,10 @@ from adaptcommand.evaluation.profiles import (
     growing_profiles,
     uses_profile_prompt,
 )
+from adaptcommand.evaluation.training_info import trained_with, training_cost
 from adaptcommand.evaluation.turns import Turn, group_by_persona, select_turns
 from adaptcommand.fileio import write_json_atomic
+from adaptcommand.identity import data_fingerprint, file_digest
 from adaptcommand.models.adapters import adapter_router, attach_adapters, discover_adapters
 from adaptcommand.models.loading import load_model
 
@@ -73,17 +73,12 @@ def load_turns(scope: Scope, config: EvalConfig) -> list[Turn]:
     )
 
 
-def data_fingerprint(scope: Scope) -> str:
-    """SHA-256 of the evaluated files, so results name exactly the data they were computed on."""
-    files = (
-        [scope.dialogues]
-        if scope.dialogues is not None
-        else [scope.data / "dialogs_clean.jsonl", scope.data / "edgesplits.json"]
-    )
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(Path(path).read_bytes())
-    return digest.hexdigest()
+def scope_fingerprint(scope: Scope) -> str:
+    """The fingerprint of the evaluated files, so results name exactly the data they were
+    computed on: the cleaned JSONL, or the data directory's dialogues and splits."""
+    if scope.dialogues is not None:
+        return file_digest(scope.dialogues)
+    return data_fingerprint(scope.data)
 
 
 def run_info(scope: Scope, arm: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -91,7 +86,7 @@ def run_info(scope: Scope, arm: str, extra: dict[str, Any] | None = None) -> dic
     return {
         "arm": arm,
         "data": str(scope.data or scope.dialogues),
-        "data_fingerprint": data_fingerprint(scope),
+        "data_fingerprint": scope_fingerprint(scope),
         "personas": scope.personas,
         "max_examples": scope.max_examples,
         **(extra or {}),

@@ -24,7 +24,7 @@ MIN_PREFIX_TOKENS = 8
 to pay for the extra forward."""
 
 
-def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
     """Length of the longest token prefix all sequences share, stopping one token before the
     shortest ends: the last prompt token must be fed to `generate` to get the first logits."""
     limit = min(len(sequence) for sequence in sequences) - 1
@@ -88,7 +88,7 @@ def build_prefix_cache(
     nothing (a single prompt) or too little (then prompts are generated whole, as without it)."""
     if len(prompts) < 2 or uses_prompt_learning(model):
         return None
-    length = shared_prefix_length(prompts)
+    length = common_prefix_length(prompts)
     if length < MIN_PREFIX_TOKENS:
         return None
     ids = list(prompts[0][:length])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from adaptcommand.arms import description
 from adaptcommand.report.overview import OverviewRow
-from adaptcommand.report.runs import Run
+from adaptcommand.report.run_results import Run
 
 
 def run_split(run: Run) -> str:

@@ -32,7 +32,7 @@ from adaptcommand.report.routines import (
     user_model_html,
     user_model_markdown,
 )
-from adaptcommand.report.runs import load_groups, load_predictions
+from adaptcommand.report.run_results import load_groups, load_predictions
 
 COMPARE_JSON = "compare.json"
 SUMMARY_MD = "summary.md"

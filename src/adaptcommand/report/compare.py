@@ -21,7 +21,7 @@ from adaptcommand.evaluation.stats import (
     summarize_deltas,
     too_few_users,
 )
-from adaptcommand.report.runs import Run, RunGroup
+from adaptcommand.report.run_results import Run, RunGroup
 
 DEFAULT_METRICS = (
     "embedding_similarity", "rougeL", "device_precision", "device_f1", "param_f1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adaptcommand.report.runs import Key, PredictionRecord
+from adaptcommand.report.run_results import Key, PredictionRecord
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from adaptcommand.report.compare import (
     success_definition,
 )
 from adaptcommand.report.overview import Cost, OverviewRow, overview_metrics, probe_headline
-from adaptcommand.report.runs import Run
+from adaptcommand.report.run_results import Run
 
 MIB = 2**20
 

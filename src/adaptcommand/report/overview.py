@@ -12,7 +12,7 @@ from typing import Any
 
 from adaptcommand.evaluation.stats import DeltaSummary
 from adaptcommand.report.compare import ArmComparison, CompareSettings, Comparison, absolute
-from adaptcommand.report.runs import Run
+from adaptcommand.report.run_results import Run
 
 OVERVIEW_METRICS = ("embedding_similarity", "param_f1")
 PROBE_HEADLINE_WORDS = ("f1", "param", "value", "accuracy")  # probe metrics shown in the overview

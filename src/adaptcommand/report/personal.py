@@ -13,7 +13,7 @@ from typing import Any
 
 from adaptcommand.report.compare import Comparison, MetricDelta, absolute, compare_metric
 from adaptcommand.report.markdown import fmt_delta, fmt_interval, markdown_table
-from adaptcommand.report.runs import Run
+from adaptcommand.report.run_results import Run
 
 PERSONAL_REPORTED = ("personal_recall", "personal_recall_implicit", "personal_recall_explicit",
                      "personal_precision", "personal_turn_share", "implicit_turn_share")

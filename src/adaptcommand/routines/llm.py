@@ -377,5 +377,4 @@ def predict_data(data: str | Path, out: str | Path, *, split: SplitName = "train
                "max_sessions": max_sessions, "settings": settings.model_dump(),
                "seconds": round(time.perf_counter() - started, 3), **counts(profiles),
                "llm": prediction.info()}
-    write_outputs(out, profiles, summary)
-    return summary
+    return write_outputs(out, profiles, summary)

@@ -16,6 +16,7 @@ from typing import Any
 from adaptcommand.data.io import DIALOGUES_FILE, SplitName, load_split, read_json_as
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
+from adaptcommand.identity import data_fingerprint
 from adaptcommand.routines.mining import MiningSettings, mine_profiles
 from adaptcommand.routines.profile import (
     PROFILES_FILE,
@@ -44,8 +45,7 @@ def mine_data(
         "settings": settings.model_dump(), "seconds": round(time.perf_counter() - started, 3),
         **counts(profiles),
     }
-    write_outputs(out, profiles, summary)
-    return summary
+    return write_outputs(out, profiles, summary)
 
 
 def counts(profiles: dict[str, UserProfile]) -> dict[str, Any]:
@@ -59,12 +59,15 @@ def counts(profiles: dict[str, UserProfile]) -> dict[str, Any]:
 
 
 def write_outputs(out: str | Path, profiles: dict[str, UserProfile],
-                  summary: dict[str, Any]) -> None:
-    """`routines.jsonl`, `profiles.json` and `mining.json` (each written atomically)."""
+                  summary: dict[str, Any]) -> dict[str, Any]:
+    """`routines.jsonl`, `profiles.json` and `mining.json` (each written atomically); returns
+    the summary as written, its `data` directory named by fingerprint as every stage does."""
     out = Path(out)
     write_jsonl_atomic(out / ROUTINES_FILE, (to_edgewise_routines(p) for p in profiles.values()))
     write_profiles(out / PROFILES_FILE, profiles)
+    summary = {**summary, "data_fingerprint": data_fingerprint(summary["data"])}
     write_json_atomic(out / MINING_FILE, summary)
+    return summary
 
 
 def score_files(

@@ -10,7 +10,6 @@ embedding model, so a changed dataset is never matched against stale centroids.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from adaptcommand.data.io import DIALOGUES_FILE, SPLITS_FILE, SplitName, load_split
+from adaptcommand.data.io import SplitName, load_split
 from adaptcommand.data.schema import CleanDialogue
 from adaptcommand.errors import DataError
 from adaptcommand.evaluation.embeddings import encode, resolve_model_path
 from adaptcommand.fileio import atomic_path, write_json_atomic
+from adaptcommand.identity import data_fingerprint
 from adaptcommand.models.loading import cache_root
 
 QUERY_UNIT = "session"  # one query per held-out session: all of its user turns
@@ -65,22 +65,15 @@ def build_centroids(train: dict[str, list[CleanDialogue]]) -> Centroids:
     return Centroids(ids, embed_groups([turns[pid] for pid in ids]))
 
 
-def data_fingerprint(data_dir: str | Path) -> str:
-    """sha256 of the dialogues, the splits and the embedding model's location."""
-    digest = hashlib.sha256(f"{QUERY_UNIT}|{resolve_model_path()}".encode())
-    for name in (DIALOGUES_FILE, SPLITS_FILE):
-        path = Path(data_dir) / name
-        if not path.is_file():
-            raise DataError("file not found", path=path)
-        with path.open("rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+def centroids_key(data_dir: str | Path) -> str:
+    """The data's fingerprint salted with the query unit and the embedding model's location:
+    the centroids change with any of them."""
+    return data_fingerprint(data_dir, salt=f"{QUERY_UNIT}|{resolve_model_path()}")
 
 
 def load_centroids(data_dir: str | Path, cache_dir: str | Path | None = None) -> Centroids:
     """Train-split centroids of `data_dir`, from the .npz cache when its fingerprint matches."""
-    fingerprint = data_fingerprint(data_dir)
+    fingerprint = centroids_key(data_dir)
     cache = Path(cache_dir) if cache_dir else cache_root() / "identify"
     path = cache / f"centroids-{fingerprint[:32]}.npz"
     if path.is_file():

@@ -3,11 +3,12 @@ trained with (`models.profile_prompt.profile_text`, the function training and ev
 from the user's profile.json and the session's context.
 
 The prompt options (profile line on or off, its placement, the context sentence) are read from
-the adapters directory's training manifest (`evaluation.adapted.trained_with`), so a request is
-rendered exactly like the adapters' training examples; `--prompt-profile line|none` overrides
-the profile line. The context is the request's OpenAI `metadata` fields named like a session's
-meta (`time_of_day`, `day_of_week`, `sun_phase`, `weather`, `outdoor_temp`; other metadata keys
-are the client's own tags and are ignored), else the server clock's time of day and day of week.
+the adapters directory's training manifest (`evaluation.training_info.trained_with`), so a
+request is rendered exactly like the adapters' training examples; `--prompt-profile line|none`
+overrides the profile line. The context is the request's OpenAI `metadata` fields named like a
+session's meta (`time_of_day`, `day_of_week`, `sun_phase`, `weather`, `outdoor_temp`; other
+metadata keys are the client's own tags and are ignored), else the server clock's time of day and
+day of week.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from adaptcommand.config import first_error
 from adaptcommand.data.schema import TRIGGER_VALUES, Triggers
-from adaptcommand.evaluation.adapted import trained_with
+from adaptcommand.evaluation.training_info import trained_with
 from adaptcommand.models.prompting import ProfileOptions
 from adaptcommand.serving.errors import BadRequestError
 

@@ -19,7 +19,7 @@ A persona that never sets a parameter (or has no observation at all) gets the co
 evidence is read as "typical", not as "zero". Columns are standardised to z-scores so a rarely
 varying share counts as much as a brightness; zero-variance columns say nothing and are dropped.
 
-KMeans (scikit-learn, `n_init=10`, `random_state=seed`) with K = `config.clusters`, or the K in
+KMeans (scikit-learn, `n_init=10`, `random_state=seed`) with K = `config.cluster.k`, or the K in
 2..min(8, n - 1) with the best silhouette (ties: the smaller K). Clusters are numbered in order of
 their first persona, so the same data and config give the same `cluster-NN` names and the same
 `clusters.json`, byte for byte: resume depends on it.
@@ -196,7 +196,7 @@ def cluster_features(features: Features, k: int | None, seed: int) -> Clustering
             best = (candidate, labels)
     if best is None:
         raise AdaptCommandError(f"the {n} personas show fewer distinct behaviours than "
-                                f"{candidates[0]} clusters; ask for fewer (--set clusters=K)")
+                                f"{candidates[0]} clusters; ask for fewer (--set cluster.k=K)")
     chosen, labels = best
     assignments = {p: cluster_name(label) for p, label in zip(features.personas, labels,
                                                                strict=True)}

@@ -125,8 +125,8 @@ def best_epoch(val_loss: list[float | None], config: TrainingConfig) -> tuple[in
     and the adapter runs the full length."""
     if val_loss[-1] is None:
         return len(val_loss) - 1, False
-    return early_stopping([v for v in val_loss if v is not None], config.patience,
-                          config.min_delta)
+    return early_stopping([v for v in val_loss if v is not None], config.early_stopping.patience,
+                          config.early_stopping.min_delta)
 
 
 @dataclass
@@ -151,12 +151,12 @@ class _Run:
 def adapter_optimizer(params: list[nn.Parameter], job: AdapterJob, config: TrainingConfig
                       ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, int]:
     """One adapter's AdamW, its warm-up + decay schedule, and its planned number of steps."""
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    planned = planned_steps(job.train, config.batch_size, config.seed, job.name, config.epochs,
-                            config.length_bucket_batches)
-    scheduler = get_scheduler(config.lr_scheduler, optimizer,
-                              num_warmup_steps=math.ceil(planned * config.warmup_ratio),
+    optimizer = torch.optim.AdamW(params, lr=config.optimizer.learning_rate,
+                                  weight_decay=config.optimizer.weight_decay)
+    planned = planned_steps(job.train, config.optimizer.batch_size, config.seed, job.name,
+                            config.optimizer.epochs, config.data.length_bucket_batches)
+    scheduler = get_scheduler(config.optimizer.lr_scheduler, optimizer,
+                              num_warmup_steps=math.ceil(planned * config.optimizer.warmup_ratio),
                               num_training_steps=planned)
     return optimizer, scheduler, planned
 
@@ -216,8 +216,9 @@ def _checkpoint(run: _Run, slots: AdapterSlots) -> Checkpoint:
 
 
 def _queue_epoch(run: _Run, config: TrainingConfig) -> None:
-    run.pending.extend(epoch_batches(run.job.train, config.batch_size, config.seed, run.job.name,
-                                     len(run.train_loss), config.length_bucket_batches))
+    run.pending.extend(epoch_batches(run.job.train, config.optimizer.batch_size, config.seed,
+                                     run.job.name, len(run.train_loss),
+                                     config.data.length_bucket_batches))
 
 
 def shared_prefix_length(batch: PackedBatch) -> int:
@@ -386,8 +387,8 @@ def _train_step(slots: AdapterSlots, runs: list[_Run], config: TrainingConfig) -
     losses.sum().backward()
     pause_point("train.step")
     for run in runs:
-        if config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
+        if config.optimizer.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(run.params, config.optimizer.max_grad_norm)
         run.optimizer.step()
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
@@ -412,7 +413,7 @@ def _validate(slots: AdapterSlots, runs: list[_Run],
     names = tuple(run.job.name for run in runs)
     sums = torch.zeros(len(runs), dtype=torch.float64)
     counts = torch.zeros(len(runs), dtype=torch.long)
-    per_run = [eval_batches(run.job.val, config.eval_batch_size) for run in runs]
+    per_run = [eval_batches(run.job.val, config.throughput.eval_batch_size) for run in runs]
     for step_groups in zip_longest(*per_run, fillvalue=[]):
         batch = pack(list(step_groups), _device_of(slots.model))
         step_sums, step_counts = slots.losses(names, batch, None)
@@ -434,7 +435,7 @@ def _end_epoch(run: _Run, val: float | None, slots: AdapterSlots, config: Traini
     best_index, stop = best_epoch(run.val_loss, config)
     if best_index == len(run.val_loss) - 1:
         run.best_state = slots.state_of(run.job.name)
-    finished = len(run.train_loss) == config.epochs
+    finished = len(run.train_loss) == config.optimizer.epochs
     if not (stop or finished):
         if checkpoints is not None:
             checkpoints.save(run.job.name, _checkpoint(run, slots))
@@ -450,8 +451,8 @@ def _end_epoch(run: _Run, val: float | None, slots: AdapterSlots, config: Traini
 def adapters_per_step(config: TrainingConfig, device: torch.device) -> int:
     """The configured number, else 8 on a GPU (fuller batches) and 1 on a CPU (already
     compute-bound at one adapter's batch)."""
-    if config.adapters_per_step is not None:
-        return config.adapters_per_step
+    if config.throughput.adapters_per_step is not None:
+        return config.throughput.adapters_per_step
     return AUTO_ADAPTERS_PER_STEP if device.type == "cuda" else 1
 
 
@@ -515,7 +516,8 @@ def train_loop(slots: AdapterSlots, jobs: Iterable[AdapterJob], config: Training
                     slots.remove(run.job.name)
                     on_result(result)
             continue
-        stepping = _pick(live, config.max_tokens_per_step, config.pack_padding_slack)
+        stepping = _pick(live, config.throughput.max_tokens_per_step,
+                         config.throughput.pack_padding_slack)
         report = _train_step(slots, stepping, config)
         live = [run for run in live if run not in stepping] + stepping  # left-out ones first
         if on_step is not None:

@@ -21,7 +21,7 @@ from adaptcommand.crashpoints import pause_point
 from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.fileio import atomic_dir
 from adaptcommand.models.adapters import TRAINING_RECORD as RECORD_FILE
-from adaptcommand.training.config import TrainingConfig
+from adaptcommand.training.config import LoraSettings, PrefixSettings, TrainingConfig
 
 WEIGHTS_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "adapter_config.json"
@@ -29,15 +29,17 @@ CONFIG_FILE = "adapter_config.json"
 
 def lora_config(config: TrainingConfig, base_model: str | None) -> LoraConfig:
     """The PEFT config describing adapters trained with `config`."""
-    return LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM",
+    adapter = config.adapter
+    return LoraConfig(r=adapter.r, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
+                      target_modules=list(adapter.target_modules), task_type="CAUSAL_LM",
                       base_model_name_or_path=base_model)
 
 
 def prefix_config(config: TrainingConfig, base_model: str | None) -> PrefixTuningConfig:
     """The PEFT config of prefix-tuning adapters trained with `config`; PEFT completes the
     model-dependent fields (layers, key/value heads, head size) when it wraps the model."""
-    return PrefixTuningConfig(num_virtual_tokens=config.num_virtual_tokens, task_type="CAUSAL_LM",
+    return PrefixTuningConfig(num_virtual_tokens=config.adapter.num_virtual_tokens,
+                              task_type="CAUSAL_LM",
                               base_model_name_or_path=base_model)
 
 
@@ -60,15 +62,16 @@ def load_adapter(path: str | Path, config: TrainingConfig) -> dict[str, Tensor]:
         if not (path / name).is_file():
             raise DataError(f"not a PEFT adapter directory: {name} missing", path=path)
     saved = PeftConfig.from_pretrained(str(path))
-    if isinstance(saved, LoraConfig) and config.method == "lora":
-        checks = [("r", saved.r, config.r), ("alpha", float(saved.lora_alpha), config.alpha),
+    adapter = config.adapter
+    if isinstance(saved, LoraConfig) and isinstance(adapter, LoraSettings):
+        checks = [("r", saved.r, adapter.r), ("alpha", float(saved.lora_alpha), adapter.alpha),
                   ("target_modules", sorted(saved.target_modules or []),
-                   sorted(config.target_modules))]
-    elif isinstance(saved, PrefixTuningConfig) and config.method == "prefix":
-        checks = [("num_virtual_tokens", saved.num_virtual_tokens, config.num_virtual_tokens)]
+                   sorted(adapter.target_modules))]
+    elif isinstance(saved, PrefixTuningConfig) and isinstance(adapter, PrefixSettings):
+        checks = [("num_virtual_tokens", saved.num_virtual_tokens, adapter.num_virtual_tokens)]
     else:
         raise AdaptCommandError(f"{path}: a {saved.peft_type} adapter cannot start a "
-                                f"method {config.method!r} run; --init-from needs an adapter "
+                                f"method {adapter.method!r} run; --init-from needs an adapter "
                                 "trained with the same method")
     mismatched = [f"{field}: adapter {have!r}, config {want!r}"
                   for field, have, want in checks if have != want]

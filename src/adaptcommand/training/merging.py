@@ -23,7 +23,6 @@ SVD truncation. (With k = 1 PEFT switches to "linear", `sqrt(w s) B` and `sqrt(w
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ import numpy as np
 
 from adaptcommand import __version__
 from adaptcommand.data.io import (
-    DIALOGUES_FILE,
     SPLITS_FILE,
     load_dialogues,
     load_splits,
@@ -42,16 +40,25 @@ from adaptcommand.data.io import (
 )
 from adaptcommand.data.schema import CleanDialogue
 from adaptcommand.errors import AdaptCommandError
-from adaptcommand.evaluation.adapted import MANIFEST, SUMMARY
 from adaptcommand.fileio import write_json_atomic
+from adaptcommand.identity import (
+    MANIFEST_FILE,
+    SUMMARY_FILE,
+    check_resume,
+    data_fingerprint,
+    library_versions,
+    read_manifest,
+    write_manifest,
+)
 from adaptcommand.models.adapters import UNIFIED, discover_adapters, read_record
 
 STRATEGY = "merged"
 PROFILE_SESSIONS = 3
 COMBINATION = "cat"
 MERGE_SLOT = "__merging__"  # PEFT name of the adapter being built; never a persona id
-# Manifest fields a rerun into the same OUT must match.
-CHECKED_FIELDS = ("base_model", "config_hash", "source_adapters", "data_fingerprint", "k")
+# Manifest fields a rerun into the same OUT must match, with the words the refusal uses.
+CHECKED_FIELDS = {"strategy": "strategy", "base_model": "base model", "config_hash": "config",
+                  "source_adapters": "source adapters", "data_fingerprint": "data", "k": "k"}
 
 
 @dataclass(frozen=True)
@@ -145,9 +152,9 @@ def merge_adapters(
                                 "hybrid run)")
     targets = _targets(splits, personas, data_dir)
     plans = plan_merges(data_dir, splits, trained, targets, k, embed)
-    check_resume(out_dir, manifest)
+    check_resume(out_dir / MANIFEST_FILE, manifest, "use another --out", CHECKED_FIELDS)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / MANIFEST, manifest)
+    write_manifest(out_dir, manifest)
     save_merged_adapters(manifest["base_model"], found, plans, out_dir)
     return write_summary(out_dir, manifest)
 
@@ -220,28 +227,20 @@ def save_merged_adapters(base_model: str, found: Mapping[str, Path], plans: Sequ
 
 
 def _source_manifest(adapters_dir: Path) -> dict[str, Any]:
-    path = adapters_dir / MANIFEST
-    if not path.is_file():
-        raise AdaptCommandError(f"{path} not found: merging needs adapters written by "
-                                "`adaptcommand train` (its manifest names the base model)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise AdaptCommandError(f"{path}: malformed JSON ({exc.msg})") from None
+    manifest = read_manifest(adapters_dir)
+    if manifest is None:
+        raise AdaptCommandError(f"{adapters_dir / MANIFEST_FILE} not found: merging needs "
+                                "adapters written by `adaptcommand train` (its manifest names "
+                                "the base model)")
+    return manifest
 
 
 def build_manifest(source: Mapping[str, Any], adapters_dir: Path, data_dir: Path,
                    k: int) -> dict[str, Any]:
     """OUT/manifest.json: the source run's base model and config (so `eval` uses the same model
     and prompt), and what the merge was made from."""
-    import peft
-    import torch
-    import transformers
-
-    from adaptcommand.training.runner import file_digest
-
     if not source.get("base_model"):
-        raise AdaptCommandError(f"{adapters_dir / MANIFEST} names no base_model")
+        raise AdaptCommandError(f"{adapters_dir / MANIFEST_FILE} names no base_model")
     return {
         "strategy": STRATEGY,
         "base_model": source["base_model"],
@@ -250,14 +249,13 @@ def build_manifest(source: Mapping[str, Any], adapters_dir: Path, data_dir: Path
         "source_adapters": str(adapters_dir),
         "source_strategy": source.get("strategy"),
         "data_dir": str(data_dir),
-        "data_fingerprint": file_digest(data_dir / DIALOGUES_FILE, data_dir / SPLITS_FILE),
+        "data_fingerprint": data_fingerprint(data_dir),
         "k": k,
         "profile_sessions": PROFILE_SESSIONS,
         "weights": "cosine similarity clipped at 0, normalised to sum 1",
         "combination": COMBINATION,
         "package_version": __version__,
-        "library_versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                             "peft": peft.__version__},
+        "library_versions": library_versions(),
     }
 
 
@@ -269,21 +267,6 @@ def _check_same_data(source: Mapping[str, Any], manifest: Mapping[str, Any],
         raise AdaptCommandError(f"{adapters_dir} was trained on other data than "
                                 f"{manifest['data_dir']} (data fingerprints differ), so its "
                                 "adapters may have learned from the users held out here")
-
-
-def check_resume(out_dir: Path, manifest: Mapping[str, Any]) -> None:
-    """Refuse to mix adapters merged from other sources, data or k in one OUT."""
-    path = out_dir / MANIFEST
-    if not path.is_file():
-        return
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        previous = {}
-    changed = [field for field in CHECKED_FIELDS if previous.get(field) != manifest[field]]
-    if previous.get("strategy") != STRATEGY or changed:
-        raise AdaptCommandError(f"{path}: {out_dir} holds adapters made differently ("
-                                f"{', '.join(changed) or 'strategy'}); use another --out")
 
 
 def write_summary(out_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -303,5 +286,5 @@ def write_summary(out_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
         "tokens_per_second": None,
         "adapters": records,
     }
-    write_json_atomic(out_dir / SUMMARY, summary)
+    write_json_atomic(out_dir / SUMMARY_FILE, summary)
     return summary

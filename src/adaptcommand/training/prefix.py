@@ -52,7 +52,7 @@ def wrap_prefix(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     size), which every saved adapter carries."""
     peft_model = get_peft_model(model, prefix_config(config, None))
     peft_config = peft_model.peft_config[SLOT]
-    peft_config.base_model_name_or_path = config.model  # as LoRA's; PEFT set the local path
+    peft_config.base_model_name_or_path = config.model.name  # as LoRA's; PEFT set the local path
     with torch.no_grad():
         _weight(peft_model).copy_(init_prefix(model, init_ids(tokenizer, config)))
     return peft_model, peft_config
@@ -61,9 +61,10 @@ def wrap_prefix(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
 def init_ids(tokenizer: PreTrainedTokenizerBase, config: TrainingConfig) -> list[int]:
     """The real tokens whose key/values start every prefix: the system prompt's first
     num_virtual_tokens tokens (repeated when it is shorter)."""
-    ids = tokenizer(config.system_prompt or DEFAULT_SYSTEM_PROMPT,
+    ids = tokenizer(config.prompt.system_prompt or DEFAULT_SYSTEM_PROMPT,
                     add_special_tokens=False)["input_ids"]
-    return (ids * math.ceil(config.num_virtual_tokens / len(ids)))[:config.num_virtual_tokens]
+    length = config.adapter.num_virtual_tokens
+    return (ids * math.ceil(length / len(ids)))[:length]
 
 
 @torch.no_grad()

@@ -1,9 +1,10 @@
 """Scale-out: shard a run's adapters across Ray workers, each running the engine on its shard.
 
-Workers write adapter directories straight into the shared output directory (each one atomic,
-with its record inside), so the driver only watches the disk to keep the summary and progress
-current; a killed cluster resumes like a killed local run. One worker per GPU when the cluster
-has GPUs, else one per CPU.
+The executor knows nothing of runs: it gets a picklable `train(names)` (the runner passes its
+`train_shard` bound to the run's plan). Workers write adapter directories straight into the
+shared output directory (each one atomic, with its record inside), so the driver only watches
+the disk to keep the summary and progress current; a killed cluster resumes like a killed local
+run. One worker per GPU when the cluster has GPUs, else one per CPU.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adaptcommand.errors import AdaptCommandError
-from adaptcommand.training.runner import RunPlan, train_shard
+
+TrainNames = Callable[[list[str]], None]
 
 POLL_SECONDS = 2.0
 
@@ -21,20 +23,21 @@ def shard(names: list[str], workers: int) -> list[list[str]]:
     return [names[i::workers] for i in range(min(workers, len(names)))]
 
 
-def _train_shard_task(plan: RunPlan, names: list[str]) -> list[str]:
+def _train_shard_task(train: TrainNames, names: list[str]) -> list[str]:
     """Runs inside a worker: use only the CPUs Ray gave it, so workers do not oversubscribe."""
     import ray
     import torch
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
-    train_shard(plan, names)
+    train(names)
     return names
 
 
-def run_on_ray(plan: RunPlan, names: list[str], workers: int | None,
+def run_on_ray(train: TrainNames, names: list[str], workers: int | None,
                on_poll: Callable[[], None]) -> None:
-    """Train `names` on the current Ray cluster (a local one is started when none is running)."""
+    """Run `train` over shards of `names` on the current Ray cluster (a local one is started
+    when none is running)."""
     try:
         import ray
     except ImportError:
@@ -48,7 +51,7 @@ def run_on_ray(plan: RunPlan, names: list[str], workers: int | None,
     gpus = int(resources.get("GPU", 0))
     count = workers or gpus or max(1, int(resources.get("CPU", 1)))
     task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_train_shard_task)
-    pending = [task.remote(plan, part) for part in shard(names, count)]
+    pending = [task.remote(train, part) for part in shard(names, count)]
     refs = list(pending)
     while pending:
         _, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_SECONDS)

@@ -16,15 +16,17 @@ import contextlib
 import hashlib
 import json
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from adaptcommand import __version__
 from adaptcommand.data.io import (
-    DIALOGUES_FILE,
     SPLITS_FILE,
     load_dialogues,
     load_split,
@@ -34,6 +36,17 @@ from adaptcommand.data.io import (
 from adaptcommand.data.schema import CleanDialogue
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic
+from adaptcommand.identity import (
+    MANIFEST_FILE,
+    SUMMARY_FILE,
+    check_resume,
+    data_fingerprint,
+    file_digest,
+    library_versions,
+    read_manifest,
+    run_key,
+    write_manifest,
+)
 from adaptcommand.models.adapters import read_record
 from adaptcommand.models.loading import load_model
 from adaptcommand.models.profile_prompt import profile_text, write_persona_profiles
@@ -58,8 +71,6 @@ from adaptcommand.training.progress import TrainingProgress
 
 Strategy = Literal["per-user", "unified", "hybrid", "cluster"]
 UNIFIED = "unified"
-MANIFEST_FILE = "manifest.json"
-SUMMARY_FILE = "training_summary.json"
 # Manifest fields a resumed run must match, with the words the refusal uses for them.
 CHECKED_FIELDS = {"strategy": "strategy", "base_model": "base model", "config_hash": "config",
                   "data_fingerprint": "data", "init_fingerprint": "--init-from adapter"}
@@ -103,16 +114,19 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     init_path = _check_init(strategy, init_from)
     selected = _select_personas(data_dir, personas)
-    clustering = (cluster_personas(load_split(data_dir, "train"), selected, config.clusters,
+    clustering = (cluster_personas(load_split(data_dir, "train"), selected, config.cluster.k,
                                    config.seed) if strategy == "cluster" else None)
     groups = adapter_groups(strategy, selected, clustering)
     manifest = build_manifest(strategy, config, data_dir, init_path)
-    check_resume(out_dir, manifest, force)
+    if not force:
+        manifest["config_hash"] = pinned_config_hash(out_dir, config, manifest["config_hash"])
+        check_resume(out_dir / MANIFEST_FILE, manifest, "use another --out, or --force to "
+                     "retrain its adapters with the new settings", CHECKED_FIELDS)
     plan = RunPlan(strategy, config, data_dir, out_dir,
                    tuple((name, tuple(members)) for name, members in groups.items()),
-                   init_path, _run_key(manifest))
+                   init_path, run_key({field: manifest[field] for field in CHECKED_FIELDS}))
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / MANIFEST_FILE, manifest)
+    write_manifest(out_dir, manifest)
     if clustering is not None:
         write_json_atomic(out_dir / CLUSTERS_FILE, clustering.to_json())
     remove_stale_temporaries(out_dir)
@@ -131,7 +145,7 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
         if executor == "ray":
             from adaptcommand.training.ray_executor import run_on_ray
 
-            run_on_ray(plan, todo, workers, on_poll=lambda: on_saved([]))
+            run_on_ray(partial(train_shard, plan), todo, workers, on_poll=lambda: on_saved([]))
         else:
             train_shard(plan, todo, on_saved=lambda name: on_saved([name]),
                         on_step=progress.step)
@@ -144,7 +158,7 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
 
 def uses_profiles(config: TrainingConfig) -> bool:
     """Whether the run mines its personas' profiles (profile lines or distilled examples)."""
-    return config.profile != "none" or config.distill_examples_per_routine > 0
+    return config.prompt.profile != "none" or config.data.distill_examples_per_routine > 0
 
 
 def plan_profiles(plan: RunPlan, train: dict[str, list[Any]]) -> dict[str, UserProfile]:
@@ -169,15 +183,17 @@ def train_shard(plan: RunPlan, names: list[str],
     if not names:
         return
     config = plan.config
-    loaded = load_model(config.model, device=config.device, dtype=config.dtype, seed=config.seed)
-    if config.method == "prefix":
+    loaded = load_model(config.model.name, device=config.model.device, dtype=config.model.dtype,
+                        seed=config.seed)
+    if config.adapter.method == "prefix":
         peft_model, peft_config = wrap_prefix(loaded.model, loaded.tokenizer, config)
         train: Callable[..., None] = partial(train_prefix_adapters, peft_model,
                                              checkpoints=checkpoints(plan))
     else:
-        lora = MultiLora(loaded.model, config.target_modules, config.r, config.alpha,
-                         config.dropout)
-        peft_config = lora_config(config, config.model)
+        adapter = config.adapter
+        lora = MultiLora(loaded.model, adapter.target_modules, adapter.r, adapter.alpha,
+                         adapter.dropout)
+        peft_config = lora_config(config, config.model.name)
         train = partial(train_adapters, loaded.model, lora, checkpoints=checkpoints(plan))
     jobs = _jobs(plan, names, loaded.tokenizer,
                  turn_terminator(loaded.tokenizer, loaded.end_of_turn_ids))
@@ -201,18 +217,20 @@ def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
     init_state = load_adapter(plan.init_from, plan.config) if plan.init_from else None
     config = plan.config
     profiles = plan_profiles(plan, train) if uses_profiles(config) else {}
-    if config.distill_examples_per_routine:
-        extra = distilled_for(profiles, train, config.distill_examples_per_routine, config.seed)
+    if config.data.distill_examples_per_routine:
+        extra = distilled_for(profiles, train, config.data.distill_examples_per_routine,
+                              config.seed)
         train = {p: [*dialogues, *extra.get(p, [])] for p, dialogues in train.items()}
 
     def session_profile(dialogue: CleanDialogue) -> ProfileText | None:
-        return profile_text(config, profiles.get(dialogue.persona_id), dialogue.meta)
+        return profile_text(config.prompt, profiles.get(dialogue.persona_id), dialogue.meta)
 
     def examples(split: dict[str, list[Any]], personas: list[str]) -> list[Any]:
         return build_examples(tokenizer, [d for p in personas for d in split[p]],
-                              end_of_turn_id=end_of_turn_id, system_prompt=config.system_prompt,
-                              max_context_messages=config.max_context_messages,
-                              max_length=config.max_length, unit=config.example_unit,
+                              end_of_turn_id=end_of_turn_id,
+                              system_prompt=config.prompt.system_prompt,
+                              max_context_messages=config.prompt.max_context_messages,
+                              max_length=config.data.max_length, unit=config.data.example_unit,
                               profiles=session_profile)
 
     for name in names:
@@ -246,60 +264,37 @@ def _check_init(strategy: Strategy, init_from: str | Path | None) -> Path | None
     return Path(init_from) if init_from is not None else None
 
 
-def file_digest(*paths: Path) -> str:
-    """SHA-256 over the bytes of `paths`, in order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        if not path.is_file():
-            raise AdaptCommandError(f"{path}: file not found")
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
+def pinned_config_hash(out_dir: Path, config: TrainingConfig, current: str) -> str:
+    """The config hash `out_dir`'s manifest pinned when its config, read with today's layout, is
+    `config` (a flat config of an earlier version hashed a field its method ignored, e.g.
+    num_virtual_tokens of a LoRA run): the run resumes with its adapters. Else `current`."""
+    previous = read_manifest(out_dir)
+    if previous is None or previous.get("config_hash") in (None, current):
+        return current
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            earlier = TrainingConfig.model_validate(previous.get("config", {}))
+        except ValidationError:
+            return current
+    return previous["config_hash"] if config_hash(earlier) == current else current
 
 
 def build_manifest(strategy: Strategy, config: TrainingConfig, data_dir: Path,
                    init_from: Path | None) -> dict[str, Any]:
     """What this output directory is trained with; CHECKED_FIELDS must match on resume."""
-    import peft
-    import torch
-    import transformers
-
     return {
         "strategy": strategy,
-        "base_model": config.model,
+        "base_model": config.model.name,
         "config": config.model_dump(),
         "config_hash": config_hash(config),
         "data_dir": str(data_dir),
-        "data_fingerprint": file_digest(data_dir / DIALOGUES_FILE, data_dir / SPLITS_FILE),
+        "data_fingerprint": data_fingerprint(data_dir),
         "init_from": str(init_from) if init_from else None,
         "init_fingerprint": file_digest(init_from / WEIGHTS_FILE) if init_from else None,
         "package_version": __version__,
-        "library_versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                             "peft": peft.__version__},
+        "library_versions": library_versions(),
     }
-
-
-def _run_key(manifest: dict[str, Any]) -> str:
-    checked = {field: manifest[field] for field in CHECKED_FIELDS}
-    return hashlib.sha256(json.dumps(checked, sort_keys=True).encode()).hexdigest()
-
-
-def check_resume(out_dir: Path, manifest: dict[str, Any], force: bool) -> None:
-    """Refuse to mix adapters trained differently in one directory, unless forced."""
-    path = out_dir / MANIFEST_FILE
-    if force or not path.is_file():
-        return
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise AdaptCommandError(f"{path}: unreadable manifest; pass --force to retrain") from None
-    changed = [f"{label} ({field})" for field, label in CHECKED_FIELDS.items()
-               if previous.get(field) != manifest[field]]
-    if changed:
-        raise AdaptCommandError(f"{path}: {out_dir} was trained with a different "
-                                f"{', '.join(changed)}; use another --out, or --force to retrain "
-                                "its adapters with the new settings")
 
 
 def remove_stale_temporaries(out_dir: Path) -> None:
@@ -330,7 +325,7 @@ def write_summary(plan: RunPlan) -> dict[str, Any]:
     seconds = sum(r["seconds"] for r in records.values())
     summary = {
         "strategy": plan.strategy,
-        "base_model": plan.config.model,
+        "base_model": plan.config.model.name,
         "adapters_planned": len(plan.adapter_names),
         "adapters_done": len(records),
         "tokens": tokens,

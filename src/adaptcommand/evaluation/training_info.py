@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from adaptcommand.evaluation.config import PROFILE_OPTIONS
+from adaptcommand.identity import SUMMARY_FILE, read_manifest
 from adaptcommand.models.adapters import ADAPTER_WEIGHTS
-
-MANIFEST = "manifest.json"
-SUMMARY = "training_summary.json"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -21,20 +19,21 @@ def trained_with(directory: Path) -> tuple[str, dict[str, Any]]:
     """(strategy, eval overrides) from the run's manifest: the base model and the prompt the
     adapters were trained with, so they are evaluated on the prompt format they learned.
     Without a manifest: the directory's name and no overrides."""
-    manifest = _read_json(Path(directory) / MANIFEST)
+    manifest = read_manifest(directory) or {}
     config = manifest.get("config", {})
+    prompt = config.get("prompt", config)  # a run trained before the config had sections: flat
     overrides: dict[str, Any] = {}
     if manifest.get("base_model"):
         overrides["model.name"] = manifest["base_model"]
     for key in ("system_prompt", "max_context_messages", *PROFILE_OPTIONS):
-        if key in config:
-            overrides[f"prompt.{key}"] = config[key]
+        if key in prompt:
+            overrides[f"prompt.{key}"] = prompt[key]
     return manifest.get("strategy") or Path(directory).name, overrides
 
 
 def training_cost(directory: Path, adapters: dict[str, Path]) -> dict[str, Any]:
     """Training seconds (from the run's summary) and adapter bytes on disk, for the report."""
-    summary = _read_json(Path(directory) / SUMMARY)
+    summary = _read_json(Path(directory) / SUMMARY_FILE)
     records = summary.get("adapters", {})
     seconds = sum(float(r.get("seconds", 0.0)) for r in records.values()) if records else None
     return {
