@@ -102,8 +102,9 @@ class ThroughputSettings(StrictModel):
     adapters_per_step: int | None = Field(None, ge=1, description="Adapters whose batches "
                                           "share one forward/backward pass; null = auto: 8 on "
                                           "a GPU, 1 on a CPU (a CPU is compute-bound at one "
-                                          "adapter's batch, packing only adds padding; "
-                                          "measured in BENCHMARKS.md).")
+                                          "adapter's batch; there a packed step runs each "
+                                          "adapter's rows as their own pass, bit for bit as "
+                                          "alone).")
     max_tokens_per_step: int = Field(4096, ge=1, description="Cap on rows x padded length of "
                                      "one packed step (activation memory; fp32 SmolLM2 needs "
                                      "about 1.3 MB per token); one adapter's batch always runs.")
