@@ -26,6 +26,7 @@ from test_profile_arms import recording
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
 QUICK = {"model.name": "tiny-random", "generation.max_new_tokens": 2,
+         "evaluation.skip_assistant_turns": 0,
          "evaluation.bootstrap_resamples": 20, "evaluation.split": "cold_start"}
 
 
