@@ -21,11 +21,11 @@ from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.generation import GenerationSettings
 from adaptcommand.models.loading import load_model
 from adaptcommand.models.prompting import render_prompt
-from adaptcommand.serving import engine as engine_module
-from adaptcommand.serving.adapters import AdapterRegistry, InvalidUserError
+from adaptcommand.serving import batch_runner
+from adaptcommand.serving.adapter_cache import AdapterRegistry, InvalidUserError
 from adaptcommand.serving.app import ADAPTER_HEADER, create_app
+from adaptcommand.serving.batch_runner import Engine, Job
 from adaptcommand.serving.config import ServeSettings
-from adaptcommand.serving.engine import Engine, Job
 
 CHAT = "/v1/chat/completions"
 USERS = ("persona_000", "persona_001")
@@ -121,7 +121,7 @@ def test_response_has_openai_shape_actions_and_the_adapter_used(adapters):
 
 def test_actions_are_the_validated_device_commands_of_the_reply(adapters, monkeypatch):
     text = "Setting the AC to 22 degrees in cool mode and the lights to 40."
-    monkeypatch.setattr(engine_module, "generate", lambda *a, **k: [text] * len(a[2]))
+    monkeypatch.setattr(batch_runner, "generate", lambda *a, **k: [text] * len(a[2]))
     with serving(adapters) as client:
         body = ask(client, "persona_001", max_tokens=64).json()
     assert body["choices"][0]["message"]["content"] == text
@@ -293,7 +293,7 @@ def test_max_tokens_over_the_limit_is_refused_not_clamped(adapters):
 
 def test_failing_generation_returns_500_and_the_next_request_works(adapters, monkeypatch,
                                                                   caplog):
-    real = engine_module.generate
+    real = batch_runner.generate
     calls = []
 
     def flaky(*args, **kwargs):
@@ -302,7 +302,7 @@ def test_failing_generation_returns_500_and_the_next_request_works(adapters, mon
             raise RuntimeError("simulated out of memory")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "generate", flaky)
+    monkeypatch.setattr(batch_runner, "generate", flaky)
     with serving(adapters) as client:
         failed = ask(client, "persona_000")
         recovered = ask(client, "persona_000")

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from adaptcommand.cli import app as cli_app
 from adaptcommand.fileio import atomic_dir, write_json_atomic, write_jsonl_atomic
-from adaptcommand.serving import engine as engine_module
+from adaptcommand.serving import batch_runner
 from adaptcommand.serving.app import ADAPTER_HEADER, create_app
 from adaptcommand.serving.config import ServeSettings
 from adaptcommand.serving.keys import hash_key
@@ -337,14 +337,14 @@ def test_client_leaving_mid_stream_stops_its_generation_and_others_are_served(
         adapters, paused_stream, monkeypatch):
     waiting, gate, channels = paused_stream
     lengths = []
-    real = engine_module.stream_generate
+    real = batch_runner.stream_generate
 
     def counted(*args, **kwargs):
         tokens, prompt = real(*args, **kwargs)
         lengths.append(len(tokens))
         return tokens, prompt
 
-    monkeypatch.setattr(engine_module, "stream_generate", counted)
+    monkeypatch.setattr(batch_runner, "stream_generate", counted)
     body = {"messages": [{"role": "user", "content": "Set the lights to 40."}],
             "max_tokens": 64, "user": "persona_000"}
     with live_server(adapters) as (_, url):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from adaptcommand.models.generation import GenerationSettings
-from adaptcommand.serving.adapters import Selection
+from adaptcommand.serving.adapter_cache import Selection
+from adaptcommand.serving.batch_runner import Job
 from adaptcommand.serving.batcher import MicroBatcher, take_batch
-from adaptcommand.serving.engine import Job
 
 GREEDY = GenerationSettings(max_new_tokens=8)
 LONGER = GenerationSettings(max_new_tokens=16)

@@ -31,17 +31,17 @@ from adaptcommand.models.adapters import UNIFIED
 from adaptcommand.models.loading import load_model
 from adaptcommand.models.profile_prompt import profile_text, uses_profile
 from adaptcommand.models.prompting import ProfileText, render_prompt
-from adaptcommand.serving.adapters import (
+from adaptcommand.serving.adapter_cache import (
     BASE_ID,
     PERSONA_ID,
     AdapterRegistry,
     InvalidUserError,
     Selection,
 )
+from adaptcommand.serving.batch_runner import Engine, Job
 from adaptcommand.serving.batcher import MicroBatcher
 from adaptcommand.serving.chat import completion, conversation, decoding, stream_events
 from adaptcommand.serving.config import ServeSettings
-from adaptcommand.serving.engine import Engine, Job
 from adaptcommand.serving.errors import BadRequestError, ForbiddenError, NotFoundError
 from adaptcommand.serving.identify import Centroids, identify, load_centroids
 from adaptcommand.serving.keys import KeyStore, Principal

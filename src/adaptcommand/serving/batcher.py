@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from adaptcommand.serving.engine import Job, Reply
+from adaptcommand.serving.batch_runner import Job, Reply
 
 log = logging.getLogger(__name__)
 Pending = tuple[Job, asyncio.Future[Reply]]

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from adaptcommand.data.schema import Actions, actions_dict
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.models.generation import GenerationSettings
+from adaptcommand.serving.batch_runner import Reply
 from adaptcommand.serving.config import ServeSettings
-from adaptcommand.serving.engine import Reply
 from adaptcommand.serving.errors import BadRequestError
 from adaptcommand.serving.schemas import (
     ActionsOut,

@@ -13,7 +13,7 @@ from peft import PeftModel
 from adaptcommand.models.adapters import BASE as PEFT_BASE  # "no adapter" in a mixed batch
 from adaptcommand.models.generation import GenerationSettings, generate
 from adaptcommand.models.loading import LoadedModel
-from adaptcommand.serving.adapters import AdapterCache, Selection
+from adaptcommand.serving.adapter_cache import AdapterCache, Selection
 from adaptcommand.serving.errors import ContextLengthError
 from adaptcommand.serving.streaming import StreamChannel, stream_generate
 
