@@ -127,7 +127,10 @@ def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
     for change, field in (({"arms": ["baseline", "nope"]}, "arms.nope"),
                           ({"training": {"epochs": 0}}, "training.optimizer.epochs"),
                           ({"evaluation": {"generation.max_new_tokens": "x"}},
-                           "evaluation.generation.max_new_tokens")):
+                           "evaluation.generation.max_new_tokens"),
+                          ({"arm_training": {"cluster": {"clusters": 2}}},
+                           "arm_training.cluster"),
+                          ({"cold_start_profile_sessions": 2}, "cold_start_profile_sessions")):
         path = tmp_path / "study.json"
         path.write_text(json.dumps({**raw, **change}))
         with pytest.raises(DataError, match=field.replace(".", r"\.")) as error:

@@ -5,6 +5,7 @@ training learned from."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,18 @@ def test_base_model_profile_arm_reads_a_profiles_file(
     identity = json.loads((tmp_path / "run" / "eval_config.json").read_text())
     assert identity["config"]["prompt"]["profile_placement"] == "system"
     assert evaluated and all("It's " in p.split("<|im_end|>")[0] for p in evaluated)  # system
+    # The same path mined again with other contents is another run, not the finished one.
+    fewer = mine_profiles({pid: dialogues[:1] for pid, dialogues in
+                           load_split(synthetic_data, "train").items()})
+    write_profiles(tmp_path / "profiles.json", fewer)
+    evaluated.clear()
+    again = partial(evaluate_arm, settings, Scope(data=synthetic_data), tmp_path / "run",
+                    "baseline+profile", show_progress=False,
+                    profiles_file=tmp_path / "profiles.json")
+    with pytest.raises(AdaptCommandError, match="profiles_sha256"):
+        again()
+    assert again(force=True)["profiles_sha256"] != identity["profiles_sha256"]
+    assert evaluated  # predicted anew
 
 
 def test_the_probe_refuses_a_profile_arm_without_profiles(tmp_path: Path,

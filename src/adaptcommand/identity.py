@@ -35,6 +35,14 @@ def file_digest(*paths: str | Path, salt: str = "") -> str:
     return digest.hexdigest()
 
 
+def profiles_identity(profiles_file: Path | None) -> dict[str, str]:
+    """What a run read its users' profiles from: the path and its bytes' digest, so a profiles
+    file mined again in place is a different run, not a finished one."""
+    if profiles_file is None:
+        return {}
+    return {"profiles": str(profiles_file), "profiles_sha256": file_digest(profiles_file)}
+
+
 def data_files(data_dir: str | Path) -> tuple[Path, Path]:
     """The files of a prepared data directory that its fingerprint covers."""
     return Path(data_dir) / DIALOGUES_FILE, Path(data_dir) / SPLITS_FILE

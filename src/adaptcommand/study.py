@@ -69,8 +69,18 @@ def load_study(path: Path = DEFAULT_STUDY) -> DemoPlan:
                 raise DataError(f"unknown arm {key!r} (see `adaptcommand demo --list-arms`)",
                                 path=path, field=f"{field}.{key}")
     plan = study.plan()
-    for arm in resolve_arms(study.arms):
+    arms = resolve_arms(study.arms)
+    for key in set(study.arm_training) - {arm.key for arm in arms}:
+        raise DataError(f"arm {key!r} is not in the study's arms: its training is never used",
+                        path=path, field=f"arm_training.{key}")
+    for arm in arms:
         _check(path, "evaluation", partial(plan.eval_config, arm))
+        seen = plan.eval_config(arm).profile.min_seen_sessions
+        if arm.growing and study.cold_start_profile_sessions < seen:
+            # Else the growing arms would skip early sessions the other new-user arms score.
+            raise DataError(f"a growing profile evaluates a session after {seen} seen ones; "
+                            f"give at least {seen} profile sessions",
+                            path=path, field="cold_start_profile_sessions")
         if arm.train:
             where = "arm_training." + arm.key if arm.key in study.arm_training else "training"
             _check(path, where, partial(plan.training_config, arm))

@@ -39,7 +39,7 @@ from adaptcommand.evaluation.stats import (
 )
 from adaptcommand.evaluation.turns import Turn, group_by_persona
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
-from adaptcommand.identity import changed_fields
+from adaptcommand.identity import changed_fields, profiles_identity
 from adaptcommand.models.prompting import trigger_sentence
 from adaptcommand.routines.profile import UserProfile
 
@@ -235,7 +235,7 @@ def run_probe(
     settings = settings.model_copy(update={"generation": greedy})
     items = probe_items(load_routines(scope, settings.evaluation.split))
     extra = {"adapters": str(adapters) if adapters else None, "retrieval_k": retrieval_k,
-             **({"profiles": str(profiles_file)} if profiles_file else {})}
+             **profiles_identity(profiles_file)}
     identity = {"config": settings.model_dump(), **run_info(scope, arm, extra)}
     check_same_arm(out, arm)
     previous = None if force else finished_probe(out, identity)
@@ -303,7 +303,7 @@ def run_profile_probe(
     profiles = read_profiles(profiles_path)
     check_same_arm(out, arm)
     identity = {"config": settings.model_dump(),
-                **run_info(scope, arm, {"profiles": str(profiles_path)})}
+                **run_info(scope, arm, profiles_identity(profiles_path))}
     replies, answers = profile_answers(items, routines, profiles)
     records, by_persona = score_items(items, replies, answers)
     probe = {**identity, **probe_summary(by_persona, settings)}

@@ -33,7 +33,7 @@ from adaptcommand.evaluation.profiles import (
 from adaptcommand.evaluation.training_info import trained_with, training_cost
 from adaptcommand.evaluation.turns import Turn, group_by_persona, select_turns
 from adaptcommand.fileio import write_json_atomic
-from adaptcommand.identity import data_fingerprint, file_digest
+from adaptcommand.identity import data_fingerprint, file_digest, profiles_identity
 from adaptcommand.models.adapters import adapter_router, attach_adapters, discover_adapters
 from adaptcommand.models.loading import load_model
 
@@ -191,7 +191,7 @@ def evaluate_arm(
                                 "evaluate the train split (the turn would retrieve itself)")
     turns, texts, growing = turns_and_profile_texts(settings, scope, adapters, profiles_file)
     arm_setup = setup_arm(settings, scope, adapters, retrieval_k, texts)
-    info = {**arm_setup.info, **({"profiles": str(profiles_file)} if profiles_file else {})}
+    info = {**arm_setup.info, **profiles_identity(profiles_file)}
     results = run_evaluation(turns, arm_setup.predictor, settings, out,
                              run_info(scope, arm, info), force=force,
                              show_progress=show_progress,
