@@ -83,10 +83,11 @@ def test_placement_context_and_override_follow_the_settings(adapters: Path,
     (adapters / "manifest.json").unlink()  # adapters trained elsewhere: no profile line ...
     with serving(adapters) as client:
         reply(ask(client, "persona_001", "Hi.", metadata=EVENING))
+        reply(ask(client, "persona_001", "Hi.", metadata={"weather": "foggy"}))  # unread
     with serving(adapters, prompt_profile="line") as client:  # ... unless asked for
         reply(ask(client, "persona_001", "Hi.", metadata=EVENING))
-    assert "User profile" not in rendered[2]
-    assert "User profile (evening): ac temperature 27" in rendered[3]
+    assert "User profile" not in rendered[2] and "foggy" not in rendered[3]
+    assert "User profile (evening): ac temperature 27" in rendered[4]
 
 
 def test_routines_endpoint_reads_the_profile_json_training_writes(adapters: Path) -> None:

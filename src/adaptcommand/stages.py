@@ -1,5 +1,6 @@
 """Run a job's stages in order, skip the ones a previous run finished, and show one overall
-progress line (stage, done/total, elapsed, ETA).
+progress line (stage, done/total, elapsed, ETA); when the output is not a terminal (a log file,
+CI), one plain line as each stage starts and ends instead, since a redrawn bar never reaches a log.
 
 A stage is recorded in `OUT/stages.json` when it finishes, with its measured wall and CPU
 seconds (CPU time sizes a plan on a shared machine; the load average is recorded with them) and
@@ -106,9 +107,10 @@ def run_stages(stages: Sequence[Stage], out: Path, fingerprint: str, console: Co
     measured: dict[str, float] = dict(recorded.get("seconds", {})) if same_plan else {}
     cpu: dict[str, float] = dict(recorded.get("cpu_seconds", {})) if same_plan else {}
     ran: list[tuple[float | None, float]] = []
+    log = one_line and not console.is_terminal
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("stages"), TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
-                  console=console, disable=not one_line) as progress:
+                  console=console, disable=not one_line or log) as progress:
         task = progress.add_task("", total=len(stages), eta="?")
         for index, stage in enumerate(stages):
             left = eta_seconds(stages[index:], stage_seconds, measured, ran)
@@ -117,7 +119,10 @@ def run_stages(stages: Sequence[Stage], out: Path, fingerprint: str, console: Co
                     and (stage.output is None or stage.output.exists())):
                 progress.advance(task)
                 continue
-            if not one_line:
+            if log:
+                console.print(f"[{index + 1}/{len(stages)}] {stage.name} started, "
+                              f"ETA {format_seconds(left)}", highlight=False)
+            elif not one_line:
                 console.rule(f"[bold]{stage.name}")
             expected = estimate(stage, stage_seconds, measured)
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -128,8 +133,8 @@ def run_stages(stages: Sequence[Stage], out: Path, fingerprint: str, console: Co
             measured[stage.name] = round(seconds, 1)
             write_json_atomic(record_path, {"fingerprint": fingerprint, "seconds": measured,
                                             "cpu_seconds": cpu, "load_average": os.getloadavg()})
-            if not one_line:
-                console.print(f"[green]{stage.name} done[/] in {seconds:.0f} s")
+            if log or not one_line:
+                console.print(f"[green]{stage.name} done[/] in {seconds:.0f} s", highlight=False)
             progress.advance(task)
         progress.update(task, description="done", eta="0m00s")
     return measured

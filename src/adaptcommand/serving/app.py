@@ -130,7 +130,9 @@ class Server:
     async def chat(self, request: ChatRequest, who: Who) -> JSONResponse | StreamingResponse:
         system, turns = conversation(request, self.settings.system_prompt)
         settings = decoding(request, self.settings)
-        context = session_context(request.metadata)
+        options = self.profile_options  # metadata is read only when the prompt uses it
+        context = (session_context(request.metadata)
+                   if uses_profile(options) or options.context_line else {})
         selection, identified, persona = await self._select(request, who)
         profile = await self._profile_text(persona, context)
         prompt = render_prompt(self.engine.loaded.tokenizer, turns, system,
