@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adaptcommand.data.schema import CleanDialogue
-from adaptcommand.errors import AdaptCommandError
-from adaptcommand.fileio import write_json_atomic
-from adaptcommand.training.clusters import (
+from adaptcommand.arms.clusters import (
     CLUSTERS_FILE,
     behaviour_features,
     cluster_personas,
     persona_observations,
     raw_features,
 )
+from adaptcommand.data.schema import CleanDialogue
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.fileio import write_json_atomic
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
 

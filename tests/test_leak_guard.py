@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 import torch
 
+from adaptcommand.arms import merged
 from adaptcommand.data.io import load_split, load_splits
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
@@ -45,7 +46,6 @@ from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.probe import load_routines, probe_items
 from adaptcommand.evaluation.runs import Scope, retrieval_prompts
 from adaptcommand.evaluation.turns import select_turns
-from adaptcommand.training import merging
 from leak_guard import assert_no_summaries, assert_same_files, blank_data
 
 TRAINING_BLANKS = ("test", "cold_start_profile", "cold_start")
@@ -154,7 +154,7 @@ def test_merge_profiles_never_read_an_evaluated_session(data: Path, tmp_path: Pa
         read.extend(texts)
         return _hash_embed(texts)
 
-    plans = [merging.plan_merges(source, splits, trained, targets, 2, spy)
+    plans = [merged.plan_merges(source, splits, trained, targets, 2, spy)
              for source in (data, blank)]
     assert plans[0] == plans[1]
     evaluated = {m.text for dialogues in load_split(data, "cold_start").values()

@@ -12,13 +12,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from adaptcommand.cli import app
-from adaptcommand.data.schema import CleanDialogue
-from adaptcommand.errors import AdaptCommandError
-from adaptcommand.evaluation.embeddings import encode
-from adaptcommand.models.adapters import TRAINING_RECORD, adapter_router, discover_adapters
-from adaptcommand.models.loading import load_model
-from adaptcommand.training.merging import (
+from adaptcommand.arms.merged import (
     MergePlan,
     merge_adapters,
     merge_weights,
@@ -26,6 +20,12 @@ from adaptcommand.training.merging import (
     plan_merge,
     save_merged_adapters,
 )
+from adaptcommand.cli import app
+from adaptcommand.data.schema import CleanDialogue
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.evaluation.embeddings import encode
+from adaptcommand.models.adapters import TRAINING_RECORD, adapter_router, discover_adapters
+from adaptcommand.models.loading import load_model
 
 LAYERS = [f"base_model.model.model.layers.{i}.self_attn.{m}_proj" for i in (0, 1)
           for m in ("q", "v")]

@@ -125,9 +125,9 @@ def test_distilled_examples_ignore_truth_routines_and_held_out_sessions(
     nothing in the profiles or the distilled dialogues."""
     import shutil
 
+    from adaptcommand.arms.distilled import distilled_for
     from adaptcommand.data.io import load_splits
     from adaptcommand.fileio import read_jsonl, write_jsonl_atomic
-    from adaptcommand.training.distill import distilled_for
 
     copy = tmp_path / "data"
     shutil.copytree(synthetic_data, copy)

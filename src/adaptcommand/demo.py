@@ -22,6 +22,7 @@ from rich.console import Console
 
 from adaptcommand.arms import ALL_ARMS, CORE, Arm, resolve_arms
 from adaptcommand.arms.arm import COLD_START
+from adaptcommand.arms.merged import merge_adapters
 from adaptcommand.data.io import DIALOGUES_FILE
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
@@ -43,7 +44,6 @@ from adaptcommand.study_summary import (
     study_markdown,
 )
 from adaptcommand.training.config import TrainingConfig
-from adaptcommand.training.merging import merge_adapters
 from adaptcommand.training.runner import UNIFIED, run_training
 
 # The small plan shortens the prompt: on a CPU every prompt token costs training time, and a

@@ -85,7 +85,7 @@ def train(
     Console().print(f"{summary['adapters_done']}/{summary['adapters_planned']} adapters in {out} "
                     f"({summary['tokens']} tokens, {rate if rate is not None else '-'} tok/s)")
     if strategy is StrategyOption.cluster:
-        from adaptcommand.training.clusters import CLUSTERS_FILE, describe_clusters
+        from adaptcommand.arms.clusters import CLUSTERS_FILE, describe_clusters
 
         Console().print(describe_clusters(out / CLUSTERS_FILE))
 

@@ -87,7 +87,7 @@ class DataSettings(StrictModel):
     distill_examples_per_routine: int = Field(
         0, ge=0, description="Extra training examples per mined routine of a persona: a "
         "context-only or implicit request answered with the routine's values "
-        "(training.distill); 0 = none.")
+        "(arms.distilled); 0 = none.")
 
 
 class ClusterSettings(StrictModel):

@@ -3,7 +3,7 @@
 Strategies differ only in the jobs they give the engine: `per-user` one adapter per persona,
 `unified` one adapter over every persona's data, `hybrid` per-user adapters starting from a
 unified adapter's weights, `cluster` one adapter per behaviour cluster of personas
-(training.clusters; the clustering is written to `clusters.json`). Work is never lost: each
+(arms.clusters; the clustering is written to `clusters.json`). Work is never lost: each
 adapter directory is written atomically with its training record inside, and a finished one is
 skipped when the same command runs again; an adapter still training resumes from its last
 epoch-end checkpoint (training.checkpoints). The manifest pins what the directory was trained
@@ -26,6 +26,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from adaptcommand import __version__
+from adaptcommand.arms.clusters import CLUSTERS_FILE, Clustering, cluster_personas
+from adaptcommand.arms.distilled import distilled_for
 from adaptcommand.data.io import (
     SPLITS_FILE,
     load_dialogues,
@@ -54,9 +56,7 @@ from adaptcommand.models.prompting import ProfileText
 from adaptcommand.routines.mining import MiningSettings, mine_profiles
 from adaptcommand.routines.profile import UserProfile
 from adaptcommand.training.checkpoints import CHECKPOINTS_DIR, Checkpoints
-from adaptcommand.training.clusters import CLUSTERS_FILE, Clustering, cluster_personas
 from adaptcommand.training.config import TrainingConfig, config_hash
-from adaptcommand.training.distill import distilled_for
 from adaptcommand.training.engine import AdapterJob, AdapterResult, StepReport, train_adapters
 from adaptcommand.training.examples import build_examples, turn_terminator
 from adaptcommand.training.export import (
