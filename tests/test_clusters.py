@@ -125,7 +125,7 @@ def test_cluster_run_trains_one_adapter_per_cluster_and_routes_personas_to_it(
     from adaptcommand.cli import app
     from adaptcommand.models.adapters import adapter_router, discover_adapters, read_record
     from adaptcommand.training.config import TrainingConfig
-    from adaptcommand.training.runner import run_training
+    from adaptcommand.training.recipes import run_training
 
     out = tmp_path / "out"
     config = TrainingConfig.model_validate(TINY)

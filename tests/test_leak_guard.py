@@ -91,7 +91,7 @@ def test_blanking_changes_what_it_should_and_keeps_the_structure(data: Path,
 
 def _train(strategy: str, data: Path, out: Path, **kwargs: object) -> Path:
     from adaptcommand.training.config import TrainingConfig
-    from adaptcommand.training.runner import run_training
+    from adaptcommand.training.recipes import run_training
 
     overrides = kwargs.pop("overrides", {})
     config = TrainingConfig.model_validate(TINY | overrides)

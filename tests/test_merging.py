@@ -131,7 +131,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, s
     from adaptcommand.data.splits import SplitConfig
     from adaptcommand.data.synth import synthesize
     from adaptcommand.training.config import TrainingConfig
-    from adaptcommand.training.runner import run_training
+    from adaptcommand.training.recipes import run_training
 
     root = tmp_path_factory.mktemp("merge_e2e")
     synthesize(4, 10, 0, root / "raw")

@@ -17,7 +17,7 @@ from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.adapters import BASE, attach_adapters, discover_adapters
 from adaptcommand.models.generation import GenerationSettings, generate
 from adaptcommand.models.loading import load_model
-from adaptcommand.training import runner
+from adaptcommand.training import recipes, runner
 from adaptcommand.training.batching import Example, pack
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.engine import target_losses
@@ -44,7 +44,7 @@ def prefix_config(**overrides: object) -> TrainingConfig:
 
 def train(data: Path, out: Path, strategy: runner.Strategy = "per-user", **kwargs: object) -> dict:
     config = kwargs.pop("config", prefix_config())
-    return runner.run_training(strategy, config, data, out, show_progress=False, **kwargs)
+    return recipes.run_training(strategy, config, data, out, show_progress=False, **kwargs)
 
 
 def wrapped(seed: int = 0) -> tuple[PeftModel, torch.nn.Parameter]:

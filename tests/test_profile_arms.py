@@ -17,7 +17,7 @@ from adaptcommand.evaluation.runs import Scope, adapter_settings, evaluate_arm, 
 from adaptcommand.models.profile_prompt import read_persona_profiles
 from adaptcommand.routines.mining import mine_profiles
 from adaptcommand.training import examples as examples_module
-from adaptcommand.training import runner
+from adaptcommand.training import recipes
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 from test_training_runner import tiny_config
 
@@ -42,7 +42,7 @@ def test_train_and_eval_render_identical_profile_prompts(
     config = tiny_config(profile="line", context_line=True, distill_examples_per_routine=2,
                          epochs=1, max_length=256)
     out = tmp_path / "adapters"
-    runner.run_training("unified", config, synthetic_data, out, show_progress=False)
+    recipes.run_training("unified", config, synthetic_data, out, show_progress=False)
 
     train = load_split(synthetic_data, "train")
     assert read_persona_profiles(out) == mine_profiles(train)  # train split only

@@ -8,7 +8,7 @@ import pytest
 
 from adaptcommand.training.export import WEIGHTS_FILE
 from adaptcommand.training.ray_executor import shard
-from adaptcommand.training.runner import run_training
+from adaptcommand.training.recipes import run_training
 from test_training_engine import single_thread  # noqa: F401  (autouse: bitwise equality)
 from test_training_runner import PERSONAS, make_data, tiny_config
 

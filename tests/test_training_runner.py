@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from adaptcommand.cli import app
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
-from adaptcommand.training import runner
+from adaptcommand.training import recipes, runner
 from adaptcommand.training.config import LoraSettings, TrainingConfig
 from adaptcommand.training.export import RECORD_FILE, WEIGHTS_FILE, save_adapter
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
@@ -51,7 +51,7 @@ def tiny_config(**overrides: object) -> TrainingConfig:
 def train(data: Path, out: Path, strategy: runner.Strategy = "per-user",
           **kwargs: object) -> dict:
     config = kwargs.pop("config", tiny_config())
-    return runner.run_training(strategy, config, data, out, show_progress=False, **kwargs)
+    return recipes.run_training(strategy, config, data, out, show_progress=False, **kwargs)
 
 
 def test_per_user_run_writes_adapters_summary_and_manifest(tmp_path: Path) -> None:

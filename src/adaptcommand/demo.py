@@ -32,6 +32,7 @@ from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.probe import run_probe
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
 from adaptcommand.fileio import atomic_path, write_text_atomic
+from adaptcommand.models.adapters import UNIFIED
 from adaptcommand.report.build import build_report
 from adaptcommand.routines.profile import PROFILES_FILE
 from adaptcommand.routines.run import mine_data
@@ -44,7 +45,7 @@ from adaptcommand.study_summary import (
     study_markdown,
 )
 from adaptcommand.training.config import TrainingConfig
-from adaptcommand.training.runner import UNIFIED, run_training
+from adaptcommand.training.recipes import run_training
 
 # The small plan shortens the prompt: on a CPU every prompt token costs training time, and a
 # long system prompt would be most of each example.

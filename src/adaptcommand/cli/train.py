@@ -1,4 +1,4 @@
-"""`adaptcommand train`: per-user, unified, hybrid or cluster LoRA adapters (training.runner)."""
+"""`adaptcommand train`: per-user, unified, hybrid or cluster LoRA adapters (training.recipes)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def train(
         training = load_config(config, TrainingConfig, settings)
     for warning in caught:
         Console(stderr=True).print(f"[yellow]{config}: {warning.message}[/]", highlight=False)
-    from adaptcommand.training.runner import run_training
+    from adaptcommand.training.recipes import run_training
 
     summary = run_training(
         strategy.value, training, data, out,
