@@ -138,8 +138,9 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, s
     prepare_from_source(root / "raw", root / "data",
                         SplitConfig(cold_start_personas=1, cold_start_sessions=3))
     (cold,) = json.loads((root / "data" / "split_stats.json").read_text())["held_out_personas"]
-    config = TrainingConfig.model_validate({"model": "tiny-random", "epochs": 1, "batch_size": 4,
-                                            "max_length": 128, "patience": None})
+    config = TrainingConfig().updated({"model.name": "tiny-random", "optimizer.epochs": 1,
+                                       "optimizer.batch_size": 4, "data.max_length": 128,
+                                       "early_stopping.patience": None})
     run_training("per-user", config, root / "data", root / "per_user", show_progress=False)
     return root / "data", root / "per_user", cold
 

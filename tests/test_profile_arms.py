@@ -39,8 +39,9 @@ def test_train_and_eval_render_identical_profile_prompts(
     tmp_path: Path, synthetic_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trained = recording(monkeypatch, examples_module)
-    config = tiny_config(profile="line", context_line=True, distill_examples_per_routine=2,
-                         epochs=1, max_length=256)
+    config = tiny_config({"prompt.profile": "line", "prompt.context_line": True,
+                          "data.distill_examples_per_routine": 2, "optimizer.epochs": 1,
+                          "data.max_length": 256})
     out = tmp_path / "adapters"
     recipes.run_training("unified", config, synthetic_data, out, show_progress=False)
 

@@ -44,7 +44,7 @@ from adaptcommand.study_summary import (
     study_figure,
     study_markdown,
 )
-from adaptcommand.training.config import TrainingConfig
+from adaptcommand.training.config import TrainingConfig, method_overrides
 from adaptcommand.training.recipes import run_training
 
 # The small plan shortens the prompt: on a CPU every prompt token costs training time, and a
@@ -67,9 +67,9 @@ class DemoPlan:
     personas: int  # trained users
     sessions: int
     model: str
-    training: dict[str, Any]  # TrainingConfig fields shared by every arm
+    training: dict[str, Any]  # dotted TrainingConfig overrides shared by every arm
     evaluation: dict[str, Any]  # dotted EvalConfig overrides
-    arm_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-arm extras
+    arm_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # per arm, dotted
     cold_start_personas: int = 0  # new users held out of all training (cold-start arms)
     cold_start_sessions: int = 10  # their sessions after the profile ones, evaluated
     cold_start_profile_sessions: int = 3  # their first sessions: all a new-user arm may read
@@ -81,25 +81,27 @@ class DemoPlan:
 
     @classmethod
     def small(cls) -> DemoPlan:
-        prompt = {"system_prompt": SHORT_SYSTEM_PROMPT, "max_context_messages": 3}
+        prompt = {"prompt.system_prompt": SHORT_SYSTEM_PROMPT, "prompt.max_context_messages": 3}
         return cls(
             personas=4,
             sessions=16,
             model="embedded",
-            training={"epochs": 1, "max_length": 256, "patience": None, "learning_rate": 1e-3,
+            training={"optimizer.epochs": 1, "data.max_length": 256,
+                      "early_stopping.patience": None, "optimizer.learning_rate": 1e-3,
                       **prompt},
             # A per-user adapter sees only its own user's sessions: give it a second epoch;
             # a prefix has no base-weight update to lean on, it needs a higher rate.
-            arm_training={"per-user": {"epochs": 2}, "hybrid": {"epochs": 2},
-                          "prefix-unified": {"learning_rate": 1e-2},
-                          "prefix-per-user": {"epochs": 2, "learning_rate": 1e-2},
-                          "cluster": {"clusters": 2}},
+            arm_training={"per-user": {"optimizer.epochs": 2},
+                          "hybrid": {"optimizer.epochs": 2},
+                          "prefix-unified": {"optimizer.learning_rate": 1e-2},
+                          "prefix-per-user": {"optimizer.epochs": 2,
+                                              "optimizer.learning_rate": 1e-2},
+                          "cluster": {"cluster.k": 2}},
             cold_start_personas=3,
             cold_start_sessions=4,
             # Evaluate from the second assistant turn on: more turns for the same sessions.
             evaluation={"generation.max_new_tokens": 40, "generation.batch_size": 16,
-                        "evaluation.skip_assistant_turns": 1,
-                        **{f"prompt.{k}": v for k, v in prompt.items()}},
+                        "evaluation.skip_assistant_turns": 1, **prompt},
         )
 
     @classmethod
@@ -117,9 +119,10 @@ class DemoPlan:
     def training_config(self, arm: Arm) -> TrainingConfig:
         """The arm's training config: the plan's shared fields, the arm's prompt options and
         extras, then the plan's per-arm extras."""
-        return TrainingConfig.model_validate({
-            "model": self.model, "seed": self.seed, "method": arm.method, **self.training,
-            **arm.training_overrides(), **self.arm_training.get(arm.key, {})})
+        overrides = {"model.name": self.model, "seed": self.seed, "adapter.method": arm.method,
+                     **self.training, **arm.training_overrides(),
+                     **self.arm_training.get(arm.key, {})}
+        return TrainingConfig().updated(method_overrides(overrides, arm.method))
 
     def eval_config(self, arm: Arm) -> EvalConfig:
         """The arm's evaluation config: the plan's overrides, the arm's prompt options (the
