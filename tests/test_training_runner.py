@@ -174,6 +174,16 @@ def test_unified_then_hybrid_starts_from_the_unified_weights(tmp_path: Path) -> 
         train(data, tmp_path / "hyb2", strategy="hybrid")
 
 
+def test_a_strategy_is_one_of_the_recipes_and_only_hybrid_takes_a_start(tmp_path: Path) -> None:
+    data, out = make_data(tmp_path), tmp_path / "out"
+    with pytest.raises(AdaptCommandError, match="unknown strategy 'nope'.*per-user, unified"):
+        train(data, out, strategy="nope")  # type: ignore[arg-type]
+    with pytest.raises(AdaptCommandError, match="only used by --strategy hybrid"):
+        train(data, out, strategy="per-user", init_from=tmp_path)
+    assert not out.exists()  # refused before anything is written
+    assert set(recipes.RECIPES) | {"hybrid"} == {"per-user", "unified", "hybrid", "cluster"}
+
+
 def test_cli_trains_with_overrides_and_reports_errors(tmp_path: Path) -> None:
     data, out = make_data(tmp_path), tmp_path / "out"
     config = Path(__file__).parents[1] / "configs" / "lora_training.json"
