@@ -11,8 +11,9 @@ writes). Merged adapters for new users are not trained: their recipe is `arms.me
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from adaptcommand.arms.clusters import CLUSTERS_FILE, cluster_personas
 from adaptcommand.data.io import load_split
@@ -63,12 +64,9 @@ def cluster(config: TrainingConfig, data_dir: Path, out_dir: Path, personas: lis
     return train_run(plan, options)
 
 
-class Recipe(Protocol):
-    def __call__(self, config: TrainingConfig, data_dir: Path, out_dir: Path,
-                 personas: list[str] | None, options: RunOptions) -> dict[str, Any]: ...
-
-
-RECIPES: dict[str, Recipe] = {"per-user": per_user, "unified": unified, "cluster": cluster}
+# The recipes that take no starting adapter, by strategy name (hybrid takes one).
+RECIPES: dict[str, Callable[..., dict[str, Any]]] = {
+    "per-user": per_user, "unified": unified, "cluster": cluster}
 
 
 def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Path,
