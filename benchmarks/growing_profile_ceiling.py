@@ -20,12 +20,12 @@ import json
 import tempfile
 from pathlib import Path
 
+from adaptcommand.arms.profile import growing_profiles
 from adaptcommand.data.io import load_split
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
 from adaptcommand.data.synth import synthesize
 from adaptcommand.evaluation.personal_values import personal_metrics, personal_turn, score_personal
-from adaptcommand.evaluation.profiles import growing_profiles
 from adaptcommand.evaluation.turns import select_turns, session_id_of
 from adaptcommand.routines.profile import UserProfile, routine_for_context
 

@@ -45,7 +45,8 @@ def train(loaded: LoadedModel, config: TrainingConfig,
           examples: dict[str, list[Example]]) -> tuple[States, list[int]]:
     """Every persona's adapter weights, and how many adapters each step held."""
     model = copy.deepcopy(loaded.model)
-    lora = MultiLora(model, config.target_modules, config.r, config.alpha, config.dropout)
+    adapter = config.adapter
+    lora = MultiLora(model, adapter.target_modules, adapter.r, adapter.alpha, adapter.dropout)
     states: States = {}
     widths: list[int] = []
     train_adapters(model, lora, [AdapterJob(p, rows, []) for p, rows in examples.items()], config,
@@ -91,16 +92,17 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--output", type=Path, default=Path("runs/pack_agreement.json"))
     args = parser.parse_args()
-    config = TrainingConfig(model=args.model, device=args.device, epochs=args.epochs,
-                            system_prompt=DEFAULT_SYSTEM_PROMPT, max_tokens_per_step=10**9,
-                            pack_padding_slack=10**9)
+    config = TrainingConfig().updated({
+        "model.name": args.model, "model.device": args.device, "optimizer.epochs": args.epochs,
+        "prompt.system_prompt": DEFAULT_SYSTEM_PROMPT, "throughput.max_tokens_per_step": 10**9,
+        "throughput.pack_padding_slack": 10**9})
     with tempfile.TemporaryDirectory() as tmp:
         data = benchmark_data(None, args.personas, Path(tmp))
         examples = persona_examples(config, data, args.personas, args.sessions)[
-            config.example_unit]
-    loaded = load_model(config.model, device=config.device, dtype=config.dtype)
-    alone, _ = train(loaded, config.model_copy(update={"adapters_per_step": 1}), examples)
-    packed, widths = train(loaded, config.model_copy(update={"adapters_per_step": args.per_step}),
+            config.data.example_unit]
+    loaded = load_model(config.model.name, device=config.model.device, dtype=config.model.dtype)
+    alone, _ = train(loaded, config.updated({"throughput.adapters_per_step": 1}), examples)
+    packed, widths = train(loaded, config.updated({"throughput.adapters_per_step": args.per_step}),
                            examples)
     texts = prompts(args.prompts, loaded.tokenizer)
     said = {arm: adapter_replies(loaded, config, states, texts, args.max_new_tokens)
@@ -111,7 +113,7 @@ def main() -> None:
         "model": args.model, "device": str(loaded.device), "dtype": str(loaded.dtype),
         "adapters": len(alone), "per_step": args.per_step,
         "mean_adapters_per_step": round(sum(widths) / len(widths), 2),
-        "dropout": config.dropout, "epochs": config.epochs,
+        "dropout": config.adapter.dropout, "epochs": config.optimizer.epochs,
         **differences(alone, packed),
         "replies": len(alone) * len(texts), "identical_replies": same,
     }

@@ -19,8 +19,9 @@ mkdir -p "$work"
 [ -f "$work/data/edgesplits.json" ] || $A data prepare --source "$work/raw" --out "$work/data"
 [ -f "$work/adapters/training_summary.json" ] ||
   $A train --strategy unified --data "$work/data" --out "$work/adapters" --model embedded \
-    --set epochs=1 --set max_length=256 --set patience=null --set learning_rate=0.001 \
-    --set "system_prompt=$sp" --set max_context_messages=3
+    --set optimizer.epochs=1 --set data.max_length=256 --set early_stopping.patience=null \
+    --set optimizer.learning_rate=0.001 --set "prompt.system_prompt=$sp" \
+    --set prompt.max_context_messages=3
 [ -f "$work/real_base/results.json" ] || $A baseline --dialogues "$real" --out "$work/real_base" "${prompt[@]}"
 $A eval --adapters "$work/adapters" --dialogues "$real" --out "$work/real_unified" "${prompt[@]}"
 $A compare "$work/real_base" "$work/real_unified" --out "$work/report"

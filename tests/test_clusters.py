@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adaptcommand.data.schema import CleanDialogue
-from adaptcommand.errors import AdaptCommandError
-from adaptcommand.fileio import write_json_atomic
-from adaptcommand.training.clusters import (
+from adaptcommand.arms.clusters import (
     CLUSTERS_FILE,
     behaviour_features,
     cluster_personas,
     persona_observations,
     raw_features,
 )
+from adaptcommand.data.schema import CleanDialogue
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.fileio import write_json_atomic
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
 
@@ -116,8 +116,8 @@ def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "data"
 
 
-TINY = {"model": "tiny-random", "epochs": 1, "batch_size": 4, "max_length": 96,
-        "patience": None, "max_context_messages": 1}
+TINY = {"model.name": "tiny-random", "optimizer.epochs": 1, "optimizer.batch_size": 4,
+        "data.max_length": 96, "early_stopping.patience": None, "prompt.max_context_messages": 1}
 
 
 def test_cluster_run_trains_one_adapter_per_cluster_and_routes_personas_to_it(
@@ -125,10 +125,10 @@ def test_cluster_run_trains_one_adapter_per_cluster_and_routes_personas_to_it(
     from adaptcommand.cli import app
     from adaptcommand.models.adapters import adapter_router, discover_adapters, read_record
     from adaptcommand.training.config import TrainingConfig
-    from adaptcommand.training.runner import run_training
+    from adaptcommand.training.recipes import run_training
 
     out = tmp_path / "out"
-    config = TrainingConfig.model_validate(TINY)
+    config = TrainingConfig().updated(TINY)
     summary = run_training("cluster", config, synth_data, out, show_progress=False)
     clusters = json.loads((out / CLUSTERS_FILE).read_text())
     personas = [f"persona_{i:03d}" for i in range(6)]

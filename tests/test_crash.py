@@ -27,8 +27,10 @@ from test_training_engine import single_thread  # noqa: F401  (autouse: same thr
 from test_training_runner import PERSONAS, make_data
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-TRAINING = {"model": "tiny-random", "epochs": 3, "batch_size": 2, "max_length": 96,
-            "adapters_per_step": 1, "learning_rate": 1e-2, "patience": None}  # dropout default
+TRAINING = {"model": {"name": "tiny-random"},
+            "optimizer": {"epochs": 3, "batch_size": 2, "learning_rate": 1e-2},
+            "data": {"max_length": 96}, "throughput": {"adapters_per_step": 1},
+            "early_stopping": {"patience": None}}  # dropout default
 EVAL_ARGS = ["--model", "tiny-random", "--skip-assistant-turns", "0",
              "--set", "generation.max_new_tokens=12"]
 

@@ -152,19 +152,20 @@ def test_prepare_cli_refuses_holding_out_all_personas(raw: Path, tmp_path: Path)
 
 
 def test_held_out_persona_is_never_trained(raw: Path, tmp_path: Path) -> None:
-    from adaptcommand.training import runner
+    from adaptcommand.training import recipes
     from adaptcommand.training.config import TrainingConfig
 
     data = tmp_path / "data"
     prepare_from_source(raw, data, SplitConfig(cold_start_personas=1))
     (cold,) = json.loads((data / "split_stats.json").read_text())["held_out_personas"]
-    config = TrainingConfig.model_validate({"model": "tiny-random", "epochs": 1, "batch_size": 4,
-                                            "max_length": 96, "patience": None})
-    per_user = runner.run_training("per-user", config, data, tmp_path / "per_user",
+    config = TrainingConfig().updated({"model.name": "tiny-random", "optimizer.epochs": 1,
+                                       "optimizer.batch_size": 4, "data.max_length": 96,
+                                       "early_stopping.patience": None})
+    per_user = recipes.run_training("per-user", config, data, tmp_path / "per_user",
                                    show_progress=False)
     assert cold not in per_user["adapters"] and len(per_user["adapters"]) == 4
     assert not (tmp_path / "per_user" / cold).exists()
-    unified = runner.run_training("unified", config, data, tmp_path / "unified",
+    unified = recipes.run_training("unified", config, data, tmp_path / "unified",
                                   show_progress=False)
     record = unified["adapters"]["unified"]
     assert cold not in record["personas"] and len(record["personas"]) == 4

@@ -12,11 +12,11 @@ from adaptcommand.demo import COLD_START, CORE_ARMS, EXTRA_ARMS, DemoPlan, plan_
 def tiny_plan() -> DemoPlan:
     return DemoPlan(
         personas=3, sessions=6, model="tiny-random",
-        training={"epochs": 1, "max_length": 128, "patience": None, "r": 2,
-                  "num_virtual_tokens": 2},
+        training={"optimizer.epochs": 1, "data.max_length": 128, "early_stopping.patience": None,
+                  "adapter.r": 2, "adapter.num_virtual_tokens": 2},
         evaluation={"generation.max_new_tokens": 3, "evaluation.skip_assistant_turns": 1,
                     "evaluation.bootstrap_resamples": 10},
-        arm_training={"cluster": {"clusters": 2}},
+        arm_training={"cluster": {"cluster.k": 2}},
         cold_start_personas=2, cold_start_sessions=2,
     )
 

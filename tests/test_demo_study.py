@@ -32,10 +32,10 @@ def tiny_study() -> DemoPlan:
     base = tiny_plan()
     return replace(
         base, personas=2, cold_start_personas=1, cold_start_profile_sessions=3,
-        training={**base.training, "max_context_messages": 2},
+        training={**base.training, "prompt.max_context_messages": 2},
         evaluation={**base.evaluation, "evaluation.skip_assistant_turns": 0,
                     "prompt.max_context_messages": 2},
-        arm_training={"distilled-per-user": {"distill_examples_per_routine": 1}},
+        arm_training={"distilled-per-user": {"data.distill_examples_per_routine": 1}},
         synth=SynthConfig(value_free_share=0.5), arms=STUDY_ARMS,
         stage_seconds={"train": 5.0, "eval": 3.0},
     )
@@ -125,10 +125,10 @@ def test_the_study_config_is_a_valid_plan_of_the_required_size() -> None:
 def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
     raw = json.loads((ROOT / DEFAULT_STUDY).read_text())
     for change, field in (({"arms": ["baseline", "nope"]}, "arms.nope"),
-                          ({"training": {"epochs": 0}}, "training.optimizer.epochs"),
+                          ({"training": {"optimizer.epochs": 0}}, "training.optimizer.epochs"),
                           ({"evaluation": {"generation.max_new_tokens": "x"}},
                            "evaluation.generation.max_new_tokens"),
-                          ({"arm_training": {"cluster": {"clusters": 2}}},
+                          ({"arm_training": {"cluster": {"cluster.k": 2}}},
                            "arm_training.cluster"),
                           ({"cold_start_profile_sessions": 2}, "cold_start_profile_sessions")):
         path = tmp_path / "study.json"

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from adaptcommand.arms import profile as profiles_module
+from adaptcommand.arms.profile import eval_profile_texts, growing_profiles
 from adaptcommand.data.io import load_split
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
 from adaptcommand.data.synth import synthesize
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation import predictor as predictor_module
-from adaptcommand.evaluation import profiles as profiles_module
 from adaptcommand.evaluation import runs as runs_module
-from adaptcommand.evaluation.profiles import eval_profile_texts, growing_profiles
 from adaptcommand.evaluation.runs import Scope, adapter_settings, evaluate_arm, resolve_config
 from adaptcommand.evaluation.turns import session_id_of
 from adaptcommand.models.profile_prompt import profile_text

@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 import torch
 
+from adaptcommand.arms import merged
 from adaptcommand.data.io import load_split, load_splits
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
@@ -45,14 +46,14 @@ from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.probe import load_routines, probe_items
 from adaptcommand.evaluation.runs import Scope, retrieval_prompts
 from adaptcommand.evaluation.turns import select_turns
-from adaptcommand.training import merging
 from leak_guard import assert_no_summaries, assert_same_files, blank_data
 
 TRAINING_BLANKS = ("test", "cold_start_profile", "cold_start")
 MEMORY_BLANKS = ("val", "test", "cold_start_profile", "cold_start")
 MERGE_BLANKS = ("val", "test", "cold_start")
-TINY = {"model": "tiny-random", "epochs": 1, "batch_size": 4, "max_length": 96,
-        "patience": 1, "max_context_messages": 1, "dropout": 0.0}
+TINY = {"model.name": "tiny-random", "optimizer.epochs": 1, "optimizer.batch_size": 4,
+        "data.max_length": 96, "early_stopping.patience": 1, "prompt.max_context_messages": 1,
+        "adapter.dropout": 0.0}
 
 
 @pytest.fixture(autouse=True)
@@ -90,11 +91,12 @@ def test_blanking_changes_what_it_should_and_keeps_the_structure(data: Path,
 
 
 def _train(strategy: str, data: Path, out: Path, **kwargs: object) -> Path:
-    from adaptcommand.training.config import TrainingConfig
-    from adaptcommand.training.runner import run_training
+    from adaptcommand.training.config import TrainingConfig, method_overrides
+    from adaptcommand.training.recipes import run_training
 
     overrides = kwargs.pop("overrides", {})
-    config = TrainingConfig.model_validate(TINY | overrides)
+    method = overrides.get("adapter.method", "lora")  # TINY's LoRA fields: not for a prefix
+    config = TrainingConfig().updated(method_overrides(TINY | overrides, method))
     run_training(strategy, config, data, out, show_progress=False, **kwargs)
     return out
 
@@ -106,10 +108,10 @@ def unified(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(("strategy", "overrides"), [
-    ("per-user", {}), ("unified", {}), ("hybrid", {}), ("cluster", {"clusters": 2}),
-    ("per-user", {"method": "prefix", "num_virtual_tokens": 4}),
-    ("per-user", {"profile": "line", "context_line": True}),
-    ("per-user", {"distill_examples_per_routine": 2, "context_line": True}),
+    ("per-user", {}), ("unified", {}), ("hybrid", {}), ("cluster", {"cluster.k": 2}),
+    ("per-user", {"adapter.method": "prefix", "adapter.num_virtual_tokens": 4}),
+    ("per-user", {"prompt.profile": "line", "prompt.context_line": True}),
+    ("per-user", {"data.distill_examples_per_routine": 2, "prompt.context_line": True}),
 ], ids=["per-user", "unified", "hybrid", "cluster", "prefix", "profile", "distilled"])
 def test_training_reads_only_train_and_val(strategy: str, overrides: dict, data: Path,
                                            unified: Path, tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_merge_profiles_never_read_an_evaluated_session(data: Path, tmp_path: Pa
         read.extend(texts)
         return _hash_embed(texts)
 
-    plans = [merging.plan_merges(source, splits, trained, targets, 2, spy)
+    plans = [merged.plan_merges(source, splits, trained, targets, 2, spy)
              for source in (data, blank)]
     assert plans[0] == plans[1]
     evaluated = {m.text for dialogues in load_split(data, "cold_start").values()

@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adaptcommand.cli import app
-from adaptcommand.data.schema import CleanDialogue, Message
-from adaptcommand.errors import AdaptCommandError
-from adaptcommand.evaluation import predictor
-from adaptcommand.evaluation.config import EvalConfig
-from adaptcommand.evaluation.memory import (
+from adaptcommand.arms.memory import (
     MEMORY_HEADER,
     Exchange,
     RetrievalMemory,
     train_exchanges,
     with_memory,
 )
+from adaptcommand.cli import app
+from adaptcommand.data.schema import CleanDialogue, Message
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.evaluation import predictor
+from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, retrieval_prompts
 from adaptcommand.evaluation.turns import Turn
 from adaptcommand.models.prompting import render_prompt

@@ -12,13 +12,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from adaptcommand.cli import app
-from adaptcommand.data.schema import CleanDialogue
-from adaptcommand.errors import AdaptCommandError
-from adaptcommand.evaluation.embeddings import encode
-from adaptcommand.models.adapters import TRAINING_RECORD, adapter_router, discover_adapters
-from adaptcommand.models.loading import load_model
-from adaptcommand.training.merging import (
+from adaptcommand.arms.merged import (
     MergePlan,
     merge_adapters,
     merge_weights,
@@ -26,6 +20,12 @@ from adaptcommand.training.merging import (
     plan_merge,
     save_merged_adapters,
 )
+from adaptcommand.cli import app
+from adaptcommand.data.schema import CleanDialogue
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.evaluation.embeddings import encode
+from adaptcommand.models.adapters import TRAINING_RECORD, adapter_router, discover_adapters
+from adaptcommand.models.loading import load_model
 
 LAYERS = [f"base_model.model.model.layers.{i}.self_attn.{m}_proj" for i in (0, 1)
           for m in ("q", "v")]
@@ -131,15 +131,16 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, s
     from adaptcommand.data.splits import SplitConfig
     from adaptcommand.data.synth import synthesize
     from adaptcommand.training.config import TrainingConfig
-    from adaptcommand.training.runner import run_training
+    from adaptcommand.training.recipes import run_training
 
     root = tmp_path_factory.mktemp("merge_e2e")
     synthesize(4, 10, 0, root / "raw")
     prepare_from_source(root / "raw", root / "data",
                         SplitConfig(cold_start_personas=1, cold_start_sessions=3))
     (cold,) = json.loads((root / "data" / "split_stats.json").read_text())["held_out_personas"]
-    config = TrainingConfig.model_validate({"model": "tiny-random", "epochs": 1, "batch_size": 4,
-                                            "max_length": 128, "patience": None})
+    config = TrainingConfig().updated({"model.name": "tiny-random", "optimizer.epochs": 1,
+                                       "optimizer.batch_size": 4, "data.max_length": 128,
+                                       "early_stopping.patience": None})
     run_training("per-user", config, root / "data", root / "per_user", show_progress=False)
     return root / "data", root / "per_user", cold
 

@@ -17,7 +17,7 @@ from adaptcommand.errors import AdaptCommandError
 from adaptcommand.models.adapters import BASE, attach_adapters, discover_adapters
 from adaptcommand.models.generation import GenerationSettings, generate
 from adaptcommand.models.loading import load_model
-from adaptcommand.training import runner
+from adaptcommand.training import recipes, runner
 from adaptcommand.training.batching import Example, pack
 from adaptcommand.training.config import TrainingConfig
 from adaptcommand.training.engine import target_losses
@@ -37,14 +37,15 @@ VIRTUAL = 4
 CPU = torch.device("cpu")
 
 
-def prefix_config(**overrides: object) -> TrainingConfig:
-    return tiny_config(**({"method": "prefix", "num_virtual_tokens": VIRTUAL, "epochs": 3,
-                           "learning_rate": 3e-2} | overrides))
+def prefix_config(overrides: dict[str, object] | None = None) -> TrainingConfig:
+    return tiny_config({"adapter.method": "prefix", "adapter.num_virtual_tokens": VIRTUAL,
+                        "optimizer.epochs": 3, "optimizer.learning_rate": 3e-2}
+                       | (overrides or {}))
 
 
 def train(data: Path, out: Path, strategy: runner.Strategy = "per-user", **kwargs: object) -> dict:
     config = kwargs.pop("config", prefix_config())
-    return runner.run_training(strategy, config, data, out, show_progress=False, **kwargs)
+    return recipes.run_training(strategy, config, data, out, show_progress=False, **kwargs)
 
 
 def wrapped(seed: int = 0) -> tuple[PeftModel, torch.nn.Parameter]:
@@ -117,7 +118,8 @@ def test_per_user_prefix_run_learns_and_saves_plain_peft_directories(tmp_path: P
         states[Path(path).name] = state
         real_save(path, state, *args)
 
-    lora = train(data, tmp_path / "lora", personas=PERSONAS[:1], config=tiny_config(epochs=1))
+    lora = train(data, tmp_path / "lora", personas=PERSONAS[:1],
+                 config=tiny_config({"optimizer.epochs": 1}))
     monkeypatch.setattr(runner, "save_adapter", spy)
     summary = train(data, out, personas=PERSONAS[:2])
     assert summary["adapters_done"] == 2 and list(states) == PERSONAS[:2]
@@ -149,43 +151,48 @@ def test_per_user_prefix_run_learns_and_saves_plain_peft_directories(tmp_path: P
 
 def test_early_stopping_keeps_the_best_epoch_s_weights(tmp_path: Path) -> None:
     data = make_data(tmp_path)
-    flat = {"lr_scheduler": "constant_with_warmup", "warmup_ratio": 0.0}  # epochs-independent
+    constant = {"optimizer.lr_scheduler": "constant_with_warmup",
+                "optimizer.warmup_ratio": 0.0}  # epochs-independent
     # min_delta so large that no later epoch counts as better: epoch 1 is best, stop after 2.
     stopped = train(data, tmp_path / "stopped", personas=PERSONAS[:1],
-                    config=prefix_config(epochs=3, patience=1, min_delta=100.0, **flat))
+                    config=prefix_config({"optimizer.epochs": 3, "early_stopping.patience": 1,
+                                         "early_stopping.min_delta": 100.0, **constant}))
     record = stopped["adapters"][PERSONAS[0]]
     assert (record["epochs_run"], record["best_epoch"], record["stopped_early"]) == (2, 1, True)
-    train(data, tmp_path / "one", personas=PERSONAS[:1], config=prefix_config(epochs=1, **flat))
+    train(data, tmp_path / "one", personas=PERSONAS[:1],
+          config=prefix_config({"optimizer.epochs": 1, **constant}))
     assert ((tmp_path / "stopped" / PERSONAS[0] / WEIGHTS_FILE).read_bytes()
             == (tmp_path / "one" / PERSONAS[0] / WEIGHTS_FILE).read_bytes())
 
 
 def test_hybrid_prefix_starts_from_the_unified_prefix(tmp_path: Path) -> None:
     data = make_data(tmp_path)
-    train(data, tmp_path / "unified", "unified", config=prefix_config(epochs=1))
+    train(data, tmp_path / "unified", "unified", config=prefix_config({"optimizer.epochs": 1}))
     start = load_file(tmp_path / "unified" / "unified" / WEIGHTS_FILE)["prompt_embeddings"]
     # A vanishing learning rate: each hybrid adapter must still hold the unified weights.
     train(data, tmp_path / "hybrid", "hybrid", personas=PERSONAS[:2],
           init_from=tmp_path / "unified" / "unified",
-          config=prefix_config(epochs=1, learning_rate=1e-12))
+          config=prefix_config({"optimizer.epochs": 1, "optimizer.learning_rate": 1e-12}))
     for persona in PERSONAS[:2]:
         weights = load_file(tmp_path / "hybrid" / persona / WEIGHTS_FILE)["prompt_embeddings"]
         assert torch.allclose(weights, start, atol=1e-6)
-    fresh = train(data, tmp_path / "fresh", personas=PERSONAS[:1], config=prefix_config(epochs=1))
+    fresh = train(data, tmp_path / "fresh", personas=PERSONAS[:1],
+                  config=prefix_config({"optimizer.epochs": 1}))
     assert fresh["adapters_done"] == 1
     fresh_weights = load_file(tmp_path / "fresh" / PERSONAS[0] / WEIGHTS_FILE)["prompt_embeddings"]
     assert not torch.allclose(fresh_weights, start, atol=1e-2)
 
-    train(data, tmp_path / "lora", "unified", config=tiny_config(epochs=1))
+    train(data, tmp_path / "lora", "unified", config=tiny_config({"optimizer.epochs": 1}))
     with pytest.raises(AdaptCommandError, match="cannot start a method 'prefix' run"):
         load_adapter(tmp_path / "lora" / "unified", prefix_config())
     with pytest.raises(AdaptCommandError, match="num_virtual_tokens"):
-        load_adapter(tmp_path / "unified" / "unified", prefix_config(num_virtual_tokens=8))
+        load_adapter(tmp_path / "unified" / "unified",
+                     prefix_config({"adapter.num_virtual_tokens": 8}))
 
 
 def test_rerun_skips_finished_prefix_adapters(tmp_path: Path, monkeypatch) -> None:
     data, out = make_data(tmp_path), tmp_path / "out"
-    config = prefix_config(epochs=1)
+    config = prefix_config({"optimizer.epochs": 1})
     saved = crash_after_first_save(monkeypatch)
     with pytest.raises(RuntimeError, match="killed"):
         train(data, out, config=config)
@@ -199,7 +206,8 @@ def test_rerun_skips_finished_prefix_adapters(tmp_path: Path, monkeypatch) -> No
 
 def test_mixed_prefix_adapters_generate_as_each_alone(tmp_path: Path) -> None:
     data, out = make_data(tmp_path), tmp_path / "out"
-    train(data, out, personas=PERSONAS[:2], config=prefix_config(epochs=1, learning_rate=0.3))
+    train(data, out, personas=PERSONAS[:2], config=prefix_config({"optimizer.epochs": 1,
+                                                                  "optimizer.learning_rate": 0.3}))
     loaded = load_model("tiny-random", device="cpu")
     model = attach_adapters(loaded.model, discover_adapters(out))
     tokenizer = loaded.tokenizer
@@ -227,7 +235,8 @@ def test_mixed_prefix_adapters_generate_as_each_alone(tmp_path: Path) -> None:
 
 def test_eval_cli_runs_prefix_adapters(tmp_path: Path) -> None:
     data, out = make_data(tmp_path), tmp_path / "adapters"
-    train(data, out, personas=PERSONAS[:1], config=prefix_config(epochs=1, learning_rate=0.3))
+    train(data, out, personas=PERSONAS[:1], config=prefix_config({"optimizer.epochs": 1,
+                                                                  "optimizer.learning_rate": 0.3}))
     common = ["--data", str(data), "--skip-assistant-turns", "0", "--model", "tiny-random",
               "--personas", ",".join(PERSONAS[:2]),
               "--set", "generation.max_new_tokens=6", "--set", "evaluation.bootstrap_resamples=20"]

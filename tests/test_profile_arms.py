@@ -17,7 +17,7 @@ from adaptcommand.evaluation.runs import Scope, adapter_settings, evaluate_arm, 
 from adaptcommand.models.profile_prompt import read_persona_profiles
 from adaptcommand.routines.mining import mine_profiles
 from adaptcommand.training import examples as examples_module
-from adaptcommand.training import runner
+from adaptcommand.training import recipes
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 from test_training_runner import tiny_config
 
@@ -39,10 +39,11 @@ def test_train_and_eval_render_identical_profile_prompts(
     tmp_path: Path, synthetic_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trained = recording(monkeypatch, examples_module)
-    config = tiny_config(profile="line", context_line=True, distill_examples_per_routine=2,
-                         epochs=1, max_length=256)
+    config = tiny_config({"prompt.profile": "line", "prompt.context_line": True,
+                          "data.distill_examples_per_routine": 2, "optimizer.epochs": 1,
+                          "data.max_length": 256})
     out = tmp_path / "adapters"
-    runner.run_training("unified", config, synthetic_data, out, show_progress=False)
+    recipes.run_training("unified", config, synthetic_data, out, show_progress=False)
 
     train = load_split(synthetic_data, "train")
     assert read_persona_profiles(out) == mine_profiles(train)  # train split only
@@ -125,9 +126,9 @@ def test_distilled_examples_ignore_truth_routines_and_held_out_sessions(
     nothing in the profiles or the distilled dialogues."""
     import shutil
 
+    from adaptcommand.arms.distilled import distilled_for
     from adaptcommand.data.io import load_splits
     from adaptcommand.fileio import read_jsonl, write_jsonl_atomic
-    from adaptcommand.training.distill import distilled_for
 
     copy = tmp_path / "data"
     shutil.copytree(synthetic_data, copy)

@@ -7,13 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from adaptcommand.data.schema import CleanDialogue, Message, SessionMeta
-from adaptcommand.evaluation.actions import extract_actions
-from adaptcommand.evaluation.personal_values import is_implicit_request
-from adaptcommand.models.profile_prompt import profile_text
-from adaptcommand.models.prompting import ProfileText, build_chat, profile_line
-from adaptcommand.routines.profile import MinedRoutine, UserProfile
-from adaptcommand.training.distill import (
+from adaptcommand.arms.distilled import (
     CONTEXT_REQUESTS,
     IMPLICIT_REQUESTS,
     ReplyStyle,
@@ -21,6 +15,12 @@ from adaptcommand.training.distill import (
     reply_style,
     routine_label,
 )
+from adaptcommand.data.schema import CleanDialogue, Message, SessionMeta
+from adaptcommand.evaluation.actions import extract_actions
+from adaptcommand.evaluation.personal_values import is_implicit_request
+from adaptcommand.models.profile_prompt import profile_text
+from adaptcommand.models.prompting import ProfileText, build_chat, profile_line
+from adaptcommand.routines.profile import MinedRoutine, UserProfile
 
 EVENING = {"time_of_day": "evening", "day_of_week": "weekday"}
 META = {"time_of_day": "evening", "day_of_week": "weekday", "sun_phase": "after_sunset",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from adaptcommand.config import load_config
 from adaptcommand.errors import DataError
@@ -18,6 +19,7 @@ from adaptcommand.training.config import (
     TrainingConfig,
     config_hash,
     dotted_overrides,
+    method_overrides,
 )
 from adaptcommand.training.runner import pinned_config_hash
 
@@ -89,20 +91,35 @@ def test_an_adapter_section_holds_only_its_methods_fields(tmp_path: Path) -> Non
         load_config(path, TrainingConfig)
 
 
-def test_updated_and_model_copy_route_keys_to_their_sections() -> None:
+def test_updated_routes_dotted_keys_and_flat_ones_with_a_warning() -> None:
     config = TrainingConfig().updated({"optimizer.epochs": 2, "throughput.adapters_per_step": 3})
     assert config.optimizer.epochs == 2 and config.throughput.adapters_per_step == 3
-    with pytest.warns(DeprecationWarning, match="adapters_per_step"):
-        copied = config.model_copy(update={"adapters_per_step": 1})
+    with pytest.warns(DeprecationWarning, match="adapters_per_step -> throughput.adapters_per"):
+        copied = config.updated({"adapters_per_step": 1})
     assert copied.throughput.adapters_per_step == 1 and copied.optimizer.epochs == 2
     assert config.model_copy(update={"seed": 4}).seed == 4
 
 
-def test_a_flat_field_read_warns_and_names_its_place() -> None:
-    with pytest.warns(DeprecationWarning, match=r"TrainingConfig.epochs is .*optimizer.epochs"):
-        assert TrainingConfig().epochs == 5
+def test_a_flat_field_name_is_no_attribute() -> None:
+    """Flat names load (files, mappings, --set) but are not attributes: code reads sections."""
+    with pytest.raises(AttributeError):
+        _ = TrainingConfig().epochs
     with pytest.raises(AttributeError):
         _ = TrainingConfig().no_such_field
+
+
+def test_plan_overrides_drop_only_the_other_methods_adapter_fields() -> None:
+    shared = {"adapter.r": 2, "adapter.num_virtual_tokens": 3, "optimizer.epochs": 1}
+    prefix = TrainingConfig().updated(method_overrides(
+        {**shared, "adapter.method": "prefix"}, "prefix"))
+    assert prefix.adapter == PrefixSettings(num_virtual_tokens=3)
+    assert prefix.optimizer.epochs == 1
+    lora = TrainingConfig().updated(method_overrides(shared, "lora"))
+    assert lora.adapter == LoraSettings(r=2)
+    with pytest.raises(ValidationError, match="rr"):  # a typo is not dropped: it is refused
+        TrainingConfig().updated(method_overrides({"adapter.rr": 2}, "lora"))
+    with pytest.warns(DeprecationWarning, match="epochs -> optimizer.epochs"):
+        assert method_overrides({"epochs": 2, "r": 2}, "prefix") == {"optimizer.epochs": 2}
 
 
 def test_a_run_hashed_with_an_ignored_field_keeps_its_pinned_hash(tmp_path: Path) -> None:

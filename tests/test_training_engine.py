@@ -84,16 +84,20 @@ def synthetic_sessions(n: int, seed: int) -> list[Example]:
     return examples
 
 
-def engine_config(**overrides: object) -> TrainingConfig:
-    base = {"r": 4, "alpha": 8, "dropout": 0.0, "learning_rate": 2e-2, "epochs": 3,
-            "batch_size": 2, "patience": None, "adapters_per_step": 2, "seed": 3,
-            "length_bucket_batches": 2, "warmup_ratio": 0.2, "pack_padding_slack": 100.0}
-    return TrainingConfig.model_validate(base | overrides)
+def engine_config(overrides: dict[str, object] | None = None) -> TrainingConfig:
+    """The engine tests' config; `overrides` are dotted (`{"optimizer.epochs": 1}`)."""
+    base = {"adapter.r": 4, "adapter.alpha": 8, "adapter.dropout": 0.0,
+            "optimizer.learning_rate": 2e-2, "optimizer.epochs": 3, "optimizer.batch_size": 2,
+            "early_stopping.patience": None, "throughput.adapters_per_step": 2, "seed": 3,
+            "data.length_bucket_batches": 2, "optimizer.warmup_ratio": 0.2,
+            "throughput.pack_padding_slack": 100.0}
+    return TrainingConfig().updated(base | (overrides or {}))
 
 
 def run_engine(model: LlamaForCausalLM, jobs: list[AdapterJob],
                config: TrainingConfig) -> dict[str, AdapterResult]:
-    lora = MultiLora(model, config.target_modules, config.r, config.alpha, config.dropout)
+    adapter = config.adapter
+    lora = MultiLora(model, adapter.target_modules, adapter.r, adapter.alpha, adapter.dropout)
     results: dict[str, AdapterResult] = {}
     train_adapters(model, lora, jobs, config, lambda r: results.__setitem__(r.name, r))
     return results
@@ -107,30 +111,32 @@ def peft_solo(base: LlamaForCausalLM, job: AdapterJob,
     """The usual loop: PEFT model, its own HF loss, AdamW, clipping, HF schedule, same batches.
 
     Returns per-epoch train losses, val losses and LoRA weights (PEFT's saved key names)."""
-    init = MultiLora(copy.deepcopy(base), config.target_modules, config.r, config.alpha, 0.0)
+    adapter, optimizer_settings = config.adapter, config.optimizer
+    init = MultiLora(copy.deepcopy(base), adapter.target_modules, adapter.r, adapter.alpha, 0.0)
     init.add_adapter(job.name, config.seed)
     model = get_peft_model(copy.deepcopy(base), LoraConfig(
-        r=config.r, lora_alpha=config.alpha, target_modules=config.target_modules,
+        r=adapter.r, lora_alpha=adapter.alpha, target_modules=adapter.target_modules,
         lora_dropout=0.0))
     set_peft_model_state_dict(model, init.state_of(job.name))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    planned = planned_steps(job.train, config.batch_size, config.seed, job.name, config.epochs,
-                            config.length_bucket_batches)
-    scheduler = get_scheduler(config.lr_scheduler, optimizer,
-                              math.ceil(planned * config.warmup_ratio), planned)
+    optimizer = torch.optim.AdamW(params, lr=optimizer_settings.learning_rate,
+                                  weight_decay=optimizer_settings.weight_decay)
+    batch_size, epochs = optimizer_settings.batch_size, optimizer_settings.epochs
+    planned = planned_steps(job.train, batch_size, config.seed, job.name, epochs,
+                            config.data.length_bucket_batches)
+    scheduler = get_scheduler(optimizer_settings.lr_scheduler, optimizer,
+                              math.ceil(planned * optimizer_settings.warmup_ratio), planned)
     train_losses, val_losses, states = [], [], []
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         model.train()
         losses = []
-        for group in epoch_batches(job.train, config.batch_size, config.seed, job.name, epoch,
-                                   config.length_bucket_batches):
+        for group in epoch_batches(job.train, batch_size, config.seed, job.name, epoch,
+                                   config.data.length_bucket_batches):
             batch = pack([group], torch.device("cpu"))
             loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                          labels=batch.labels).loss
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(params, optimizer_settings.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
@@ -164,7 +170,7 @@ def test_engine_matches_training_each_adapter_alone_with_peft(sessions: bool) ->
         train_losses, val_losses, states = peft_solo(base, job, config)
         got = results[job.name]
         assert got.steps == planned_steps(job.train, 2, config.seed, job.name, 3,
-                                          config.length_bucket_batches)
+                                          config.data.length_bucket_batches)
         if not sessions:
             assert got.steps == math.ceil(len(job.train) / 2) * 3
         assert got.train_loss == pytest.approx(train_losses, abs=1e-5)
@@ -179,11 +185,14 @@ def test_engine_matches_training_each_adapter_alone_with_peft(sessions: bool) ->
 
 def test_engine_results_do_not_depend_on_packing() -> None:
     base = tiny_model()
-    alone = run_engine(copy.deepcopy(base), make_jobs(), engine_config(adapters_per_step=1))
-    packed = run_engine(copy.deepcopy(base), make_jobs(), engine_config(adapters_per_step=3))
+    alone = run_engine(copy.deepcopy(base), make_jobs(),
+                       engine_config({"throughput.adapters_per_step": 1}))
+    packed = run_engine(copy.deepcopy(base), make_jobs(),
+                        engine_config({"throughput.adapters_per_step": 3}))
     steps: list[int] = []  # adapters per step under a token budget that fits one or two
-    budget = engine_config(adapters_per_step=3, max_tokens_per_step=60)
-    lora = MultiLora(budgeted := copy.deepcopy(base), budget.target_modules, 4, 8, 0.0)
+    budget = engine_config({"throughput.adapters_per_step": 3,
+                            "throughput.max_tokens_per_step": 60})
+    lora = MultiLora(budgeted := copy.deepcopy(base), budget.adapter.target_modules, 4, 8, 0.0)
     capped: dict[str, AdapterResult] = {}
     train_adapters(budgeted, lora, make_jobs(), budget, lambda r: capped.__setitem__(r.name, r),
                    lambda report: steps.append(len(report.losses)))
@@ -222,8 +231,9 @@ def test_early_stopped_adapter_keeps_its_best_weights() -> None:
     # Targets in val contradict train targets, so val loss rises once training bites.
     job = AdapterJob("p0", synthetic_examples(8, seed=0, prefix=()),
                      synthetic_examples(4, seed=5, prefix=()))
-    result = run_engine(copy.deepcopy(base), [job], engine_config(epochs=6, patience=1,
-                                                                  learning_rate=5e-2))
+    result = run_engine(copy.deepcopy(base), [job],
+                        engine_config({"optimizer.epochs": 6, "early_stopping.patience": 1,
+                                       "optimizer.learning_rate": 5e-2}))
     assert result["p0"].stopped_early
     epochs_run = len(result["p0"].val_loss)
     assert epochs_run < 6 and result["p0"].best_epoch == epochs_run - 1
@@ -237,7 +247,7 @@ def test_exported_adapter_loads_in_peft_with_identical_logits(tmp_path) -> None:
     from adaptcommand.training.export import lora_config, save_adapter
 
     base = tiny_model()
-    config = engine_config(epochs=1)
+    config = engine_config({"optimizer.epochs": 1})
     results = run_engine(copy.deepcopy(base), make_jobs()[:2], config)
     for name, result in results.items():
         save_adapter(tmp_path / name, result.state, lora_config(config, "tiny"), result.record())
@@ -245,7 +255,8 @@ def test_exported_adapter_loads_in_peft_with_identical_logits(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p0", "p1"]  # no temp dirs left
 
     engine_model = copy.deepcopy(base)
-    lora = MultiLora(engine_model, config.target_modules, config.r, config.alpha, 0.0)
+    adapter = config.adapter
+    lora = MultiLora(engine_model, adapter.target_modules, adapter.r, adapter.alpha, 0.0)
     for name, result in results.items():
         lora.add_adapter(name, config.seed, result.state)
     batch = pack([synthetic_examples(2, seed=20), synthetic_examples(2, seed=21)],
@@ -368,10 +379,11 @@ def test_batches_hold_at_most_batch_size_replies() -> None:
 
 
 def test_adapters_per_step_auto_is_one_on_cpu_and_eight_on_a_gpu() -> None:
-    auto = TrainingConfig(adapters_per_step=None)
+    auto = TrainingConfig().updated({"throughput.adapters_per_step": None})
     assert adapters_per_step(auto, torch.device("cpu")) == 1
     assert adapters_per_step(auto, torch.device("cuda")) == 8
-    assert adapters_per_step(TrainingConfig(adapters_per_step=3), torch.device("cpu")) == 3
+    three = TrainingConfig().updated({"throughput.adapters_per_step": 3})
+    assert adapters_per_step(three, torch.device("cpu")) == 3
 
 
 def test_dropout_masks_are_each_adapter_s_own(monkeypatch) -> None:
@@ -379,16 +391,17 @@ def test_dropout_masks_are_each_adapter_s_own(monkeypatch) -> None:
     alone, trained with a subset or after other draws from torch's global generator; and the same
     up to float rounding whether its shared prefix runs once or inside the full pass."""
     base = tiny_model()
-    config = engine_config(dropout=0.05, epochs=2)
-    alone = run_engine(copy.deepcopy(base), make_jobs(), config.model_copy(
-        update={"adapters_per_step": 1}))
+    config = engine_config({"adapter.dropout": 0.05, "optimizer.epochs": 2})
+    alone = run_engine(copy.deepcopy(base), make_jobs(), config.updated(
+        {"throughput.adapters_per_step": 1}))
     torch.manual_seed(123)  # the process-wide generator plays no part
-    subset = run_engine(copy.deepcopy(base), make_jobs()[1:], config.model_copy(
-        update={"adapters_per_step": 1}))
-    packed = run_engine(copy.deepcopy(base), make_jobs(), config.model_copy(
-        update={"adapters_per_step": 3}))
-    no_dropout = run_engine(copy.deepcopy(base), make_jobs(), engine_config(adapters_per_step=1,
-                                                                            epochs=2))
+    subset = run_engine(copy.deepcopy(base), make_jobs()[1:], config.updated(
+        {"throughput.adapters_per_step": 1}))
+    packed = run_engine(copy.deepcopy(base), make_jobs(), config.updated(
+        {"throughput.adapters_per_step": 3}))
+    no_dropout = run_engine(copy.deepcopy(base), make_jobs(),
+                            engine_config({"throughput.adapters_per_step": 1,
+                                           "optimizer.epochs": 2}))
     monkeypatch.setattr(engine, "MIN_SHARED_PREFIX", 10**6)  # every row's prefix in full
     full_pass = run_engine(copy.deepcopy(base), make_jobs(), config)
     for name, result in alone.items():
@@ -424,8 +437,9 @@ def test_packed_run_saves_the_same_adapter_files_as_one_adapter_per_step(
     data = make_data(tmp_path)
     files = {}
     for per_step in (1, 3):
-        config = tiny_config(adapters_per_step=per_step, pack_padding_slack=100.0)
-        assert config.dropout == TrainingConfig().dropout == 0.05
+        config = tiny_config({"throughput.adapters_per_step": per_step,
+                              "throughput.pack_padding_slack": 100.0})
+        assert config.adapter.dropout == TrainingConfig().adapter.dropout == 0.05
         train(data, tmp_path / str(per_step), config=config)
         files[per_step] = [(tmp_path / str(per_step) / p / WEIGHTS_FILE).read_bytes()
                            for p in PERSONAS]

@@ -8,7 +8,7 @@ import pytest
 
 from adaptcommand.training.export import WEIGHTS_FILE
 from adaptcommand.training.ray_executor import shard
-from adaptcommand.training.runner import run_training
+from adaptcommand.training.recipes import run_training
 from test_training_engine import single_thread  # noqa: F401  (autouse: bitwise equality)
 from test_training_runner import PERSONAS, make_data, tiny_config
 
@@ -31,7 +31,7 @@ def test_ray_workers_train_the_same_adapters_as_a_local_run(tmp_path: Path, loca
     """At the default dropout, byte for byte: an adapter's randomness is its own, whichever
     worker trains it (packed or not: on a CPU, packing changes no bit)."""
     data = make_data(tmp_path)
-    config = tiny_config(epochs=1, adapters_per_step=1)
+    config = tiny_config({"optimizer.epochs": 1, "throughput.adapters_per_step": 1})
     assert config.adapter.dropout == 0.05
     summary = run_training("per-user", config, data, tmp_path / "ray", executor="ray",
                            show_progress=False)

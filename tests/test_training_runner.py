@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from adaptcommand.cli import app
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
-from adaptcommand.training import runner
+from adaptcommand.training import recipes, runner
 from adaptcommand.training.config import LoraSettings, TrainingConfig
 from adaptcommand.training.export import RECORD_FILE, WEIGHTS_FILE, save_adapter
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
@@ -42,16 +42,18 @@ def make_data(root: Path) -> Path:
     return data
 
 
-def tiny_config(**overrides: object) -> TrainingConfig:
-    base = {"model": "tiny-random", "epochs": 2, "batch_size": 2, "max_length": 96,
-            "adapters_per_step": 2, "learning_rate": 1e-2, "patience": None}
-    return TrainingConfig.model_validate(base | overrides)
+def tiny_config(overrides: dict[str, object] | None = None) -> TrainingConfig:
+    """A tiny-model config; `overrides` are dotted (`{"optimizer.epochs": 1}`)."""
+    base = {"model.name": "tiny-random", "optimizer.epochs": 2, "optimizer.batch_size": 2,
+            "data.max_length": 96, "throughput.adapters_per_step": 2,
+            "optimizer.learning_rate": 1e-2, "early_stopping.patience": None}
+    return TrainingConfig().updated(base | (overrides or {}))
 
 
 def train(data: Path, out: Path, strategy: runner.Strategy = "per-user",
           **kwargs: object) -> dict:
     config = kwargs.pop("config", tiny_config())
-    return runner.run_training(strategy, config, data, out, show_progress=False, **kwargs)
+    return recipes.run_training(strategy, config, data, out, show_progress=False, **kwargs)
 
 
 def test_per_user_run_writes_adapters_summary_and_manifest(tmp_path: Path) -> None:
@@ -79,10 +81,12 @@ def test_per_user_run_writes_adapters_summary_and_manifest(tmp_path: Path) -> No
 def test_same_seed_gives_byte_identical_adapters(tmp_path: Path) -> None:
     data = make_data(tmp_path)
     for out in ("a", "b"):
-        train(data, tmp_path / out, personas=["persona_002"], config=tiny_config(epochs=1))
+        train(data, tmp_path / out, personas=["persona_002"],
+              config=tiny_config({"optimizer.epochs": 1}))
     weights = [(tmp_path / out / "persona_002" / WEIGHTS_FILE).read_bytes() for out in "ab"]
     assert weights[0] == weights[1]
-    train(data, tmp_path / "c", personas=["persona_002"], config=tiny_config(epochs=1, seed=1))
+    train(data, tmp_path / "c", personas=["persona_002"],
+          config=tiny_config({"optimizer.epochs": 1, "seed": 1}))
     assert (tmp_path / "c" / "persona_002" / WEIGHTS_FILE).read_bytes() != weights[0]
 
 
@@ -115,7 +119,7 @@ def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch
     data, out = make_data(tmp_path), tmp_path / "out"
     saved = crash_after_first_save(monkeypatch)
     with pytest.raises(RuntimeError, match="killed"):
-        train(data, out, config=tiny_config(adapters_per_step=1))
+        train(data, out, config=tiny_config({"throughput.adapters_per_step": 1}))
     first = out / saved[0] / WEIGHTS_FILE
     before = first.read_bytes()
     assert json.loads((out / "training_summary.json").read_text())["adapters_done"] == 1
@@ -126,7 +130,7 @@ def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch
     (out / ".persona_001.x1y2.tmp").mkdir()  # what a kill -9 inside atomic_dir leaves
 
     record_saves(monkeypatch, saved)
-    summary = train(data, out, config=tiny_config(adapters_per_step=1))
+    summary = train(data, out, config=tiny_config({"throughput.adapters_per_step": 1}))
     assert saved[1:] == [p for p in PERSONAS if p != saved[0]]  # the finished one is skipped
     assert first.read_bytes() == before
     assert summary["adapters_done"] == 3 and not list(out.glob(".*"))
@@ -134,19 +138,21 @@ def test_rerun_after_a_crash_skips_finished_adapters(tmp_path: Path, monkeypatch
 
 def test_changed_config_is_refused_unless_forced(tmp_path: Path) -> None:
     data, out = make_data(tmp_path), tmp_path / "out"
-    train(data, out, personas=["persona_000"], config=tiny_config(epochs=1))
+    train(data, out, personas=["persona_000"], config=tiny_config({"optimizer.epochs": 1}))
     with pytest.raises(AdaptCommandError, match="config_hash"):
-        train(data, out, personas=["persona_000"], config=tiny_config(epochs=2))
+        train(data, out, personas=["persona_000"], config=tiny_config({"optimizer.epochs": 2}))
     # throughput-only knobs may change on resume; other personas may be added
-    train(data, out, personas=["persona_001"], config=tiny_config(epochs=1, adapters_per_step=5))
-    summary = train(data, out, personas=["persona_000"], config=tiny_config(epochs=2),
+    train(data, out, personas=["persona_001"],
+          config=tiny_config({"optimizer.epochs": 1, "throughput.adapters_per_step": 5}))
+    summary = train(data, out, personas=["persona_000"],
+                    config=tiny_config({"optimizer.epochs": 2}),
                     force=True)
     assert summary["adapters"]["persona_000"]["steps"] == 6  # retrained with 2 epochs
     splits = json.loads((data / "edgesplits.json").read_text())
     splits["persona_000"]["test"] = []  # any change of the split file
     write_json_atomic(data / "edgesplits.json", splits)
     with pytest.raises(AdaptCommandError, match="data_fingerprint"):
-        train(data, out, personas=["persona_000"], config=tiny_config(epochs=2))
+        train(data, out, personas=["persona_000"], config=tiny_config({"optimizer.epochs": 2}))
 
 
 def test_unified_then_hybrid_starts_from_the_unified_weights(tmp_path: Path) -> None:
@@ -159,13 +165,23 @@ def test_unified_then_hybrid_starts_from_the_unified_weights(tmp_path: Path) -> 
     start = load_file(tmp_path / "uni" / "unified" / WEIGHTS_FILE)
     # a learning rate too small to move the weights: each hybrid adapter stays at its start
     train(data, tmp_path / "hyb", strategy="hybrid", init_from=tmp_path / "uni" / "unified",
-          personas=["persona_002"], config=tiny_config(learning_rate=1e-12))
+          personas=["persona_002"], config=tiny_config({"optimizer.learning_rate": 1e-12}))
     hybrid = load_file(tmp_path / "hyb" / "persona_002" / WEIGHTS_FILE)
     assert any(t.abs().sum() > 0 for k, t in start.items() if "lora_B" in k)
     for key, tensor in start.items():
         torch.testing.assert_close(hybrid[key], tensor, atol=1e-6, rtol=0)
     with pytest.raises(AdaptCommandError, match="init-from"):
         train(data, tmp_path / "hyb2", strategy="hybrid")
+
+
+def test_a_strategy_is_one_of_the_recipes_and_only_hybrid_takes_a_start(tmp_path: Path) -> None:
+    data, out = make_data(tmp_path), tmp_path / "out"
+    with pytest.raises(AdaptCommandError, match="unknown strategy 'nope'.*per-user, unified"):
+        train(data, out, strategy="nope")  # type: ignore[arg-type]
+    with pytest.raises(AdaptCommandError, match="only used by --strategy hybrid"):
+        train(data, out, strategy="per-user", init_from=tmp_path)
+    assert not out.exists()  # refused before anything is written
+    assert set(recipes.RECIPES) | {"hybrid"} == {"per-user", "unified", "hybrid", "cluster"}
 
 
 def test_cli_trains_with_overrides_and_reports_errors(tmp_path: Path) -> None:
@@ -175,15 +191,15 @@ def test_cli_trains_with_overrides_and_reports_errors(tmp_path: Path) -> None:
     def cli(*sets: str) -> list[str]:
         args = ["train", "--strategy", "per-user", "--config", str(config), "--data", str(data),
                 "--out", str(out), "--model", "tiny-random", "--personas", "persona_001",
-                "--set", "max_length=96", "--set", "patience=null"]
+                "--set", "data.max_length=96", "--set", "early_stopping.patience=null"]
         return args + [part for s in sets for part in ("--set", s)]
 
-    result = CliRunner().invoke(app, cli("epochs=1"))
+    result = CliRunner().invoke(app, cli("optimizer.epochs=1"))
     assert result.exit_code == 0, result.output
     assert "1/1 adapters" in result.output
     record = json.loads((out / "persona_001" / RECORD_FILE).read_text())
     assert record["epochs_run"] == 1 and record["steps"] == 2  # 6 examples, batch 4
-    refused = CliRunner().invoke(app, cli("epochs=2"))
+    refused = CliRunner().invoke(app, cli("optimizer.epochs=2"))
     assert isinstance(refused.exception, AdaptCommandError)
     assert "config_hash" in str(refused.exception)
     unknown = CliRunner().invoke(app, cli("lr=1"))
@@ -208,7 +224,8 @@ def test_short_per_user_training_lowers_that_personas_val_loss_on_the_embedded_m
     from adaptcommand.training.examples import build_examples, turn_terminator
 
     data, out = make_data(tmp_path), tmp_path / "out"
-    config = tiny_config(model="embedded", epochs=2, learning_rate=1e-3, max_length=256)
+    config = tiny_config({"model.name": "embedded", "optimizer.epochs": 2,
+                          "optimizer.learning_rate": 1e-3, "data.max_length": 256})
     summary = train(data, out, personas=["persona_001"], config=config)
     record = summary["adapters"]["persona_001"]
 
@@ -234,7 +251,7 @@ def test_an_adapter_does_not_depend_on_what_else_the_run_trains(tmp_path: Path) 
     """At the default dropout, one adapter per step (the CPU default): the same file, byte for
     byte, whether trained with every persona or alone (--personas)."""
     data = make_data(tmp_path)
-    config = tiny_config(adapters_per_step=1)
+    config = tiny_config({"throughput.adapters_per_step": 1})
     assert config.adapter.dropout == TrainingConfig().adapter.dropout == 0.05
     train(data, tmp_path / "all", config=config)
     train(data, tmp_path / "one", personas=["persona_002"], config=config)
@@ -248,7 +265,7 @@ def test_killed_unified_run_resumes_from_its_last_epoch_checkpoint(tmp_path: Pat
     from adaptcommand.training.checkpoints import CHECKPOINTS_DIR
 
     data = make_data(tmp_path)
-    config = tiny_config(epochs=3)  # 9 steps an epoch
+    config = tiny_config({"optimizer.epochs": 3})  # 9 steps an epoch
     train(data, tmp_path / "whole", strategy="unified", config=config)
     steps: list[str] = []
 

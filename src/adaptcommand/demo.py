@@ -22,6 +22,7 @@ from rich.console import Console
 
 from adaptcommand.arms import ALL_ARMS, CORE, Arm, resolve_arms
 from adaptcommand.arms.arm import COLD_START
+from adaptcommand.arms.merged import merge_adapters
 from adaptcommand.data.io import DIALOGUES_FILE
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
@@ -31,6 +32,7 @@ from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.probe import run_probe
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
 from adaptcommand.fileio import atomic_path, write_text_atomic
+from adaptcommand.models.adapters import UNIFIED
 from adaptcommand.report.build import build_report
 from adaptcommand.routines.profile import PROFILES_FILE
 from adaptcommand.routines.run import mine_data
@@ -42,9 +44,8 @@ from adaptcommand.study_summary import (
     study_figure,
     study_markdown,
 )
-from adaptcommand.training.config import TrainingConfig
-from adaptcommand.training.merging import merge_adapters
-from adaptcommand.training.runner import UNIFIED, run_training
+from adaptcommand.training.config import TrainingConfig, method_overrides
+from adaptcommand.training.recipes import run_training
 
 # The small plan shortens the prompt: on a CPU every prompt token costs training time, and a
 # long system prompt would be most of each example.
@@ -66,9 +67,9 @@ class DemoPlan:
     personas: int  # trained users
     sessions: int
     model: str
-    training: dict[str, Any]  # TrainingConfig fields shared by every arm
+    training: dict[str, Any]  # dotted TrainingConfig overrides shared by every arm
     evaluation: dict[str, Any]  # dotted EvalConfig overrides
-    arm_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-arm extras
+    arm_training: dict[str, dict[str, Any]] = field(default_factory=dict)  # per arm, dotted
     cold_start_personas: int = 0  # new users held out of all training (cold-start arms)
     cold_start_sessions: int = 10  # their sessions after the profile ones, evaluated
     cold_start_profile_sessions: int = 3  # their first sessions: all a new-user arm may read
@@ -80,25 +81,27 @@ class DemoPlan:
 
     @classmethod
     def small(cls) -> DemoPlan:
-        prompt = {"system_prompt": SHORT_SYSTEM_PROMPT, "max_context_messages": 3}
+        prompt = {"prompt.system_prompt": SHORT_SYSTEM_PROMPT, "prompt.max_context_messages": 3}
         return cls(
             personas=4,
             sessions=16,
             model="embedded",
-            training={"epochs": 1, "max_length": 256, "patience": None, "learning_rate": 1e-3,
+            training={"optimizer.epochs": 1, "data.max_length": 256,
+                      "early_stopping.patience": None, "optimizer.learning_rate": 1e-3,
                       **prompt},
             # A per-user adapter sees only its own user's sessions: give it a second epoch;
             # a prefix has no base-weight update to lean on, it needs a higher rate.
-            arm_training={"per-user": {"epochs": 2}, "hybrid": {"epochs": 2},
-                          "prefix-unified": {"learning_rate": 1e-2},
-                          "prefix-per-user": {"epochs": 2, "learning_rate": 1e-2},
-                          "cluster": {"clusters": 2}},
+            arm_training={"per-user": {"optimizer.epochs": 2},
+                          "hybrid": {"optimizer.epochs": 2},
+                          "prefix-unified": {"optimizer.learning_rate": 1e-2},
+                          "prefix-per-user": {"optimizer.epochs": 2,
+                                              "optimizer.learning_rate": 1e-2},
+                          "cluster": {"cluster.k": 2}},
             cold_start_personas=3,
             cold_start_sessions=4,
             # Evaluate from the second assistant turn on: more turns for the same sessions.
             evaluation={"generation.max_new_tokens": 40, "generation.batch_size": 16,
-                        "evaluation.skip_assistant_turns": 1,
-                        **{f"prompt.{k}": v for k, v in prompt.items()}},
+                        "evaluation.skip_assistant_turns": 1, **prompt},
         )
 
     @classmethod
@@ -116,9 +119,10 @@ class DemoPlan:
     def training_config(self, arm: Arm) -> TrainingConfig:
         """The arm's training config: the plan's shared fields, the arm's prompt options and
         extras, then the plan's per-arm extras."""
-        return TrainingConfig.model_validate({
-            "model": self.model, "seed": self.seed, "method": arm.method, **self.training,
-            **arm.training_overrides(), **self.arm_training.get(arm.key, {})})
+        overrides = {"model.name": self.model, "seed": self.seed, "adapter.method": arm.method,
+                     **self.training, **arm.training_overrides(),
+                     **self.arm_training.get(arm.key, {})}
+        return TrainingConfig().updated(method_overrides(overrides, arm.method))
 
     def eval_config(self, arm: Arm) -> EvalConfig:
         """The arm's evaluation config: the plan's overrides, the arm's prompt options (the

@@ -35,14 +35,15 @@ class StudyConfig(StrictModel):
     cold_start_profile_sessions: int = Field(3, ge=1, description="A new user's first "
                                              "sessions: all new-user arms may read.")
     cold_start_sessions: int = Field(10, ge=1, description="A new user's evaluated sessions.")
-    model: str = Field("embedded", description="Base model (as `train --set model=`).")
+    model: str = Field("embedded", description="Base model (as `train --model`).")
     seed: int = 0
     synth: SynthConfig = Field(default_factory=SynthConfig, description="Generator knobs "
                                "(data.synth.config), e.g. value_free_share for implicit turns.")
-    training: dict[str, Any] = Field(default_factory=dict, description="TrainingConfig fields "
-                                     "shared by every trained arm.")
+    training: dict[str, Any] = Field(default_factory=dict, description="Dotted TrainingConfig "
+                                     "overrides shared by every trained arm (`optimizer.epochs`; "
+                                     "flat keys of earlier versions warn).")
     arm_training: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-arm "
-                                                    "TrainingConfig fields, by arm name.")
+                                                    "dotted TrainingConfig overrides, by arm name.")
     evaluation: dict[str, Any] = Field(default_factory=dict, description="Dotted EvalConfig "
                                        "overrides shared by every arm.")
     arms: list[str] = Field(min_length=1, description="Registry names of the arms "

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from adaptcommand.arms.profile import uses_profile_prompt
 from adaptcommand.evaluation.config import EvalConfig
-from adaptcommand.evaluation.profiles import uses_profile_prompt
 from adaptcommand.evaluation.runs import Scope, turns_and_profile_texts
 from adaptcommand.report.build import slug
 from adaptcommand.report.compare import Comparison, absolute, compare_metric

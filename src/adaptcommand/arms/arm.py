@@ -32,9 +32,9 @@ class Arm:
     users (cold_start), each group compared with its own baseline.
 
     `prompt` holds the profile options of training and evaluation alike; `training` extra
-    TrainingConfig fields (e.g. distilled examples); `profiles_from` the split whose sessions
-    the users' profiles are mined from when the arm's adapters carry none (base model, merged
-    adapters, new users): `train` for returning users, `cold_start_profile` for new ones, or
+    dotted TrainingConfig overrides (e.g. distilled examples); `profiles_from` the split whose
+    sessions the users' profiles are mined from when the arm's adapters carry none (base model,
+    merged adapters, new users): `train` for returning users, `cold_start_profile` for new ones, or
     GROWING for new users' profiles mined before each evaluated session from the sessions seen.
     """
 
@@ -68,15 +68,20 @@ class Arm:
         """Whether the profile grows with the sessions seen (new users, mined at evaluation)."""
         return self.profiles_from == GROWING
 
+    def _prompt_options(self) -> dict[str, Any]:
+        """The prompt options (defaults left out) as dotted overrides of the `prompt` section
+        both configs share."""
+        return {f"prompt.{k}": v for k, v in self.prompt.model_dump().items()}
+
     def prompt_overrides(self) -> dict[str, Any]:
-        """The arm's prompt options (defaults left out) and profile source as dotted EvalConfig
-        overrides."""
+        """The arm's prompt options and profile source as dotted EvalConfig overrides."""
         growing = {"profile.source": "growing"} if self.growing else {}
-        return {**{f"prompt.{k}": v for k, v in self.prompt.model_dump().items()}, **growing}
+        return {**self._prompt_options(), **growing}
 
     def training_overrides(self) -> dict[str, Any]:
-        """TrainingConfig fields of the arm's own training: its prompt options and extras."""
-        return {**self.prompt.model_dump(), **self.training}
+        """Dotted TrainingConfig overrides of the arm's own training: its prompt options and
+        extras."""
+        return {**self._prompt_options(), **self.training}
 
     def reads(self) -> frozenset[str]:
         """The splits the arm reads besides the evaluated turns' own context: training reads

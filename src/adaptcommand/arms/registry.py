@@ -18,7 +18,7 @@ from adaptcommand.models.prompting import ProfileOptions
 PROFILE_PROMPT = ProfileOptions(profile="line", context_line=True)
 # Distilled arms: the context sentence only; what the user likes must come from the adapter.
 CONTEXT_PROMPT = ProfileOptions(context_line=True)
-DISTILLED = {"distill_examples_per_routine": 6}
+DISTILLED = {"data.distill_examples_per_routine": 6}
 
 ARMS: tuple[Arm, ...] = (
     Arm("baseline", "The base model, no adaptation.", "core"),

@@ -94,7 +94,7 @@ def baseline(
     Writes results.json, per_persona_summary.csv and predictions.jsonl to --out; an interrupted
     run started again with the same command resumes where it stopped.
     """
-    from adaptcommand.evaluation.profiles import uses_profile_prompt
+    from adaptcommand.arms.profile import uses_profile_prompt
     from adaptcommand.evaluation.runs import Scope, arm_name, evaluate_arm, resolve_config
 
     settings = resolve_config(
@@ -132,7 +132,7 @@ def evaluate(
     with that persona's adapter (else the unified adapter, else the base model), personas mixed
     in the same generation batch. The base model is the one the adapters were trained on unless
     --model says otherwise."""
-    from adaptcommand.evaluation.profiles import uses_profile_prompt
+    from adaptcommand.arms.profile import uses_profile_prompt
     from adaptcommand.evaluation.runs import Scope, adapter_settings, arm_name, evaluate_arm
 
     settings, strategy = adapter_settings(

@@ -35,7 +35,7 @@ def merge(
     most similar, summed exactly with weights = similarities clipped at 0, normalised to 1. A new
     user's messages come from its cold_start_profile sessions only, never from the cold_start
     sessions it is evaluated on."""
-    from adaptcommand.training.merging import merge_adapters
+    from adaptcommand.arms.merged import merge_adapters
 
     summary = merge_adapters(adapters, data, out, k=k, personas=parse_csv(personas))
     table = Table("persona", "merged from (weight, similarity)", title=f"merged adapters in {out}")

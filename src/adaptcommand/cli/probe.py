@@ -58,8 +58,8 @@ def probe(
     A profile arm's probe prompts carry its profile line for the probe's context, built as in
     `eval`. With --profiles and no profile prompt, the mined user model answers instead, so the
     report shows what it knows before any language model is involved."""
+    from adaptcommand.arms.profile import uses_profile_prompt
     from adaptcommand.evaluation.probe import PROFILE_ARM, run_probe, run_profile_probe
-    from adaptcommand.evaluation.profiles import uses_profile_prompt
     from adaptcommand.evaluation.runs import Scope, adapter_settings, arm_name, resolve_config
     from adaptcommand.models.profile_prompt import uses_profile
 

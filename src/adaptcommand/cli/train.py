@@ -1,4 +1,4 @@
-"""`adaptcommand train`: per-user, unified, hybrid or cluster LoRA adapters (training.runner)."""
+"""`adaptcommand train`: per-user, unified, hybrid or cluster LoRA adapters (training.recipes)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def train(
         training = load_config(config, TrainingConfig, settings)
     for warning in caught:
         Console(stderr=True).print(f"[yellow]{config}: {warning.message}[/]", highlight=False)
-    from adaptcommand.training.runner import run_training
+    from adaptcommand.training.recipes import run_training
 
     summary = run_training(
         strategy.value, training, data, out,
@@ -85,7 +85,7 @@ def train(
     Console().print(f"{summary['adapters_done']}/{summary['adapters_planned']} adapters in {out} "
                     f"({summary['tokens']} tokens, {rate if rate is not None else '-'} tok/s)")
     if strategy is StrategyOption.cluster:
-        from adaptcommand.training.clusters import CLUSTERS_FILE, describe_clusters
+        from adaptcommand.arms.clusters import CLUSTERS_FILE, describe_clusters
 
         Console().print(describe_clusters(out / CLUSTERS_FILE))
 

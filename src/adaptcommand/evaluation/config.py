@@ -27,7 +27,7 @@ class ScopeSettings(StrictModel):
 
 
 class ProfileSourceSettings(StrictModel):
-    """Where a profile arm's profiles come from at evaluation (`evaluation.profiles`)."""
+    """Where a profile arm's profiles come from at evaluation (`arms.profile`)."""
 
     source: Literal["train", "growing"] = Field(
         "train", description="train: each persona's profile mined from its train split "

@@ -25,7 +25,7 @@ AdapterRouter = Callable[[str], str]
 SystemPrompts = Callable[[Sequence[Turn]], list[str | None]]
 """The system prompt of each turn, when it varies by turn (e.g. retrieved memories)."""
 ProfileTexts = Callable[[Sequence[Turn]], list[ProfileText | None]]
-"""The profile/context text of each turn's prompt (evaluation.profiles)."""
+"""The profile/context text of each turn's prompt (arms.profile)."""
 
 
 def make_predictor(

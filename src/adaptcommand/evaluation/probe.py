@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptcommand.arms.profile import probe_profiles, turn_texts, uses_profile_prompt
 from adaptcommand.data.io import DIALOGUES_FILE, SplitName, load_splits, read_dialogues_file
 from adaptcommand.data.schema import Message, Routine, Triggers, actions_dict
 from adaptcommand.errors import AdaptCommandError, DataError
@@ -28,7 +29,6 @@ from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.harness import RESULTS, progress_bar
 from adaptcommand.evaluation.predictor import Predictor, ProfileTexts
 from adaptcommand.evaluation.probe_scoring import VALUE_TOLERANCES, RecallScores, score_recall
-from adaptcommand.evaluation.profiles import probe_profiles, turn_texts, uses_profile_prompt
 from adaptcommand.evaluation.runs import Scope, run_info, setup_arm
 from adaptcommand.evaluation.stats import (
     Statistic,
@@ -256,7 +256,7 @@ def run_probe(
 def probe_profile_texts(settings: EvalConfig, items: Sequence[ProbeItem],
                         profiles: Mapping[str, UserProfile]) -> ProfileTexts:
     """The profile/context text of each probe prompt, built like the arm's evaluated turns
-    (`evaluation.profiles.turn_texts`): the persona's mined profile (`probe_profiles`: never
+    (`arms.profile.turn_texts`): the persona's mined profile (`probe_profiles`: never
     a truth routine) with the probe's trigger context standing in for the session's meta."""
     contexts = {(item.persona_id, item.routine_index): item.context for item in items}
     return turn_texts(settings, contexts, lambda key: profiles.get(key[0]))

@@ -10,25 +10,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adaptcommand.config import load_config, set_dotted
-from adaptcommand.data.io import load_split, read_dialogues_file
-from adaptcommand.errors import AdaptCommandError
-from adaptcommand.evaluation.config import EvalConfig
-from adaptcommand.evaluation.harness import run_evaluation
-from adaptcommand.evaluation.memory import RetrievalMemory, memory_system_prompts
-from adaptcommand.evaluation.predictor import (
-    Predictor,
-    ProfileTexts,
-    SystemPrompts,
-    make_predictor,
-)
-from adaptcommand.evaluation.profiles import (
+from adaptcommand.arms.memory import RetrievalMemory, memory_system_prompts
+from adaptcommand.arms.profile import (
     PROFILE_ARM_SUFFIX,
     GrowingProfiles,
     check_growing,
     eval_profile_texts,
     growing_profiles,
     uses_profile_prompt,
+)
+from adaptcommand.config import load_config, set_dotted
+from adaptcommand.data.io import load_split, read_dialogues_file
+from adaptcommand.errors import AdaptCommandError
+from adaptcommand.evaluation.config import EvalConfig
+from adaptcommand.evaluation.harness import run_evaluation
+from adaptcommand.evaluation.predictor import (
+    Predictor,
+    ProfileTexts,
+    SystemPrompts,
+    make_predictor,
 )
 from adaptcommand.evaluation.training_info import trained_with, training_cost
 from adaptcommand.evaluation.turns import Turn, group_by_persona, select_turns
@@ -139,7 +139,7 @@ def setup_arm(
     if profiles is None and uses_profile_prompt(settings):
         raise AdaptCommandError("this arm's prompts carry a profile/context line "
                                 "(prompt.profile / prompt.context_line): pass each turn's text "
-                                "(evaluation.profiles.profile_texts)")
+                                "(arms.profile.profile_texts)")
     found = discover_adapters(adapters) if adapters is not None else {}
     prompts = retrieval_prompts(scope, settings, retrieval_k) if retrieval_k else None
     loaded = load_model(settings.model.name, device=settings.model.device,

@@ -1,7 +1,7 @@
 """What a profile arm's prompt says about the user in one session: the session's context as a
 sentence and/or the user's mined routine for that context as a profile line.
 
-Training (`training.examples`) and evaluation (`evaluation.profiles`) both call `profile_text`
+Training (`training.examples`) and evaluation (`arms.profile`) both call `profile_text`
 with the same options, so an adapter learns exactly the prompt it is evaluated with. The
 profile comes from `routines` (mined from the train split only, as a deployed assistant would
 have it); the context is the session's `meta`, which a deployed assistant knows.

@@ -1,4 +1,6 @@
-"""Training stage: LoRA adapters per user (`per-user`), one for all users (`unified`), per user
-on top of the unified one (`hybrid`), one per behaviour cluster (`cluster`), PEFT prefix tuning
-of any of these (`method=prefix`), and merged adapters for new users without training
-(`training.merging`, `adaptcommand merge`)."""
+"""Training stage: one recipe per strategy (`recipes.py`: per-user, unified, hybrid, cluster)
+over the shared steps of a run (`runner.py`) and one adapter-training loop (`engine.py`) for
+both adapter methods: LoRA (`multi_lora.py`, many adapters per step) and prefix tuning
+(`prefix.py`, one per step). What a personalization arm adds to training lives in `arms/`
+(behaviour clusters, distilled examples; merged adapters for new users are made without
+training by `arms.merged`, `adaptcommand merge`)."""

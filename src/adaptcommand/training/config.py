@@ -87,7 +87,7 @@ class DataSettings(StrictModel):
     distill_examples_per_routine: int = Field(
         0, ge=0, description="Extra training examples per mined routine of a persona: a "
         "context-only or implicit request answered with the routine's values "
-        "(training.distill); 0 = none.")
+        "(arms.distilled); 0 = none.")
 
 
 class ClusterSettings(StrictModel):
@@ -145,26 +145,6 @@ class TrainingConfig(StrictModel):
         for key, value in dotted_overrides(dict(overrides)).items():
             set_dotted(raw, key, value)
         return TrainingConfig.model_validate(raw)
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None,
-                   deep: bool = False) -> TrainingConfig:
-        """pydantic's copy, except that flat keys in `update` (which it would set as stray
-        attributes, silently changing nothing) go to their sections through `updated`."""
-        if update and any(key in FLAT_KEYS and key not in TrainingConfig.model_fields
-                          for key in update):
-            return self.updated(update)
-        return super().model_copy(update=update, deep=deep)
-
-    def __getattr__(self, name: str) -> Any:
-        """Read access by a flat name (`config.epochs`), for code written before the sections;
-        it warns, naming the field's place."""
-        if name in FLAT_KEYS:
-            path = FLAT_KEYS[name]
-            warnings.warn(f"TrainingConfig.{name} is TrainingConfig.{path}",
-                          DeprecationWarning, stacklevel=2)
-            section, _, field = path.partition(".")
-            return getattr(getattr(self, section), field)
-        return super().__getattr__(name)  # type: ignore[misc]
 
 
 # Each flat key of the earlier layout -> its place now (`--set key=value` still takes them).
@@ -232,6 +212,16 @@ def dotted_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
                       + ", ".join(f"{key} -> {FLAT_KEYS[key]}" for key in old),
                       DeprecationWarning, stacklevel=2)
     return {FLAT_KEYS.get(key, key): value for key, value in overrides.items()}
+
+
+def method_overrides(overrides: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """Dotted overrides shared by runs of several adapter methods (a demo or study plan), for a
+    run of `method`: flat keys moved to their place (warning), and the `adapter.` fields that
+    only the other methods have left out, as the flat layout ignored them."""
+    own = METHODS[method].model_fields
+    others = {name for model in METHODS.values() for name in model.model_fields} - set(own)
+    return {key: value for key, value in dotted_overrides(dict(overrides)).items()
+            if not (key.startswith("adapter.") and key.removeprefix("adapter.") in others)}
 
 
 def flat_view(config: TrainingConfig) -> dict[str, Any]:

@@ -5,7 +5,7 @@ Every assistant turn is learned from exactly the prompt evaluation feeds the mod
 by the token the chat template closes an assistant turn with, so the model learns to stop where
 evaluation expects it to.
 
-Two units (TrainingConfig.example_unit). `turn`: one example per assistant turn, so a session of
+Two units (`data.example_unit`). `turn`: one example per assistant turn, so a session of
 n replies encodes its first messages n times. `session`: consecutive turns share one sequence
 whenever a turn's prompt starts with the previous turn's prompt + target, token for token; each
 reply is then supervised inside that sequence with the very tokens before it that its per-turn
@@ -100,7 +100,7 @@ def build_examples(tokenizer: PreTrainedTokenizerBase, dialogues: Iterable[Clean
                    profiles: SessionProfile | None = None) -> list[Example]:
     """Examples of every dialogue, in order: one per assistant turn (`unit="turn"`), or per
     session where the context allows (`"session"`, see the module doc). Training runs pass
-    TrainingConfig.example_unit (default session); the per-turn default serves callers that
+    TrainingConfig.data.example_unit (default session); the per-turn default serves callers that
     need one example per turn, such as a Trainer baseline. `profiles` gives each session's
     profile/context text, placed in its prompts exactly as evaluation places it."""
     examples: list[Example] = []

@@ -1,13 +1,13 @@
-"""A training run from data directory to adapter directories: strategies, resume, manifest.
+"""The shared steps of a training run, from data directory to adapter directories; the
+strategies' recipes (`training.recipes`) call them in order: `select_personas` ->
+`open_run` (manifest, resume check) -> `train_run` (examples per adapter, `engine.train_loop`
+through `train_adapters` for LoRA or `prefix.train_prefix_adapters`, save, summary).
 
-Strategies differ only in the jobs they give the engine: `per-user` one adapter per persona,
-`unified` one adapter over every persona's data, `hybrid` per-user adapters starting from a
-unified adapter's weights, `cluster` one adapter per behaviour cluster of personas
-(training.clusters; the clustering is written to `clusters.json`). Work is never lost: each
-adapter directory is written atomically with its training record inside, and a finished one is
-skipped when the same command runs again; an adapter still training resumes from its last
-epoch-end checkpoint (training.checkpoints). The manifest pins what the directory was trained
-with; a different config, data or starting adapter is refused unless `force`.
+Work is never lost: each adapter directory is written atomically with its training record
+inside, and a finished one is skipped when the same command runs again; an adapter still
+training resumes from its last epoch-end checkpoint (training.checkpoints). The manifest pins
+what the directory was trained with; a different config, data or starting adapter is refused
+unless `force`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from adaptcommand import __version__
+from adaptcommand.arms.distilled import distilled_for
 from adaptcommand.data.io import (
     SPLITS_FILE,
     load_dialogues,
@@ -54,9 +55,7 @@ from adaptcommand.models.prompting import ProfileText
 from adaptcommand.routines.mining import MiningSettings, mine_profiles
 from adaptcommand.routines.profile import UserProfile
 from adaptcommand.training.checkpoints import CHECKPOINTS_DIR, Checkpoints
-from adaptcommand.training.clusters import CLUSTERS_FILE, Clustering, cluster_personas
 from adaptcommand.training.config import TrainingConfig, config_hash
-from adaptcommand.training.distill import distilled_for
 from adaptcommand.training.engine import AdapterJob, AdapterResult, StepReport, train_adapters
 from adaptcommand.training.examples import build_examples, turn_terminator
 from adaptcommand.training.export import (
@@ -70,7 +69,6 @@ from adaptcommand.training.prefix import train_prefix_adapters, wrap_prefix
 from adaptcommand.training.progress import TrainingProgress
 
 Strategy = Literal["per-user", "unified", "hybrid", "cluster"]
-UNIFIED = "unified"
 # Manifest fields a resumed run must match, with the words the refusal uses for them.
 CHECKED_FIELDS = {"strategy": "strategy", "base_model": "base model", "config_hash": "config",
                   "data_fingerprint": "data", "init_fingerprint": "--init-from adapter"}
@@ -96,39 +94,52 @@ class RunPlan:
         return list(dict(self.groups)[name])
 
 
-def adapter_groups(strategy: Strategy, personas: list[str],
-                   clustering: Clustering | None) -> dict[str, list[str]]:
-    """Adapter name -> the personas whose train data it learns from (one per persona, all in
-    `unified`, or one per behaviour cluster)."""
-    if clustering is not None:
-        return clustering.groups()
-    return {UNIFIED: personas} if strategy == UNIFIED else {p: [p] for p in personas}
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is carried out, whatever its strategy."""
+
+    force: bool = False  # retrain into an output directory made with other settings
+    executor: Literal["local", "ray"] = "local"
+    workers: int | None = None  # Ray workers (default: one per GPU, else one per CPU)
+    show_progress: bool = True
 
 
-def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Path,
-                 out_dir: str | Path, *, personas: list[str] | None = None,
-                 init_from: str | Path | None = None, force: bool = False,
-                 executor: Literal["local", "ray"] = "local", workers: int | None = None,
-                 show_progress: bool = True) -> dict[str, Any]:
-    """Train whatever adapters of the run are not finished yet; return the training summary."""
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    init_path = _check_init(strategy, init_from)
-    selected = _select_personas(data_dir, personas)
-    clustering = (cluster_personas(load_split(data_dir, "train"), selected, config.cluster.k,
-                                   config.seed) if strategy == "cluster" else None)
-    groups = adapter_groups(strategy, selected, clustering)
-    manifest = build_manifest(strategy, config, data_dir, init_path)
-    if not force:
+def select_personas(data_dir: Path, requested: list[str] | None) -> list[str]:
+    """The requested personas, default all that have train sessions (held-out cold-start users
+    have none and are never trained on)."""
+    available = [pid for pid, entry in load_splits(data_dir).items() if entry["train"]]
+    if not requested:
+        return available
+    unknown = [p for p in requested if p not in available]
+    if unknown:
+        raise AdaptCommandError(f"unknown or untrainable persona(s) {', '.join(unknown)}: "
+                                f"{data_dir / SPLITS_FILE} has {len(available)} personas with "
+                                f"train sessions ({', '.join(available[:3])}, ...)")
+    return list(dict.fromkeys(requested))
+
+
+def open_run(strategy: Strategy, config: TrainingConfig, data_dir: Path, out_dir: Path,
+             groups: dict[str, list[str]], init_from: Path | None,
+             options: RunOptions) -> RunPlan:
+    """The run's plan, after checking that `out_dir` (if it holds a run) was made with the same
+    settings, and its manifest written."""
+    manifest = build_manifest(strategy, config, data_dir, init_from)
+    if not options.force:
         manifest["config_hash"] = pinned_config_hash(out_dir, config, manifest["config_hash"])
         check_resume(out_dir / MANIFEST_FILE, manifest, "use another --out, or --force to "
                      "retrain its adapters with the new settings", CHECKED_FIELDS)
     plan = RunPlan(strategy, config, data_dir, out_dir,
                    tuple((name, tuple(members)) for name, members in groups.items()),
-                   init_path, run_key({field: manifest[field] for field in CHECKED_FIELDS}))
+                   init_from, run_key({field: manifest[field] for field in CHECKED_FIELDS}))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(out_dir, manifest)
-    if clustering is not None:
-        write_json_atomic(out_dir / CLUSTERS_FILE, clustering.to_json())
+    return plan
+
+
+def train_run(plan: RunPlan, options: RunOptions) -> dict[str, Any]:
+    """Train the plan's adapters not finished yet (here or on Ray workers), keeping the summary
+    current as each is saved; then write the personas' profiles if the prompts use them."""
+    out_dir = plan.out_dir
     remove_stale_temporaries(out_dir)
     remove_stale_temporaries(out_dir / CHECKPOINTS_DIR)
     finished = finished_records(plan)
@@ -136,21 +147,22 @@ def run_training(strategy: Strategy, config: TrainingConfig, data_dir: str | Pat
     for name in finished:
         checkpoints(plan).remove(name)  # saved, then killed before its checkpoint went
     with TrainingProgress(len(plan.adapter_names), len(plan.adapter_names) - len(todo),
-                          show_progress) as progress:
+                          options.show_progress) as progress:
 
         def on_saved(names: list[str]) -> None:
             summary = write_summary(plan)
             progress.set_done(summary["adapters_done"], names)
 
-        if executor == "ray":
+        if options.executor == "ray":
             from adaptcommand.training.ray_executor import run_on_ray
 
-            run_on_ray(partial(train_shard, plan), todo, workers, on_poll=lambda: on_saved([]))
+            run_on_ray(partial(train_shard, plan), todo, options.workers,
+                       on_poll=lambda: on_saved([]))
         else:
             train_shard(plan, todo, on_saved=lambda name: on_saved([name]),
                         on_step=progress.step)
-    if uses_profiles(config):
-        write_persona_profiles(out_dir, plan_profiles(plan, load_split(data_dir, "train")))
+    if uses_profiles(plan.config):
+        write_persona_profiles(out_dir, plan_profiles(plan, load_split(plan.data_dir, "train")))
     with contextlib.suppress(OSError):  # every adapter saved: no checkpoint is left
         (out_dir / CHECKPOINTS_DIR).rmdir()
     return write_summary(plan)
@@ -240,28 +252,6 @@ def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
             raise AdaptCommandError(f"{name}: no assistant turn in its train split "
                                     f"({plan.data_dir / SPLITS_FILE})")
         yield job
-
-
-def _select_personas(data_dir: Path, requested: list[str] | None) -> list[str]:
-    """The requested personas, default all that have train sessions (held-out cold-start users
-    have none and are never trained on)."""
-    available = [pid for pid, entry in load_splits(data_dir).items() if entry["train"]]
-    if not requested:
-        return available
-    unknown = [p for p in requested if p not in available]
-    if unknown:
-        raise AdaptCommandError(f"unknown or untrainable persona(s) {', '.join(unknown)}: "
-                                f"{data_dir / SPLITS_FILE} has {len(available)} personas with "
-                                f"train sessions ({', '.join(available[:3])}, ...)")
-    return list(dict.fromkeys(requested))
-
-
-def _check_init(strategy: Strategy, init_from: str | Path | None) -> Path | None:
-    if strategy == "hybrid" and init_from is None:
-        raise AdaptCommandError("--strategy hybrid needs --init-from DIR (a unified adapter)")
-    if strategy != "hybrid" and init_from is not None:
-        raise AdaptCommandError("--init-from is only used by --strategy hybrid")
-    return Path(init_from) if init_from is not None else None
 
 
 def pinned_config_hash(out_dir: Path, config: TrainingConfig, current: str) -> str:

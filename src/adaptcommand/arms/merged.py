@@ -135,7 +135,11 @@ def merge_adapters(
 ) -> dict[str, Any]:
     """Write a merged adapter `OUT/<persona>/` for each target persona (default: every persona
     of the cold_start split), plus OUT/manifest.json and OUT/training_summary.json; returns the
-    summary. `embed` (texts -> unit vectors) defaults to the evaluation's MiniLM encoder."""
+    summary. `embed` (texts -> unit vectors) defaults to the evaluation's MiniLM encoder.
+
+    The merge recipe: source run's manifest -> trained users and targets -> each target's plan
+    (most similar trained users, weights) -> resume check, manifest -> merge and save -> summary.
+    """
     adapters_dir, data_dir, out_dir = Path(adapters_dir), Path(data_dir), Path(out_dir)
     if k < 1:
         raise AdaptCommandError("--k must be at least 1")
@@ -144,12 +148,7 @@ def merge_adapters(
     manifest = build_manifest(source_manifest, adapters_dir, data_dir, k)
     _check_same_data(source_manifest, manifest, adapters_dir)
     found = discover_adapters(adapters_dir)
-    trained = [name for name in found if name != UNIFIED and splits.get(name, {}).get("train")]
-    if not trained:
-        raise AdaptCommandError(f"no trained per-user adapters in {adapters_dir} (expected "
-                                f"<persona_id>/ adapter directories of personas with train "
-                                f"sessions in {data_dir / SPLITS_FILE}, from a per-user or "
-                                "hybrid run)")
+    trained = _trained(found, splits, adapters_dir, data_dir)
     targets = _targets(splits, personas, data_dir)
     plans = plan_merges(data_dir, splits, trained, targets, k, embed)
     check_resume(out_dir / MANIFEST_FILE, manifest, "use another --out", CHECKED_FIELDS)
@@ -157,6 +156,18 @@ def merge_adapters(
     write_manifest(out_dir, manifest)
     save_merged_adapters(manifest["base_model"], found, plans, out_dir)
     return write_summary(out_dir, manifest)
+
+
+def _trained(found: Mapping[str, Path], splits: Mapping[str, Mapping[str, list[int]]],
+             adapters_dir: Path, data_dir: Path) -> list[str]:
+    """The source adapters that may be merged: per-user ones of personas with train sessions."""
+    trained = [name for name in found if name != UNIFIED and splits.get(name, {}).get("train")]
+    if not trained:
+        raise AdaptCommandError(f"no trained per-user adapters in {adapters_dir} (expected "
+                                f"<persona_id>/ adapter directories of personas with train "
+                                f"sessions in {data_dir / SPLITS_FILE}, from a per-user or "
+                                "hybrid run)")
+    return trained
 
 
 def _targets(splits: Mapping[str, Mapping[str, list[int]]], personas: list[str] | None,
