@@ -18,6 +18,7 @@ from adaptcommand.demo import DemoPlan, plan_arms, run_demo
 from adaptcommand.errors import DataError
 from adaptcommand.stages import STAGES_FILE
 from adaptcommand.study import DEFAULT_STUDY, load_study
+from adaptcommand.training.config import FLAT_KEYS
 from test_demo import tiny_plan
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
@@ -137,3 +138,14 @@ def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
             load_study(path)
         assert str(path) in str(error.value)
 
+
+
+def test_a_plans_fingerprint_counts_training_keys_by_place_not_spelling() -> None:
+    plan = load_study(ROOT / DEFAULT_STUDY)
+    flat_names = {place: key for key, place in FLAT_KEYS.items()}
+    flat = replace(plan, training={flat_names[key]: value
+                                   for key, value in plan.training.items()})
+    assert "optimizer.epochs" in plan.training and "epochs" in flat.training
+    assert flat.fingerprint() == plan.fingerprint()
+    assert replace(plan, training={**plan.training, "optimizer.epochs": 2}).fingerprint() \
+        != plan.fingerprint()

@@ -211,6 +211,12 @@ def dotted_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
         warnings.warn("flat --set keys are deprecated: "
                       + ", ".join(f"{key} -> {FLAT_KEYS[key]}" for key in old),
                       DeprecationWarning, stacklevel=2)
+    return dotted_keys(overrides)
+
+
+def dotted_keys(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`overrides` with flat keys renamed to their place, silently: for identities (a plan's
+    fingerprint) that must not depend on which spelling a file uses."""
     return {FLAT_KEYS.get(key, key): value for key, value in overrides.items()}
 
 
