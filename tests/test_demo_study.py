@@ -12,13 +12,14 @@ import pytest
 
 from adaptcommand import demo as demo_module
 from adaptcommand.arms import COLD_START, REGISTRY
+from adaptcommand.cli.options import deprecations_shown
 from adaptcommand.data.io import load_splits
 from adaptcommand.data.synth.config import SynthConfig
 from adaptcommand.demo import DemoPlan, plan_arms, run_demo
 from adaptcommand.errors import DataError
 from adaptcommand.stages import STAGES_FILE
 from adaptcommand.study import DEFAULT_STUDY, load_study
-from adaptcommand.training.config import FLAT_KEYS
+from adaptcommand.training.config import FLAT_NAMES
 from test_demo import tiny_plan
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
@@ -142,10 +143,25 @@ def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
 
 def test_a_plans_fingerprint_counts_training_keys_by_place_not_spelling() -> None:
     plan = load_study(ROOT / DEFAULT_STUDY)
-    flat_names = {place: key for key, place in FLAT_KEYS.items()}
-    flat = replace(plan, training={flat_names[key]: value
+    flat = replace(plan, training={FLAT_NAMES[key]: value
                                    for key, value in plan.training.items()})
     assert "optimizer.epochs" in plan.training and "epochs" in flat.training
     assert flat.fingerprint() == plan.fingerprint()
+    # What the study recorded in stages.json while its config was flat: the same work resumes.
+    assert plan.fingerprint().startswith("143c5ada968c")
     assert replace(plan, training={**plan.training, "optimizer.epochs": 2}).fingerprint() \
         != plan.fingerprint()
+
+
+def test_a_flat_study_config_says_once_where_its_keys_went(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = json.loads((ROOT / DEFAULT_STUDY).read_text())
+    raw["training"] = {FLAT_NAMES[key]: value for key, value in raw["training"].items()}
+    path = tmp_path / "old_study.json"
+    path.write_text(json.dumps(raw))
+    with deprecations_shown(path):
+        plan = load_study(path)
+    assert plan.fingerprint() == load_study(ROOT / DEFAULT_STUDY).fingerprint()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: flat training-config keys")
+    assert "epochs -> optimizer.epochs" in lines[0]

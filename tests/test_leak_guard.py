@@ -121,7 +121,7 @@ def test_training_reads_only_train_and_val(strategy: str, overrides: dict, data:
             for name, source in (("original", data), ("blanked", blank))]
     names = assert_same_files(*runs, "*/adapter_model.safetensors")
     assert len(names) == {"unified": 1, "hybrid": 4, "cluster": 2}.get(strategy, 4)
-    if "profile" in overrides or "distill_examples_per_routine" in overrides:
+    if "prompt.profile" in overrides or "data.distill_examples_per_routine" in overrides:
         assert len(assert_same_files(*runs, "*/profile.json")) == 4
     if strategy == "cluster":
         first, second = (json.loads((run / "clusters.json").read_text()) for run in runs)

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from adaptcommand.config import load_config
-from adaptcommand.errors import DataError
+from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.training.config import (
     LoraSettings,
     PrefixSettings,
@@ -106,6 +106,8 @@ def test_a_flat_field_name_is_no_attribute() -> None:
         _ = TrainingConfig().epochs
     with pytest.raises(AttributeError):
         _ = TrainingConfig().no_such_field
+    with pytest.raises(AdaptCommandError, match="not TrainingConfig fields: epochs"):
+        TrainingConfig().model_copy(update={"epochs": 3})  # else a silent no-op
 
 
 def test_plan_overrides_drop_only_the_other_methods_adapter_fields() -> None:

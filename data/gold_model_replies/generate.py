@@ -28,7 +28,7 @@ from adaptcommand.fileio import read_jsonl, write_jsonl_atomic
 from adaptcommand.models.adapters import UNIFIED, attach_adapters
 from adaptcommand.models.loading import load_model
 from adaptcommand.training.config import TrainingConfig
-from adaptcommand.training.runner import run_training
+from adaptcommand.training.recipes import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_SAMPLE = ROOT / "data/edgewisepersona_sample/cold_start_dev.jsonl"
@@ -59,7 +59,8 @@ def synthetic_turns(data_dir: Path, count: int, offset: int) -> list[Turn]:
 
 
 def train_unified(data_dir: Path, out_dir: Path) -> Path:
-    config = load_config(ROOT / "configs/lora_training.json", TrainingConfig, {"epochs": 1})
+    config = load_config(ROOT / "configs/lora_training.json", TrainingConfig,
+                         {"optimizer.epochs": 1})
     run_training("unified", config, data_dir, out_dir, show_progress=False)
     return out_dir / UNIFIED
 

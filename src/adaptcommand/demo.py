@@ -44,7 +44,7 @@ from adaptcommand.study_summary import (
     study_figure,
     study_markdown,
 )
-from adaptcommand.training.config import TrainingConfig, dotted_keys, method_overrides
+from adaptcommand.training.config import TrainingConfig, flat_keys, method_overrides
 from adaptcommand.training.recipes import run_training
 
 # The small plan shortens the prompt: on a CPU every prompt token costs training time, and a
@@ -112,10 +112,11 @@ class DemoPlan:
     def fingerprint(self) -> str:
         """SHA-256 of everything but the arm list and the ETA estimates: a stage recorded as
         finished under one fingerprint did the same work under any other arm selection.
-        Training keys count by their place, so a flat key and its dotted name agree."""
+        Training keys count by their place, so a flat key and its dotted name agree (hashed
+        in the flat spelling, as plans were before the sections)."""
         settings = {k: v for k, v in asdict(self).items() if k not in ("arms", "stage_seconds")}
-        settings["training"] = dotted_keys(self.training)
-        settings["arm_training"] = {arm: dotted_keys(extra)
+        settings["training"] = flat_keys(self.training)
+        settings["arm_training"] = {arm: flat_keys(extra)
                                     for arm, extra in self.arm_training.items()}
         text = json.dumps(settings, sort_keys=True, default=_jsonable)
         return hashlib.sha256(text.encode()).hexdigest()

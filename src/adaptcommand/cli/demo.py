@@ -10,6 +10,7 @@ from rich.console import Console
 
 from adaptcommand.arms import list_arms
 from adaptcommand.cli.app import app
+from adaptcommand.cli.options import deprecations_shown
 
 console = Console()
 
@@ -60,7 +61,8 @@ def demo(
     if study:
         from adaptcommand.study import load_study
 
-        plan = load_study(study_config)
+        with deprecations_shown(study_config):
+            plan = load_study(study_config)
     else:
         plan = DemoPlan.full(source, all_arms) if full else DemoPlan.small()
     report = run_demo(out, plan, console, all_arms, study=study)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from rich.console import Console
 
 from adaptcommand.errors import AdaptCommandError
 
@@ -27,3 +32,21 @@ def parse_csv(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+@contextmanager
+def deprecations_shown(source: object) -> Iterator[None]:
+    """Print each deprecation raised inside (old flat config keys: where they went) once, on
+    stderr, naming `source`; Python hides DeprecationWarnings outside `__main__`."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        yield
+    for warning in caught:
+        if not issubclass(warning.category, DeprecationWarning):
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+    messages = dict.fromkeys(str(w.message) for w in caught
+                             if issubclass(w.category, DeprecationWarning))
+    for message in messages:
+        Console(stderr=True).print(f"[yellow]{source}: {message}[/]", highlight=False,
+                                   soft_wrap=True)

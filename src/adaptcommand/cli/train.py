@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 
 from adaptcommand.cli.app import app
-from adaptcommand.cli.options import parse_csv, parse_overrides
+from adaptcommand.cli.options import deprecations_shown, parse_csv, parse_overrides
 from adaptcommand.config import load_config
 from adaptcommand.training.config import TrainingConfig, dotted_overrides
 
@@ -65,15 +64,13 @@ def train(
         "early_stopping.patience=null (repeatable; values are JSON when they parse; the flat "
         "keys of earlier versions, e.g. epochs=3, still work).")] = None,
 ) -> None:
-    """Train LoRA adapters; a rerun of the same command skips the finished ones."""
-    with warnings.catch_warnings(record=True) as caught:  # old flat keys: say where they went
-        warnings.simplefilter("always", DeprecationWarning)
+    """Train adapters (LoRA or prefix tuning); a rerun of the same command skips the finished
+    ones."""
+    with deprecations_shown(config):
         settings = dotted_overrides(parse_overrides(overrides))
         if model is not None:
             settings["model.name"] = model
         training = load_config(config, TrainingConfig, settings)
-    for warning in caught:
-        Console(stderr=True).print(f"[yellow]{config}: {warning.message}[/]", highlight=False)
     from adaptcommand.training.recipes import run_training
 
     summary = run_training(

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from adaptcommand.config import StrictModel, set_dotted
+from adaptcommand.errors import AdaptCommandError
 from adaptcommand.identity import run_key
 from adaptcommand.models.settings import ModelSettings, PromptSettings
 
@@ -146,6 +147,16 @@ class TrainingConfig(StrictModel):
             set_dotted(raw, key, value)
         return TrainingConfig.model_validate(raw)
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> TrainingConfig:
+        """pydantic's copy, refusing keys that are not fields (pydantic would set them as stray
+        attributes and change nothing, e.g. a flat `epochs`): use `updated` for dotted keys."""
+        unknown = sorted(set(update or {}) - set(TrainingConfig.model_fields))
+        if unknown:
+            raise AdaptCommandError(f"not TrainingConfig fields: {', '.join(unknown)}; use "
+                                    "updated({'section.field': value})")
+        return super().model_copy(update=update, deep=deep)
+
 
 # Each flat key of the earlier layout -> its place now (`--set key=value` still takes them).
 FLAT_KEYS = {
@@ -160,6 +171,7 @@ FLAT_KEYS = {
        for key in model.model_fields},
     "clusters": "cluster.k",
 }
+FLAT_NAMES = {place: key for key, place in FLAT_KEYS.items()}
 # Fields added after runs were made: left out of the hash at their defaults, so those runs
 # still resume (ProfileOptions' own fields leave every dump at their defaults).
 HASHED_WHEN_SET = ("distill_examples_per_routine",)
@@ -208,16 +220,17 @@ def dotted_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     warning once, so they land in the sections of a nested config file."""
     old = [key for key in overrides if key in FLAT_KEYS]
     if old:
-        warnings.warn("flat --set keys are deprecated: "
+        warnings.warn("flat training-config keys are deprecated: "
                       + ", ".join(f"{key} -> {FLAT_KEYS[key]}" for key in old),
                       DeprecationWarning, stacklevel=2)
-    return dotted_keys(overrides)
-
-
-def dotted_keys(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """`overrides` with flat keys renamed to their place, silently: for identities (a plan's
-    fingerprint) that must not depend on which spelling a file uses."""
     return {FLAT_KEYS.get(key, key): value for key, value in overrides.items()}
+
+
+def flat_keys(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`overrides` with dotted keys renamed to their flat names, silently: for identities (a
+    plan's fingerprint) that must not depend on the spelling and must not change for plans
+    recorded before the sections (as `config_hash` takes the flat view)."""
+    return {FLAT_NAMES.get(key, key): value for key, value in overrides.items()}
 
 
 def method_overrides(overrides: Mapping[str, Any], method: str) -> dict[str, Any]:
