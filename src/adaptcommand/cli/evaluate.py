@@ -146,7 +146,7 @@ def evaluate(
 
 
 def report(results: dict[str, object], out: Path) -> None:
-    from adaptcommand.evaluation.report_table import print_headline
+    from adaptcommand.cli.tables import print_headline
 
     print_headline(console, results)
     console.print(f"Results written to [bold]{out}[/]")

@@ -85,7 +85,7 @@ def probe(
 
 def print_probe(result: dict[str, Any]) -> None:
     """The overall probe metrics with the intervals that were computed."""
-    from adaptcommand.evaluation.report_table import metrics_table
+    from adaptcommand.cli.tables import metrics_table
 
     counts = result["counts"]
     console.print(metrics_table(

@@ -97,7 +97,7 @@ def score(
 
 def print_scores(scores: dict[str, Any]) -> None:
     """The overall metrics with their intervals."""
-    from adaptcommand.evaluation.report_table import metrics_table
+    from adaptcommand.cli.tables import metrics_table
 
     counts = scores["counts"]
     console.print(metrics_table(
