@@ -1,0 +1,83 @@
+"""benchmarks/distill_curve.py on tiny-random: every grid point around the distilled arm is
+trained, evaluated and recorded with its factor values and costs, a second run trains nothing,
+and the figure is a PNG."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from adaptcommand import demo as demo_module
+from test_demo_study import tiny_study
+from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("distill_curve",
+                                                  ROOT / "benchmarks" / "distill_curve.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_grid_points_are_recorded_and_a_rerun_trains_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_benchmark()
+    plan = tiny_study()
+    data = demo_module._prepare_data(tmp_path / "study", plan)
+    out = tmp_path / "curve"
+    values = {"examples": [0, 1], "epochs": [1, 2], "rank": [2], "targets": ["qv", "all"]}
+
+    curve = bench.run_curve(plan, data, out, values, users=1)
+
+    # The base is the tiny study's distilled arm; one factor moves at a time around it.
+    assert curve["base_values"] == {"examples": 1, "epochs": 1, "rank": 2, "targets": "qv"}
+    rows = {row["point"]: row for row in curve["points"]}
+    assert set(rows) == {"ex1_ep1_r2_qv", "ex0_ep1_r2_qv", "ex1_ep2_r2_qv", "ex1_ep1_r2_all"}
+    assert len(curve["personas"]) == 1
+    for name, row in rows.items():
+        assert name == f"ex{row['examples']}_ep{row['epochs']}_r{row['rank']}_{row['targets']}"
+        assert row["n_adapters"] == 1 and row["train_seconds"] > 0
+        assert 0 < row["implicit_turns"] <= row["turns"]
+        assert all(row[m] is None or 0.0 <= row[m] <= 1.0 for m in bench.METRICS)
+        results = json.loads((out / name / "run" / "results.json").read_text())
+        assert results["personas"] == curve["personas"]
+        assert "profile" not in results["config"]["prompt"]  # no profile line at evaluation
+    base = rows["ex1_ep1_r2_qv"]
+    # The factors reach training: distilled examples add train examples, every linear layer
+    # makes a larger adapter than q/v, and the epochs are the manifest's.
+    assert rows["ex0_ep1_r2_qv"]["train_examples"] < base["train_examples"]
+    assert rows["ex1_ep1_r2_all"]["adapter_mib"] > 2 * base["adapter_mib"]
+    manifest = json.loads((out / "ex1_ep2_r2_qv" / "adapters" / "manifest.json").read_text())
+    assert manifest["config"]["optimizer"]["epochs"] == 2
+    assert json.loads((out / "curve.json").read_text()) == curve
+    assert (out / "distill_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished point was run again")
+
+    monkeypatch.setattr(bench, "run_training", refuse)
+    monkeypatch.setattr(bench, "evaluate_arm", refuse)
+    assert bench.run_curve(plan, data, out, values, users=1) == curve
+
+
+def test_product_grid_and_unknown_targets() -> None:
+    bench = load_benchmark()
+    base = bench.Point(6, 1, 8, "qv")
+    values = {"examples": [0, 6], "epochs": [1, 3], "rank": [8], "targets": ["qv"]}
+    assert len(bench.grid(base, values, product=False)) == 3
+    assert len(bench.grid(base, values, product=True)) == 4
+    overrides = bench.Point(6, 1, 32, "all").overrides()
+    assert overrides["adapter.r"] == 32 and overrides["adapter.alpha"] == 64
+    assert len(overrides["adapter.target_modules"]) == 7
+    with pytest.raises(SystemExit):
+        bench.main(["--data", "d", "--out", "o", "--targets", "qkv"])
