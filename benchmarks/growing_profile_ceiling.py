@@ -64,12 +64,13 @@ def measure(data: Path, min_seen: int = 3) -> dict:
                    for label, v in _binned(by_k).items()} for name, by_k in rows.items()}
 
 
-def measure_study(out: Path) -> dict:
-    """The returning users' test turns of a study, answered by their train-split profiles."""
+def measure_study(out: Path, config: Path) -> dict:
+    """The returning users' test turns of a study (run with the study config `config`),
+    answered by their train-split profiles."""
     from adaptcommand.arms import get_arm
     from adaptcommand.study import load_study
 
-    settings = load_study().eval_config(get_arm("profile"))
+    settings = load_study(config).eval_config(get_arm("profile"))
     profiles = read_profiles(out / "profiles" / "train" / "profiles.json")
     test = load_split(out / "data", "test")
     metas = {(pid, session_id_of(d, i)): d.meta.model_dump()
@@ -102,8 +103,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--study", type=Path, help="a demo --study output: its test turns")
+    parser.add_argument("--study-config", type=Path, default=Path("configs/study.json"),
+                        help="the config that study ran (its turn selection and window)")
     args = parser.parse_args()
-    result = measure_study(args.study) if args.study else _synthesized(args)
+    result = measure_study(args.study, args.study_config) if args.study else _synthesized(args)
     if args.output:
         args.output.write_text(json.dumps(result, indent=1))
     print("personal-value recall (all / implicit turns) after k sessions seen, turns")
