@@ -3,12 +3,8 @@ the profile's own answer, with no language model (the ceiling a profile arm read
 
     PYTHONPATH=src .venv/bin/python benchmarks/growing_profile_ceiling.py [--users 16]
         [--sessions 30] [--new-users 4] [--seed 0] [--output results.json]
-    PYTHONPATH=src .venv/bin/python benchmarks/growing_profile_ceiling.py --study runs/study
 
-With `--study OUT` (a `demo --study` output) it reads instead the returning users' test turns of
-that study, with its evaluation's turn selection and context window, and answers each with
-the profile the profile arms read (mined from the train split, `OUT/profiles/train`): how much
-of what a profile arm can recall is in its profile line at all.
+The study measures the same on its own users as the `mined-profile` arms (`arms.profile_answer`).
 
 Synthesizes a corpus (harder default generator), holds `--new-users` users out as in
 `data prepare --cold-start-personas` (3 profile sessions, then up to 20 evaluated), and answers
@@ -27,20 +23,13 @@ import tempfile
 from pathlib import Path
 
 from adaptcommand.arms.profile import growing_profiles
+from adaptcommand.arms.profile_answer import profile_answer
 from adaptcommand.data.io import load_split
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
 from adaptcommand.data.synth import synthesize
 from adaptcommand.evaluation.personal_values import personal_metrics, personal_turn, score_personal
 from adaptcommand.evaluation.turns import select_turns, session_id_of
-from adaptcommand.routines.profile import UserProfile, read_profiles, routine_for_context
-
-
-def profile_answer(profile: UserProfile, meta: dict) -> dict:
-    """The settings the profile line states for this context."""
-    routine = routine_for_context(profile, meta)
-    actions = dict(routine.actions) if routine else {}
-    return {**{d: s for d, s in profile.common_settings.items() if d not in actions}, **actions}
 
 
 def measure(data: Path, min_seen: int = 3) -> dict:
@@ -64,27 +53,6 @@ def measure(data: Path, min_seen: int = 3) -> dict:
                    for label, v in _binned(by_k).items()} for name, by_k in rows.items()}
 
 
-def measure_study(out: Path, config: Path) -> dict:
-    """The returning users' test turns of a study (run with the study config `config`),
-    answered by their train-split profiles."""
-    from adaptcommand.arms import get_arm
-    from adaptcommand.study import load_study
-
-    settings = load_study(config).eval_config(get_arm("profile"))
-    profiles = read_profiles(out / "profiles" / "train" / "profiles.json")
-    test = load_split(out / "data", "test")
-    metas = {(pid, session_id_of(d, i)): d.meta.model_dump()
-             for pid, ds in test.items() for i, d in enumerate(ds)}
-    rows = []
-    for turn in select_turns(test, settings.evaluation.skip_assistant_turns):
-        personal = personal_turn(turn.context, turn.reference,
-                                 settings.prompt.max_context_messages)
-        answer = profile_answer(profiles[turn.persona_id], metas[turn.persona_id,
-                                                                 turn.session_id])
-        rows.append((personal, score_personal(answer, personal)))
-    return {"test": {"all": {"turns": len(rows), **personal_metrics(rows)}}}
-
-
 BINS = ((3, 5), (6, 10), (11, 15), (16, 22), (3, 22))
 
 
@@ -102,11 +70,8 @@ def main() -> None:
     parser.add_argument("--new-users", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path)
-    parser.add_argument("--study", type=Path, help="a demo --study output: its test turns")
-    parser.add_argument("--study-config", type=Path, default=Path("configs/study.json"),
-                        help="the config that study ran (its turn selection and window)")
     args = parser.parse_args()
-    result = measure_study(args.study, args.study_config) if args.study else _synthesized(args)
+    result = _synthesized(args)
     if args.output:
         args.output.write_text(json.dumps(result, indent=1))
     print("personal-value recall (all / implicit turns) after k sessions seen, turns")

@@ -24,8 +24,8 @@ from test_demo import tiny_plan
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDY_ARMS = ("profile", "profile+unified", "distilled-per-user", "cold_start/profile",
-              "cold_start/merged+profile")
+STUDY_ARMS = ("profile", "mined-profile", "profile+unified", "distilled-per-user",
+              "cold_start/profile", "cold_start/mined-profile", "cold_start/merged+profile")
 
 
 def tiny_study() -> DemoPlan:
@@ -45,9 +45,10 @@ def tiny_study() -> DemoPlan:
 
 def test_study_arms_bring_what_they_build_on_and_each_groups_baseline() -> None:
     keys = [arm.key for arm in plan_arms(tiny_study(), all_arms=False)]
-    assert keys == ["baseline", "profile", "profile+unified", "profile+per-user",
-                    "distilled-per-user", "cold_start/baseline",
-                    "cold_start/profile", "cold_start/merged+profile"]
+    assert keys == ["baseline", "profile", "mined-profile", "profile+unified",
+                    "profile+per-user", "distilled-per-user", "cold_start/baseline",
+                    "cold_start/profile", "cold_start/mined-profile",
+                    "cold_start/merged+profile"]
 
 
 def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
@@ -79,6 +80,16 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
     assert set(cold["per_persona"]) == new_users
     assert cold["config"]["profile"]["source"] == "growing" and cold["by_sessions_seen"]
     assert "personal_recall_implicit" in cold["metrics"]
+    # The mined profile answers alone: same turns as the arms that read it, no model.
+    for group, reader in (("", "profile"), (f"{COLD_START}/", f"{COLD_START}/profile")):
+        mined_run = json.loads((tmp_path / "runs" / f"{group}mined-profile" / "results.json")
+                               .read_text())
+        read = json.loads((tmp_path / "runs" / reader / "results.json").read_text())
+        assert mined_run["arm"] == "mined-profile"
+        assert mined_run["counts"] == read["counts"]
+        probe = json.loads((tmp_path / "runs" / f"{group}mined-profile" / "probe.json")
+                           .read_text())
+        assert probe["arm"] == "mined-profile" and "param_recall" in probe["metrics"]
 
     order = [row["arm"] for row in compare["overview"] if row["group"] == "test"]
     assert order == [arm.name for arm in plan_arms(tiny_study(), False) if arm.split == "test"]
@@ -104,8 +115,8 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished stage ran again")
 
-    for name in ("evaluate_arm", "run_probe", "run_training", "merge_adapters", "mine_data",
-                 "_prepare_data"):
+    for name in ("evaluate_arm", "run_probe", "evaluate_profile_answers", "run_profile_probe",
+                 "run_training", "merge_adapters", "mine_data", "_prepare_data"):
         monkeypatch.setattr(demo_module, name, refuse)
     run_demo(tmp_path, tiny_study(), study=True)
     again = json.loads((tmp_path / STAGES_FILE).read_text())["seconds"]

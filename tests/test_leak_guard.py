@@ -20,6 +20,9 @@ prepared data altogether:
 |   (profile line, distilled)  |   from train only            |                              |
 | mined profiles (base model   | train (returning users) or   | every other split            |
 |   and new-user profile arms) |   cold_start_profile (new)   |                              |
+| mined profile answering      | the profile (mined from      | val, test (but the answered  |
+|   alone (`mined-profile`)    |   train) and the answered    |   sessions' context), both   |
+|                              |   session's context (`meta`) |   cold-start                 |
 
 Every registered arm (`adaptcommand.arms`) declares what it reads (`Arm.reads`);
 `test_every_registered_arm_reads_only_guarded_splits` ties each to a row above.
@@ -193,6 +196,26 @@ def test_probe_profile_lines_read_the_mined_profile_only(data: Path, tmp_path: P
             [item.as_turn() for item in items]))
     assert texts[0] == texts[1]
     assert any(text is not None and "User profile" in text.text for text in texts[0])
+
+
+def test_mined_profile_answers_read_the_profile_and_session_context_only(
+        data: Path, tmp_path: Path) -> None:
+    """The `mined-profile` arm: every test message (the turns' context and reference) and every
+    other split blanked, the profile mined from train, and the replies are the same."""
+    from adaptcommand.arms.profile import session_metas
+    from adaptcommand.arms.profile_answer import NO_ANSWER, profile_predictor
+    from adaptcommand.routines.mining import mine_profiles
+
+    blank = blank_data(data, tmp_path / "blank", splits=MEMORY_BLANKS)
+    replies = []
+    for source in (data, blank):
+        profiles = mine_profiles(load_split(source, "train"))
+        turns = select_turns(load_split(source, "test"), 0)
+        predict = profile_predictor(lambda key, p=profiles: p.get(key[0]),
+                                    session_metas(Scope(data=source), "test"))
+        replies.append(predict(turns))
+    assert replies[0] == replies[1]
+    assert any(reply != NO_ANSWER for reply in replies[0])
 
 
 PROFILE_SPLITS = ("train", "cold_start_profile")

@@ -23,13 +23,14 @@ from rich.console import Console
 from adaptcommand.arms import ALL_ARMS, CORE, Arm, resolve_arms
 from adaptcommand.arms.arm import COLD_START
 from adaptcommand.arms.merged import merge_adapters
+from adaptcommand.arms.profile_answer import evaluate_profile_answers
 from adaptcommand.data.io import DIALOGUES_FILE
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.splits import SplitConfig
 from adaptcommand.data.synth import synthesize
 from adaptcommand.data.synth.config import SynthConfig
 from adaptcommand.evaluation.config import EvalConfig
-from adaptcommand.evaluation.probe import run_probe
+from adaptcommand.evaluation.probe import run_probe, run_profile_probe
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
 from adaptcommand.fileio import atomic_path, write_text_atomic
 from adaptcommand.models.adapters import UNIFIED
@@ -165,18 +166,28 @@ def demo_stages(out: Path, plan: DemoPlan, arms: list[Arm], quiet: bool) -> list
             stages.append(Stage(f"mine {arm.profiles_from}", partial(
                 mine_data, data, out / "profiles" / arm.profiles_from, split=arm.profiles_from),
                 _profiles_file(out, arm)))
-        settings = plan.eval_config(arm)
-        run = run_path(out, arm)
-        adapters = _adapters_dir(out, arm)
-        stages.append(Stage(f"eval {arm.key}", partial(
-            evaluate_arm, settings, scope, run, arm.name, adapters=adapters,
-            retrieval_k=arm.retrieval_k, show_progress=not quiet,
-            profiles_file=_profiles_file(out, arm)), run / "results.json"))
-        stages.append(Stage(f"probe {arm.key}", partial(
-            run_probe, settings, scope, run, arm.name, adapters=adapters,
-            retrieval_k=arm.retrieval_k, show_progress=not quiet,
-            profiles_file=_profiles_file(out, arm)), run / "probe.json"))
+        stages += _eval_stages(out, arm, plan.eval_config(arm), scope, quiet)
     return stages
+
+
+def _eval_stages(out: Path, arm: Arm, settings: EvalConfig, scope: Scope,
+                 quiet: bool) -> list[Stage]:
+    """The arm's evaluation and probe: of its model, or of its mined profile answering alone."""
+    run, profiles = run_path(out, arm), _profiles_file(out, arm)
+    if arm.language_model:
+        adapters = _adapters_dir(out, arm)
+        evaluate = partial(evaluate_arm, settings, scope, run, arm.name, adapters=adapters,
+                           retrieval_k=arm.retrieval_k, show_progress=not quiet,
+                           profiles_file=profiles)
+        probe = partial(run_probe, settings, scope, run, arm.name, adapters=adapters,
+                        retrieval_k=arm.retrieval_k, show_progress=not quiet,
+                        profiles_file=profiles)
+    else:
+        evaluate = partial(evaluate_profile_answers, settings, scope, run, arm.name,
+                           profiles_file=profiles, show_progress=not quiet)
+        probe = partial(run_profile_probe, settings, scope, run, profiles, arm=arm.name)
+    return [Stage(f"eval {arm.key}", evaluate, run / "results.json"),
+            Stage(f"probe {arm.key}", probe, run / "probe.json")]
 
 
 def run_demo(out: Path, plan: DemoPlan, console: Console | None = None,

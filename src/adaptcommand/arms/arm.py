@@ -36,6 +36,8 @@ class Arm:
     sessions the users' profiles are mined from when the arm's adapters carry none (base model,
     merged adapters, new users): `train` for returning users, `cold_start_profile` for new ones, or
     GROWING for new users' profiles mined before each evaluated session from the sessions seen.
+    `language_model` False: no model at all, the mined profile answers every turn
+    (`arms.profile_answer`), the ceiling of the profile arms.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Arm:
     prompt: ProfileOptions = field(default_factory=ProfileOptions)
     training: Mapping[str, Any] = field(default_factory=dict)
     profiles_from: str | None = None
+    language_model: bool = True
 
     @property
     def key(self) -> str:

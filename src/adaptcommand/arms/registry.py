@@ -42,6 +42,10 @@ ARMS: tuple[Arm, ...] = (
     Arm("profile", "The base model with the session's context and the user's routine for it, "
         "mined from the train split, in one line of the prompt (the control).", "profile",
         prompt=PROFILE_PROMPT, profiles_from="train"),
+    Arm("mined-profile", "No language model: each turn answered with the settings the user's "
+        "profile (mined from the train split) states for the session's context, the routine "
+        "for it plus the usual settings: what a profile line holds, the profile arms' ceiling.",
+        "profile", profiles_from="train", language_model=False),
     Arm("profile+unified", "Unified adapter trained with each session's profile line in the "
         "prompt, evaluated with it.", "profile", train="unified", prompt=PROFILE_PROMPT),
     Arm("profile+per-user", "Per-user adapters trained and evaluated with the profile line.",
@@ -63,6 +67,9 @@ ARMS: tuple[Arm, ...] = (
     Arm("profile", "New users: the base model with a profile line mined, before each "
         "session, from the sessions seen so far.", "cold-start", prompt=PROFILE_PROMPT,
         profiles_from=GROWING, split=COLD_START),
+    Arm("mined-profile", "New users: no language model, each turn answered with what the "
+        "profile mined from the sessions seen so far states for the session's context.",
+        "cold-start", profiles_from=GROWING, split=COLD_START, language_model=False),
     Arm("profile+unified", "New users: the profile unified adapter with a profile line mined "
         "from the sessions seen so far.", "cold-start", adapters_of="profile+unified",
         prompt=PROFILE_PROMPT, profiles_from=GROWING, split=COLD_START),

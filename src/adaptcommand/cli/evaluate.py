@@ -51,7 +51,8 @@ RetrievalOpt = Annotated[int, typer.Option(
     "exchanges into each prompt (needs --data; 0 = off). The arm name gets '+memory'.")]
 ProfilesOpt = Annotated[Path | None, typer.Option(
     "--profiles", help="profiles.json (`routines mine`, train split) for prompts with "
-    "prompt.profile=line; default: <persona_id>/profile.json next to the adapters.")]
+    "prompt.profile=line; default: <persona_id>/profile.json next to the adapters. `baseline` "
+    "without a profile prompt: the mined profile answers instead of a model.")]
 ArmOpt = Annotated[str | None, typer.Option(
     "--arm", help="Name of this arm in reports (default: the training strategy, or baseline "
     "without adapters; '+memory' appended with --retrieval-k).")]
@@ -92,15 +93,28 @@ def baseline(
     """Evaluate the base model turn by turn (ROUGE, embedding similarity, action P/R/F1, length).
 
     Writes results.json, per_persona_summary.csv and predictions.jsonl to --out; an interrupted
-    run started again with the same command resumes where it stopped.
+    run started again with the same command resumes where it stopped. With --profiles and no
+    profile line in the prompt, the mined profile answers every turn instead of a model (arm
+    `mined-profile`: the settings it states for the session's context), the ceiling of the
+    profile arms.
     """
     from adaptcommand.arms.profile import uses_profile_prompt
     from adaptcommand.evaluation.runs import Scope, arm_name, evaluate_arm, resolve_config
+    from adaptcommand.models.profile_prompt import uses_profile
 
     settings = resolve_config(
         config, cli_overrides(model, split, skip_assistant_turns, sample, overrides)
     )
     scope = Scope(data, dialogues, parse_csv(personas), max_examples)
+    if profiles is not None and not uses_profile(settings.prompt):
+        from adaptcommand.arms.profile_answer import evaluate_profile_answers
+
+        if retrieval_k:
+            raise typer.BadParameter("--profiles without a profile prompt answers from the "
+                                     "profile alone: no --retrieval-k with it")
+        report(evaluate_profile_answers(settings, scope, out, profiles_file=profiles,
+                                        force=force), out)
+        return
     name = arm_name(None, "baseline", retrieval_k, uses_profile_prompt(settings))
     results = evaluate_arm(settings, scope, out, name, retrieval_k=retrieval_k, force=force,
                            profiles_file=profiles)

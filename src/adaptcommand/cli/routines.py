@@ -33,7 +33,8 @@ def mine(
     ] = None,
     min_support: Annotated[int, typer.Option(
         "--min-support", help="Sessions that must show a routine (and agree on each of its "
-        "values) for it to be kept.")] = 2,
+        "values) for it to be kept; 1 keeps a routine seen once unless a better one explains "
+        "its session.")] = 1,
     method: Annotated[str, typer.Option(
         "--method", help="miner (rules over the extracted end states) or llm (a language "
         "model reads the history).")] = "miner",

@@ -289,18 +289,21 @@ def run_profile_probe(
     settings: EvalConfig,
     scope: Scope,
     out: Path,
-    profiles_path: Path,
+    profiles_path: Path | None,
     *,
     arm: str = PROFILE_ARM,
 ) -> dict[str, Any]:
-    """The probe answered by a mined user model (`routines mine`'s profiles.json) instead of a
-    language model: the same items, scores and files as `run_probe`, so the report puts the
-    two side by side. No model is loaded; a persona without a profile answers nothing."""
+    """The probe answered by a mined user model (`routines mine`'s profiles.json; None for new
+    users with `profile.source=growing`: mined from their cold_start_profile sessions, as a
+    profile arm's probe reads) instead of a language model: the same items, scores and files
+    as `run_probe`, so the report puts the two side by side. No model is loaded; a persona
+    without a profile answers nothing."""
     from adaptcommand.routines.profile import read_profiles
 
     routines = load_routines(scope, settings.evaluation.split)
     items = probe_items(routines)
-    profiles = read_profiles(profiles_path)
+    profiles = (read_profiles(profiles_path) if profiles_path is not None
+                else probe_profiles(settings, scope, None, None))
     check_same_arm(out, arm)
     identity = {"config": settings.model_dump(),
                 **run_info(scope, arm, profiles_identity(profiles_path))}

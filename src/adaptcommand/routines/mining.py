@@ -11,8 +11,9 @@ Only the messages and each session's context (`meta`) are read, never `routines`
    leaves a field open is seen in sessions that differ in it; one that sets it is not).
 3. Each candidate's settings: a setting belongs to it when at least `min_share` of its sessions
    state it; its value is the mode, or, for a routine that drifted, the value it changed to
-   (one change point per setting, when at least `min_support` sessions show the new value and
-   it contradicts fewer sessions than the plain mode); a one-session tweak is outvoted.
+   (one change point per setting, when at least `drift_support` sessions show the old and the
+   new value and it contradicts fewer sessions than the plain mode); a one-session tweak is
+   outvoted.
 4. Greedy choice: the candidate whose settings explain its sessions best (agreeing settings
    minus `disagree_cost` per contradicted one and `absent_cost` per unstated one, minus
    `silent_cost` per session that shows none of them, such as a spontaneous session in the
@@ -48,8 +49,13 @@ FIELDS: tuple[str, ...] = tuple(TRIGGER_VALUES)
 class MiningSettings(StrictModel):
     """Knobs of the miner; the defaults are the measured ones (README, "User model")."""
 
-    min_support: int = Field(2, ge=1, description="Sessions that must show a routine (and that "
-                             "must agree on each of its values) for it to be kept.")
+    min_support: int = Field(1, ge=1, description="Sessions that must show a routine (and that "
+                             "must agree on each of its values) for it to be kept. 1: a routine "
+                             "seen once is kept unless a better one explains its session (with "
+                             "few sessions per user, most routines are seen once or twice).")
+    drift_support: int = Field(2, ge=1, description="Sessions that must show each side of a "
+                               "value change (drift) for it to count: a lone session that "
+                               "differs is a one-day tweak, not a new habit.")
     max_sessions: int | None = Field(None, ge=1, description="Use only each persona's most "
                                      "recent N sessions of the split (None: all).")
     min_share: float = Field(0.4, gt=0, le=1, description="Share of a routine's sessions that "
@@ -253,7 +259,7 @@ def _routine_values(
         if len(sequence) < settings.min_share * len(members):
             continue
         if settings.drift:
-            value = _drifted(sequence, settings.min_support)
+            value = _drifted(sequence, settings.drift_support)
         else:
             counts = Counter(v for _, v in sequence)
             value = _Value(max(counts, key=counts.__getitem__))
