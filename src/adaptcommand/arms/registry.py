@@ -48,6 +48,9 @@ ARMS: tuple[Arm, ...] = (
         "profile", profiles_from="train", language_model=False),
     Arm("profile+unified", "Unified adapter trained with each session's profile line in the "
         "prompt, evaluated with it.", "profile", train="unified", prompt=PROFILE_PROMPT),
+    Arm("profile+distilled", "Unified adapter trained with the profile line and the distilled "
+        "examples (each mined routine asked for and answered in full), evaluated with the line.",
+        "profile", train="unified", prompt=PROFILE_PROMPT, training=DISTILLED),
     Arm("profile+per-user", "Per-user adapters trained and evaluated with the profile line.",
         "profile", train="per-user", prompt=PROFILE_PROMPT),
     Arm("profile+hybrid", "Per-user adapters on top of the profile unified adapter, trained "
