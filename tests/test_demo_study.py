@@ -30,10 +30,11 @@ STUDY_ARMS = ("profile", "mined-profile", "profile+unified", "distilled-per-user
 
 def tiny_study() -> DemoPlan:
     """The demo test's tiny plan on 2 trained + 1 new user, with two pairs of context and many
-    implicit requests."""
+    implicit requests; 10 sessions, so that a routine of the train split comes back in a test
+    session and the profile line has something to say."""
     base = tiny_plan()
     return replace(
-        base, personas=2, cold_start_personas=1, cold_start_profile_sessions=3,
+        base, personas=2, sessions=10, cold_start_personas=1, cold_start_profile_sessions=3,
         training={**base.training, "prompt.max_context_messages": 2},
         evaluation={**base.evaluation, "evaluation.skip_assistant_turns": 0,
                     "prompt.max_context_messages": 2},
