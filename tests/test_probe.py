@@ -14,6 +14,7 @@ from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.evaluation.config import EvalConfig
 from adaptcommand.evaluation.probe import (
     PROBE_FILE,
+    PROBE_MIN_NEW_TOKENS,
     PROBE_PREDICTIONS,
     load_routines,
     persona_intervals,
@@ -147,13 +148,15 @@ def test_probe_cli_writes_beside_the_eval_run(synthetic_data: Path, tmp_path: Pa
     assert invoke(["baseline", "--data", str(synthetic_data), "--out", str(run)]).exit_code == 0
     eval_files = {p.name: p.read_bytes() for p in run.iterdir()}
     result = invoke(["probe", "--data", str(synthetic_data), "--out", str(run),
-                     "--set", "generation.do_sample=true"])
+                     "--set", "generation.do_sample=true", "--set", "generation.max_new_tokens=8"])
     assert result.exit_code == 0, result.output
 
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.name in eval_files} == eval_files
     probe = json.loads((run / PROBE_FILE).read_text())
     routines = load_routines(Scope(data=synthetic_data))
     assert probe["arm"] == "baseline" and probe["config"]["generation"]["do_sample"] is False
+    # a turn's budget would cut a routine stated in full
+    assert probe["config"]["generation"]["max_new_tokens"] == PROBE_MIN_NEW_TOKENS
     assert probe["counts"]["routines"] == sum(len(r) for r in routines.values())
     assert set(probe["per_persona"]) == set(routines)
     records = read_jsonl(run / PROBE_PREDICTIONS)

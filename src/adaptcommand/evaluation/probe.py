@@ -45,6 +45,10 @@ from adaptcommand.routines.profile import UserProfile
 
 PROBE_FILE = "probe.json"
 PROBE_PREDICTIONS = "probe_predictions.jsonl"
+# The probe asks for a whole routine: stated in full it takes up to about 90 tokens (the mined
+# profile's own answers on the study's 48 routines: 15-86). A turn's budget would cut it (the
+# study's 40 tokens cut 43 of 48 answers of an adapter that states routines in full).
+PROBE_MIN_NEW_TOKENS = 128
 PROBE_REQUEST = "Set things up the way I like."
 
 
@@ -230,8 +234,11 @@ def run_probe(
     routed per persona, optionally with retrieved memories) and write probe.json and
     probe_predictions.jsonl to `out`; a finished identical probe is returned, not redone.
     A profile arm's probe prompts carry the arm's profile/context text (`probe_profile_texts`),
-    so its probe row measures what the arm knows with its profile."""
-    greedy = settings.generation.model_copy(update={"do_sample": False})
+    so its probe row measures what the arm knows with its profile. Decoding is greedy, with
+    room for a whole routine (at least PROBE_MIN_NEW_TOKENS)."""
+    greedy = settings.generation.model_copy(update={
+        "do_sample": False,
+        "max_new_tokens": max(settings.generation.max_new_tokens, PROBE_MIN_NEW_TOKENS)})
     settings = settings.model_copy(update={"generation": greedy})
     items = probe_items(load_routines(scope, settings.evaluation.split))
     extra = {"adapters": str(adapters) if adapters else None, "retrieval_k": retrieval_k,
