@@ -20,8 +20,15 @@ from adaptcommand.data.io import load_split
 from adaptcommand.data.prepare import prepare_from_source
 from adaptcommand.data.synth import synthesize
 from adaptcommand.data.synth.config import SynthConfig
+from adaptcommand.errors import AdaptCommandError
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.evaluation.personal_values import personal_metrics, personal_turn, score_personal
+from adaptcommand.evaluation.probe import (
+    load_routines,
+    probe_items,
+    profile_answers,
+    run_profile_probe,
+)
 from adaptcommand.evaluation.runs import Scope, resolve_config
 from adaptcommand.evaluation.turns import select_turns, session_id_of
 from adaptcommand.routines.mining import mine_profiles
@@ -107,3 +114,25 @@ def test_baseline_with_profiles_and_no_profile_prompt_lets_the_profile_answer(
     refused = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "r2"),
                                        "--retrieval-k", "3"])
     assert refused.exit_code != 0 and "--retrieval-k" in refused.output
+    # its probe goes next to it (same arm name), answering what the line states
+    probed = CliRunner().invoke(app, ["probe", *common[1:], "--out", str(tmp_path / "run")])
+    assert probed.exit_code == 0, probed.output
+    probe = json.loads((tmp_path / "run" / "probe.json").read_text())
+    assert probe["arm"] == "mined-profile"
+
+
+def test_the_probe_answer_is_the_line_the_arm_states(data: Path) -> None:
+    profiles = mine_profiles(load_split(data, "train"))
+    routines = load_routines(Scope(data=data))
+    items = probe_items(routines)
+    _, answers = profile_answers(items, routines, profiles)
+    for item, answer in zip(items, answers, strict=True):
+        context = routines[item.persona_id][item.routine_index].triggers.model_dump(
+            exclude_none=True)
+        assert answer == profile_answer(profiles[item.persona_id], context)
+    assert any(answers)
+
+
+def test_a_profile_probe_without_profiles_is_refused(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(AdaptCommandError, match="--profiles"):
+        run_profile_probe(resolve_config(None, {}), Scope(data=data), tmp_path, None)

@@ -87,7 +87,7 @@ def test_profile_probe_scores_a_known_profile_exactly(synthetic_data: Path, tmp_
     settings = resolve_config(None, {"evaluation.bootstrap_resamples": 20})
     scope = Scope(data=synthetic_data)
     right = run_profile_probe(settings, scope, tmp_path / "right", tmp_path / "perfect.json")
-    assert right["arm"] == "mined profile"
+    assert right["arm"] == "mined-profile"
     assert right["metrics"]["value_accuracy"] == 1.0
     assert right["metrics"]["device_f1"] == 1.0
     assert right["counts"]["routines"] == sum(map(len, truth.values()))
@@ -107,7 +107,7 @@ def test_probe_cli_with_mined_profiles(synthetic_data: Path, tmp_path: Path) -> 
                                  str(tmp_path / "mined" / "profiles.json")])
     assert result.exit_code == 0, result.output
     probe = json.loads((tmp_path / "probe" / "probe.json").read_text())
-    assert probe["arm"] == "mined profile" and probe["profiles"].endswith("profiles.json")
+    assert probe["arm"] == "mined-profile" and probe["profiles"].endswith("profiles.json")
     refused = runner.invoke(app, ["probe", "--data", str(synthetic_data), "--out",
                                   str(tmp_path / "p2"), "--profiles", "x.json",
                                   "--adapters", "y"])
@@ -122,16 +122,16 @@ def test_report_shows_the_user_model_sections(synthetic_data: Path, tmp_path: Pa
     (base / "probe.json").write_text(json.dumps({"metrics": {"value_accuracy": 0.1}}))
     user = tmp_path / "user"
     run_curve(synthetic_data, user, CurveSettings(points=[1], methods=["miner"], n_resamples=20))
-    (user / "probe.json").write_text(json.dumps({"arm": "mined profile",
+    (user / "probe.json").write_text(json.dumps({"arm": "mined-profile",
                                                  "metrics": {"value_accuracy": 0.9}}))
     build_report([base, arm], tmp_path / "report", settings=SETTINGS, user_model=[user])
     html = (tmp_path / "report" / "report.html").read_text()
     assert "User model: preference probe" in html and "User model: learning curve" in html
-    assert "<td>mined profile</td><td>0.900</td>" in html
+    assert "<td>mined-profile</td><td>0.900</td>" in html
     assert "Gemini-2.5-Flash (published)" in html
     assert (tmp_path / "report" / CURVE_PNG).read_bytes().startswith(PNG_MAGIC)
     summary = (tmp_path / "report" / "summary.md").read_text()
-    assert "| mined profile | 0.900 |" in summary and "| baseline (test) | 0.100 |" in summary
+    assert "| mined-profile | 0.900 |" in summary and "| baseline (test) | 0.100 |" in summary
     with pytest.raises(DataError, match="holds neither"):
         build_report([base, arm], tmp_path / "r2", settings=SETTINGS, user_model=[tmp_path])
 

@@ -100,18 +100,19 @@ def baseline(
     """
     from adaptcommand.arms.profile import uses_profile_prompt
     from adaptcommand.evaluation.runs import Scope, arm_name, evaluate_arm, resolve_config
-    from adaptcommand.models.profile_prompt import uses_profile
 
     settings = resolve_config(
         config, cli_overrides(model, split, skip_assistant_turns, sample, overrides)
     )
     scope = Scope(data, dialogues, parse_csv(personas), max_examples)
-    if profiles is not None and not uses_profile(settings.prompt):
+    if profiles is not None and not uses_profile_prompt(settings):
         from adaptcommand.arms.profile_answer import evaluate_profile_answers
 
         if retrieval_k:
             raise typer.BadParameter("--profiles without a profile prompt answers from the "
                                      "profile alone: no --retrieval-k with it")
+        console.print("No profile line in the prompt: the mined profile answers every turn, no "
+                      "model (arm mined-profile).")
         report(evaluate_profile_answers(settings, scope, out, profiles_file=profiles,
                                         force=force), out)
         return

@@ -59,7 +59,8 @@ def probe(
     `eval`. With --profiles and no profile prompt, the mined user model answers instead, so the
     report shows what it knows before any language model is involved."""
     from adaptcommand.arms.profile import uses_profile_prompt
-    from adaptcommand.evaluation.probe import PROFILE_ARM, run_probe, run_profile_probe
+    from adaptcommand.arms.profile_answer import PROFILE_ANSWER_ARM
+    from adaptcommand.evaluation.probe import run_probe, run_profile_probe
     from adaptcommand.evaluation.runs import Scope, adapter_settings, arm_name, resolve_config
     from adaptcommand.models.profile_prompt import uses_profile
 
@@ -73,7 +74,8 @@ def probe(
         if adapters is not None or retrieval_k:
             raise typer.BadParameter("--profiles replaces the model: no --adapters or "
                                      "--retrieval-k with it")
-        print_probe(run_profile_probe(settings, scope, out, profiles, arm=arm or PROFILE_ARM))
+        print_probe(run_profile_probe(settings, scope, out, profiles,
+                                      arm=arm or PROFILE_ANSWER_ARM))
         console.print(f"Probe written to [bold]{out}[/]")
         return
     name = arm_name(arm, default, retrieval_k, uses_profile_prompt(settings))

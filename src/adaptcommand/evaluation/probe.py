@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from adaptcommand.arms.profile import probe_profiles, turn_texts, uses_profile_prompt
+from adaptcommand.arms.profile_answer import PROFILE_ANSWER_ARM, profile_answer
 from adaptcommand.data.io import DIALOGUES_FILE, SplitName, load_splits, read_dialogues_file
 from adaptcommand.data.schema import Message, Routine, Triggers, actions_dict
 from adaptcommand.errors import AdaptCommandError, DataError
@@ -269,14 +270,13 @@ def probe_profile_texts(settings: EvalConfig, items: Sequence[ProbeItem],
     return turn_texts(settings, contexts, lambda key: profiles.get(key[0]))
 
 
-PROFILE_ARM = "mined profile"
-
-
 def profile_answers(items: Sequence[ProbeItem], routines: Mapping[str, Sequence[Routine]],
                     profiles: Mapping[str, Any]) -> tuple[list[str], list[dict]]:
-    """What a mined user model answers to each probe: the actions of the mined routine whose
-    triggers the probe's context satisfies (`routine_for_context`; the context holds only the
-    fields the probe states), else nothing; plus a line saying which routine that was."""
+    """What a mined user model answers to each probe: what its profile line states for the
+    probe's context (`arms.profile_answer.profile_answer`: the mined routine whose triggers the
+    context satisfies, plus the usual settings of the other devices; the context holds only the
+    fields the probe states), the same answer the `mined-profile` arm gives a turn and the line
+    a profile arm's probe prompt carries; plus a line saying which routine that was."""
     from adaptcommand.routines.profile import routine_for_context
 
     replies: list[str] = []
@@ -288,7 +288,7 @@ def profile_answers(items: Sequence[ProbeItem], routines: Mapping[str, Sequence[
         mined = routine_for_context(profile, context) if profile is not None else None
         replies.append(f"mined routine {profile.routines.index(mined)} {mined.triggers}"
                        if mined is not None else "no mined routine for this context")
-        answers.append(dict(mined.actions) if mined is not None else {})
+        answers.append(profile_answer(profile, context) if profile is not None else {})
     return replies, answers
 
 
@@ -298,7 +298,7 @@ def run_profile_probe(
     out: Path,
     profiles_path: Path | None,
     *,
-    arm: str = PROFILE_ARM,
+    arm: str = PROFILE_ANSWER_ARM,
 ) -> dict[str, Any]:
     """The probe answered by a mined user model (`routines mine`'s profiles.json; None for new
     users with `profile.source=growing`: mined from their cold_start_profile sessions, as a
@@ -307,6 +307,10 @@ def run_profile_probe(
     without a profile answers nothing."""
     from adaptcommand.routines.profile import read_profiles
 
+    if profiles_path is None and settings.profile.source != "growing":
+        raise AdaptCommandError("the mined profile answers from profiles: pass --profiles FILE "
+                                "(profiles.json of `routines mine`), or for new users "
+                                "profile.source=growing")
     routines = load_routines(scope, settings.evaluation.split)
     items = probe_items(routines)
     profiles = (read_profiles(profiles_path) if profiles_path is not None

@@ -15,6 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from adaptcommand.arms.profile_answer import PROFILE_ANSWER_ARM
 from adaptcommand.errors import DataError
 from adaptcommand.report.overview import OverviewRow
 from adaptcommand.routines.curve import CURVE_JSON, CURVE_PNG, curve_plot, curve_table
@@ -63,7 +64,7 @@ def probe_table(inputs: UserModelInputs, rows: Sequence[OverviewRow]
     """The mined profile's probe rows first, then every probed arm's, same columns."""
     from adaptcommand.report.markdown import fmt
 
-    entries = [(p.get("arm", "mined profile"), p["metrics"]) for p in inputs.probes]
+    entries = [(p.get("arm", PROFILE_ANSWER_ARM), p["metrics"]) for p in inputs.probes]
     entries += [(f"{row.run.label} ({row.group})", row.run.probe.metrics)
                 for row in rows if row.run.probe]
     names = list(dict.fromkeys(n for _, metrics in entries for n in metrics))

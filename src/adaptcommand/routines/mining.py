@@ -50,9 +50,11 @@ class MiningSettings(StrictModel):
     """Knobs of the miner; the defaults are the measured ones (README, "User model")."""
 
     min_support: int = Field(1, ge=1, description="Sessions that must show a routine (and that "
-                             "must agree on each of its values) for it to be kept. 1: a routine "
-                             "seen once is kept unless a better one explains its session (with "
-                             "few sessions per user, most routines are seen once or twice).")
+                             "must agree on each of its values) for it to be kept, and that must "
+                             "show a usual setting outside routines. 1: a routine seen once is "
+                             "kept unless a better one explains its session (with few sessions "
+                             "per user, most routines are seen once or twice), and a value seen "
+                             "once outside routines is a usual setting.")
     drift_support: int = Field(2, ge=1, description="Sessions that must show each side of a "
                                "value change (drift) for it to count: a lone session that "
                                "differs is a one-day tweak, not a new habit.")
@@ -61,8 +63,8 @@ class MiningSettings(StrictModel):
     min_share: float = Field(0.4, gt=0, le=1, description="Share of a routine's sessions that "
                              "must state a setting for it to belong to the routine.")
     drift: bool = Field(True, description="Let a setting change value once over time (from a "
-                        "session on, at least min_support sessions show the new value); False: "
-                        "plain majority.")
+                        "session on, at least drift_support sessions show the new value); "
+                        "False: plain majority.")
     disagree_cost: float = Field(2.0, ge=0, description="Penalty per session setting that "
                                  "contradicts a candidate routine's value.")
     absent_cost: float = Field(1.0, ge=0, description="Penalty per candidate setting a session "
@@ -222,10 +224,10 @@ class _Value:
         return self.old if rank < self.since else self.value
 
 
-def _drifted(sequence: Sequence[tuple[int, Any]], min_support: int) -> _Value:
+def _drifted(sequence: Sequence[tuple[int, Any]], support: int) -> _Value:
     """The value of one setting stated by a routine's sessions, given as (rank, value) in time
     order: the mode, or, when it explains them better, a change from
-    one value to another, each shown by at least min_support sessions (before and after the
+    one value to another, each shown by at least `support` sessions (before and after the
     change; a lone early session is a tweak or a spontaneous one, not an old habit). Ties: no
     change; equal counts: the more recent value."""
     total: Counter[Any] = Counter(v for _, v in sequence)
@@ -239,7 +241,7 @@ def _drifted(sequence: Sequence[tuple[int, Any]], min_support: int) -> _Value:
         old = max(before, key=lambda v: (before[v], last[v]))
         new = max(after, key=lambda v: (after[v], last[v]))
         wrong = (cut - before[old]) + (len(sequence) - cut - after[new])
-        if (new != old and min(before[old], after[new]) >= min_support
+        if (new != old and min(before[old], after[new]) >= support
                 and wrong < misses):
             best, misses = _Value(new, sequence[cut][0], old), wrong
     return best
