@@ -37,7 +37,7 @@ class Arm:
     merged adapters, new users): `train` for returning users, `cold_start_profile` for new ones, or
     GROWING for new users' profiles mined before each evaluated session from the sessions seen.
     `language_model` False: no model at all, the mined profile answers every turn
-    (`arms.profile_answer`), the ceiling of the profile arms.
+    (`arms.profile_answer`), the recall ceiling of the profile arms.
     """
 
     name: str

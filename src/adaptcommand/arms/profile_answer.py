@@ -4,9 +4,10 @@ user's profile states for the session's context.
 A profile arm can only recall what its profile line holds. Answering each evaluated turn with
 exactly that (the mined routine for the session's context plus the usual settings of the other
 devices, as `models.prompting.profile_line` writes them), in a wording the action extractor
-reads back, and scoring it like any arm's reply gives the ceiling the language-model arms are
-read against, with the same turns, metrics and persona intervals. The probe's counterpart is
-`evaluation.probe.run_profile_probe`.
+reads back, and scoring it like any arm's reply gives the recall ceiling the language-model
+arms are read against, with the same turns, metrics and persona intervals (its precision is low
+by construction: it states every setting on every turn). The probe's counterpart is
+`evaluation.probe.run_profile_probe`, which answers with the same `profile_answer`.
 
 It reads the profile (mined from the train split, or for new users grown from the sessions seen
 before each evaluated one) and the evaluated session's context (`meta`): never the turn's

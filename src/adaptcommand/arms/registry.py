@@ -44,7 +44,8 @@ ARMS: tuple[Arm, ...] = (
         prompt=PROFILE_PROMPT, profiles_from="train"),
     Arm("mined-profile", "No language model: each turn answered with the settings the user's "
         "profile (mined from the train split) states for the session's context, the routine "
-        "for it plus the usual settings: what a profile line holds, the profile arms' ceiling.",
+        "for it plus the usual settings: what a profile line holds, the profile arms' recall "
+        "ceiling.",
         "profile", profiles_from="train", language_model=False),
     Arm("profile+unified", "Unified adapter trained with each session's profile line in the "
         "prompt, evaluated with it.", "profile", train="unified", prompt=PROFILE_PROMPT),
