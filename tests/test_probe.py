@@ -175,6 +175,18 @@ def test_probe_cli_writes_beside_the_eval_run(synthetic_data: Path, tmp_path: Pa
     assert "holds the evaluation of arm 'baseline'" in str(other.exception)
 
 
+def test_another_request_wording_is_asked_and_recorded(synthetic_data: Path,
+                                                      tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = invoke(["probe", "--data", str(synthetic_data), "--out", str(run),
+                     "--request", "Could you get the house ready for me?"])
+    assert result.exit_code == 0, result.output
+    first = read_jsonl(run / PROBE_PREDICTIONS)[0]
+    assert first["prompt"].endswith(" Could you get the house ready for me?")
+    assert json.loads((run / PROBE_FILE).read_text())["request"] == \
+        "Could you get the house ready for me?"
+
+
 def test_probe_cli_routes_adapters_per_persona(synthetic_data: Path, tmp_path: Path) -> None:
     save_random_adapters(tmp_path / "adapters", ["persona_000", "unified"])
     scope = ["--data", str(synthetic_data), "--personas", "persona_000,persona_001"]

@@ -47,8 +47,12 @@ def probe(
         "--profiles", help="profiles.json of `routines mine`. For an arm whose prompts carry "
         "a profile line (prompt.profile=line): the profiles its probe prompts read, as in "
         "`eval` (default: <persona_id>/profile.json next to the adapters). Otherwise: answer "
-        "each probe with the mined routine for its context instead of a model (arm `mined "
-        "profile`).")] = None,
+        "each probe with what the profile line states for its context instead of a model "
+        "(arm `mined-profile`).")] = None,
+    request: Annotated[str | None, typer.Option(
+        "--request", help="The probe's request after the context sentence (default: \"Set "
+        "things up the way I like.\"); another wording checks that an arm did not just learn "
+        "the default's form.")] = None,
 ) -> None:
     """Ask for each routine of each persona with its trigger context only ("It's a rainy, cold
     weekday evening after sunset. Set things up the way I like.") and score the reply's actions
@@ -80,7 +84,8 @@ def probe(
         return
     name = arm_name(arm, default, retrieval_k, uses_profile_prompt(settings))
     result = run_probe(settings, scope, out, name, adapters=adapters, retrieval_k=retrieval_k,
-                       force=force, profiles_file=profiles)
+                       force=force, profiles_file=profiles,
+                       **({"request": request} if request is not None else {}))
     print_probe(result)
     console.print(f"Probe written to [bold]{out}[/]")
 

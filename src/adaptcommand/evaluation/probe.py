@@ -53,9 +53,9 @@ PROBE_MIN_NEW_TOKENS = 128
 PROBE_REQUEST = "Set things up the way I like."
 
 
-def probe_prompt(triggers: Triggers) -> str:
+def probe_prompt(triggers: Triggers, request: str = PROBE_REQUEST) -> str:
     """The user's message of one probe: the trigger context, then the request."""
-    return " ".join(part for part in (trigger_sentence(triggers), PROBE_REQUEST) if part)
+    return " ".join(part for part in (trigger_sentence(triggers), request) if part)
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,11 @@ def load_routines(scope: Scope, split: SplitName | None = None) -> dict[str, lis
     return routines
 
 
-def probe_items(routines: Mapping[str, Sequence[Routine]]) -> list[ProbeItem]:
+def probe_items(routines: Mapping[str, Sequence[Routine]],
+                request: str = PROBE_REQUEST) -> list[ProbeItem]:
     """Every routine of every persona, in persona then routine order."""
-    items = [ProbeItem(pid, index, probe_prompt(routine.triggers), actions_dict(routine.actions),
+    items = [ProbeItem(pid, index, probe_prompt(routine.triggers, request),
+                       actions_dict(routine.actions),
                        routine.triggers.model_dump(exclude_none=True))
              for pid, persona_routines in routines.items()
              for index, routine in enumerate(persona_routines)]
@@ -230,20 +232,23 @@ def run_probe(
     force: bool = False,
     show_progress: bool = True,
     profiles_file: Path | None = None,
+    request: str = PROBE_REQUEST,
 ) -> dict[str, Any]:
     """Probe every routine of the personas in `scope` with the arm's model (base, `adapters`
     routed per persona, optionally with retrieved memories) and write probe.json and
     probe_predictions.jsonl to `out`; a finished identical probe is returned, not redone.
     A profile arm's probe prompts carry the arm's profile/context text (`probe_profile_texts`),
     so its probe row measures what the arm knows with its profile. Decoding is greedy, with
-    room for a whole routine (at least PROBE_MIN_NEW_TOKENS)."""
+    room for a whole routine (at least PROBE_MIN_NEW_TOKENS). `request` replaces the probe's
+    request (e.g. a wording no training example used); it is part of the run's identity."""
     greedy = settings.generation.model_copy(update={
         "do_sample": False,
         "max_new_tokens": max(settings.generation.max_new_tokens, PROBE_MIN_NEW_TOKENS)})
     settings = settings.model_copy(update={"generation": greedy})
-    items = probe_items(load_routines(scope, settings.evaluation.split))
+    items = probe_items(load_routines(scope, settings.evaluation.split), request)
     extra = {"adapters": str(adapters) if adapters else None, "retrieval_k": retrieval_k,
-             **profiles_identity(profiles_file)}
+             **profiles_identity(profiles_file),
+             **({"request": request} if request != PROBE_REQUEST else {})}
     identity = {"config": settings.model_dump(), **run_info(scope, arm, extra)}
     check_same_arm(out, arm)
     previous = None if force else finished_probe(out, identity)
