@@ -115,7 +115,10 @@ def unified(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("per-user", {"adapter.method": "prefix", "adapter.num_virtual_tokens": 4}),
     ("per-user", {"prompt.profile": "line", "prompt.context_line": True}),
     ("per-user", {"data.distill_examples_per_routine": 2, "prompt.context_line": True}),
-], ids=["per-user", "unified", "hybrid", "cluster", "prefix", "profile", "distilled"])
+    ("unified", {"data.distill_examples_per_routine": 2, "prompt.profile": "line",
+                 "prompt.context_line": True}),
+], ids=["per-user", "unified", "hybrid", "cluster", "prefix", "profile", "distilled",
+        "profile+distilled"])
 def test_training_reads_only_train_and_val(strategy: str, overrides: dict, data: Path,
                                            unified: Path, tmp_path: Path) -> None:
     blank = blank_data(data, tmp_path / "blank", splits=TRAINING_BLANKS)
