@@ -64,7 +64,7 @@ def probe(
     report shows what it knows before any language model is involved."""
     from adaptcommand.arms.profile import uses_profile_prompt
     from adaptcommand.arms.profile_answer import PROFILE_ANSWER_ARM
-    from adaptcommand.evaluation.probe import run_probe, run_profile_probe
+    from adaptcommand.evaluation.probe import PROBE_REQUEST, run_probe, run_profile_probe
     from adaptcommand.evaluation.runs import Scope, adapter_settings, arm_name, resolve_config
     from adaptcommand.models.profile_prompt import uses_profile
 
@@ -84,8 +84,7 @@ def probe(
         return
     name = arm_name(arm, default, retrieval_k, uses_profile_prompt(settings))
     result = run_probe(settings, scope, out, name, adapters=adapters, retrieval_k=retrieval_k,
-                       force=force, profiles_file=profiles,
-                       **({"request": request} if request is not None else {}))
+                       force=force, profiles_file=profiles, request=request or PROBE_REQUEST)
     print_probe(result)
     console.print(f"Probe written to [bold]{out}[/]")
 
