@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from adaptcommand.data.io import load_splits
 from adaptcommand.data.synth.config import SynthConfig
 from adaptcommand.demo import DemoPlan, plan_arms, run_demo
 from adaptcommand.errors import DataError
+from adaptcommand.routines.mining import MiningSettings
 from adaptcommand.stages import STAGES_FILE
 from adaptcommand.study import DEFAULT_STUDY, load_study
 from adaptcommand.training.config import FLAT_NAMES
@@ -159,10 +161,18 @@ def test_a_plans_fingerprint_counts_training_keys_by_place_not_spelling() -> Non
                                    for key, value in plan.training.items()})
     assert "optimizer.epochs" in plan.training and "epochs" in flat.training
     assert flat.fingerprint() == plan.fingerprint()
-    # What the study recorded in stages.json while its config was flat: the same work resumes.
-    assert plan.fingerprint().startswith("143c5ada968c")
     assert replace(plan, training={**plan.training, "optimizer.epochs": 2}).fingerprint() \
         != plan.fingerprint()
+
+
+def test_a_plans_fingerprint_changes_with_the_profile_miner(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Profiles feed training, evaluation and probes: a study resumed after a miner change
+    redoes its stages instead of mixing profiles of two miners."""
+    plan = load_study(ROOT / DEFAULT_STUDY)
+    before = plan.fingerprint()
+    monkeypatch.setattr(demo_module, "MiningSettings", partial(MiningSettings, min_support=2))
+    assert plan.fingerprint() != before
 
 
 def test_a_flat_study_config_says_once_where_its_keys_went(

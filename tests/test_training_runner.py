@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from adaptcommand.cli import app
 from adaptcommand.errors import AdaptCommandError
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
+from adaptcommand.routines.mining import MiningSettings
 from adaptcommand.training import recipes, runner
 from adaptcommand.training.config import LoraSettings, TrainingConfig
 from adaptcommand.training.export import RECORD_FILE, WEIGHTS_FILE, save_adapter
@@ -153,6 +155,20 @@ def test_changed_config_is_refused_unless_forced(tmp_path: Path) -> None:
     write_json_atomic(data / "edgesplits.json", splits)
     with pytest.raises(AdaptCommandError, match="data_fingerprint"):
         train(data, out, personas=["persona_000"], config=tiny_config({"optimizer.epochs": 2}))
+
+
+def test_a_run_that_mines_profiles_is_refused_after_the_miner_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mined profiles are training data: other miner settings mean other examples."""
+    data = make_data(tmp_path)
+    plain, profiled = tiny_config({"optimizer.epochs": 1}), tiny_config(
+        {"optimizer.epochs": 1, "prompt.profile": "line"})
+    train(data, tmp_path / "plain", personas=["persona_000"], config=plain)
+    train(data, tmp_path / "profiled", personas=["persona_000"], config=profiled)
+    monkeypatch.setattr(runner, "MiningSettings", partial(MiningSettings, min_support=2))
+    train(data, tmp_path / "plain", personas=["persona_001"], config=plain)  # mines nothing
+    with pytest.raises(AdaptCommandError, match="profile miner settings"):
+        train(data, tmp_path / "profiled", personas=["persona_001"], config=profiled)
 
 
 def test_unified_then_hybrid_starts_from_the_unified_weights(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
 from adaptcommand.fileio import atomic_path, write_text_atomic
 from adaptcommand.models.adapters import UNIFIED
 from adaptcommand.report.build import build_report
+from adaptcommand.routines.mining import MiningSettings
 from adaptcommand.routines.profile import PROFILES_FILE
 from adaptcommand.routines.run import mine_data
 from adaptcommand.stages import STAGES_FILE, Stage, read_record, run_stages
@@ -111,7 +112,8 @@ class DemoPlan:
                    evaluation={}, cold_start_personas=20 if all_arms else 0, source=source)
 
     def fingerprint(self) -> str:
-        """SHA-256 of everything but the arm list and the ETA estimates: a stage recorded as
+        """SHA-256 of everything but the arm list and the ETA estimates, plus the profile
+        miner's settings (profiles feed training, evaluation and probes): a stage recorded as
         finished under one fingerprint did the same work under any other arm selection.
         Training keys count by their place, so a flat key and its dotted name agree (hashed
         in the flat spelling, as plans were before the sections)."""
@@ -119,6 +121,7 @@ class DemoPlan:
         settings["training"] = flat_keys(self.training)
         settings["arm_training"] = {arm: flat_keys(extra)
                                     for arm, extra in self.arm_training.items()}
+        settings["mining"] = MiningSettings().model_dump()
         text = json.dumps(settings, sort_keys=True, default=_jsonable)
         return hashlib.sha256(text.encode()).hexdigest()
 

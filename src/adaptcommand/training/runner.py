@@ -71,7 +71,8 @@ from adaptcommand.training.progress import TrainingProgress
 Strategy = Literal["per-user", "unified", "hybrid", "cluster"]
 # Manifest fields a resumed run must match, with the words the refusal uses for them.
 CHECKED_FIELDS = {"strategy": "strategy", "base_model": "base model", "config_hash": "config",
-                  "data_fingerprint": "data", "init_fingerprint": "--init-from adapter"}
+                  "data_fingerprint": "data", "init_fingerprint": "--init-from adapter",
+                  "mining": "profile miner settings"}
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,8 @@ def build_manifest(strategy: Strategy, config: TrainingConfig, data_dir: Path,
         "data_fingerprint": data_fingerprint(data_dir),
         "init_from": str(init_from) if init_from else None,
         "init_fingerprint": file_digest(init_from / WEIGHTS_FILE) if init_from else None,
+        # The profiles a run mines are training data too: a changed miner retrains.
+        "mining": MiningSettings().model_dump() if uses_profiles(config) else None,
         "package_version": __version__,
         "library_versions": library_versions(),
     }
