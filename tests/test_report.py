@@ -16,6 +16,7 @@ from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.report.build import build_report
 from adaptcommand.report.compare import DEFAULT_METRICS, CompareSettings, compare_runs
 from adaptcommand.report.examples import fixed_turns
+from adaptcommand.report.plots import arm_colors
 from adaptcommand.report.run_results import PredictionRecord, load_groups, load_predictions
 
 PERSONAS = [f"persona_{i:03d}" for i in range(10)]  # MIN_USERS: enough to decide
@@ -263,6 +264,11 @@ def test_bad_prediction_line_is_located(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         load_predictions(run)
     assert (caught.value.line, caught.value.field) == (2, "turn_index")
+
+
+def test_every_arm_of_a_figure_gets_its_own_colour_up_to_twenty() -> None:
+    assert len(set(arm_colors(12))) == 12 and len(set(arm_colors(20))) == 20
+    assert arm_colors(4) == arm_colors(10)[:4]  # small reports keep tab10's colours
 
 
 def test_fixed_turns_exclude_turns_the_baseline_got_and_rotate_personas() -> None:

@@ -24,9 +24,11 @@ DPI = 110
 
 
 def arm_colors(n: int) -> list[tuple[float, ...]]:
-    """A fixed colour per arm position (baseline first), from matplotlib's tab10 cycle."""
-    palette = colormaps["tab10"]
-    return [palette(i % 10) for i in range(n)]
+    """A fixed colour per arm position (baseline first): tab10 up to 10 arms, tab20 beyond,
+    so that the study's 12 test arms do not share colours (tab10 would repeat baseline's)."""
+    name, size = ("tab10", 10) if n <= 10 else ("tab20", 20)
+    palette = colormaps[name]
+    return [palette(i % size) for i in range(n)]
 
 
 def to_png(fig: Figure) -> bytes:
