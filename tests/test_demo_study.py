@@ -16,7 +16,7 @@ from adaptcommand.arms import COLD_START, REGISTRY
 from adaptcommand.cli.options import deprecations_shown
 from adaptcommand.data.io import load_splits
 from adaptcommand.data.synth.config import SynthConfig
-from adaptcommand.demo import DemoPlan, plan_arms, run_demo
+from adaptcommand.demo import DemoPlan, demo_stages, plan_arms, run_demo
 from adaptcommand.errors import DataError
 from adaptcommand.routines.mining import MiningSettings
 from adaptcommand.stages import STAGES_FILE
@@ -163,6 +163,27 @@ def test_a_plans_fingerprint_counts_training_keys_by_place_not_spelling() -> Non
     assert flat.fingerprint() == plan.fingerprint()
     assert replace(plan, training={**plan.training, "optimizer.epochs": 2}).fingerprint() \
         != plan.fingerprint()
+
+
+def test_changing_one_arms_training_redoes_that_arm_and_the_arms_built_on_it_only(
+        tmp_path: Path) -> None:
+    plan = load_study(ROOT / DEFAULT_STUDY)
+    extra = {**plan.arm_training.get("profile+unified", {}), "optimizer.epochs": 7}
+    changed = replace(plan, arm_training={**plan.arm_training, "profile+unified": extra})
+
+    def fingerprints(a_plan: DemoPlan) -> dict[str, str]:
+        return {stage.name: stage.fingerprint
+                for stage in demo_stages(tmp_path, a_plan, plan_arms(a_plan, False), True)}
+
+    before, after = fingerprints(plan), fingerprints(changed)
+    assert before.keys() == after.keys()
+    assert {name for name in before if before[name] != after[name]} == {
+        f"{kind} {arm}" for arm in ("profile+unified", "profile+hybrid")
+        for kind in ("train", "eval", "probe")} | {"eval cold_start/profile+unified",
+                                                    "probe cold_start/profile+unified"}
+    moved = replace(plan, evaluation={**plan.evaluation, "generation.max_new_tokens": 9})
+    assert {name for name, value in fingerprints(moved).items() if before[name] != value} == {
+        name for name in before if name.split(" ")[0] in ("eval", "probe")}
 
 
 def test_a_plans_fingerprint_changes_with_the_profile_miner(

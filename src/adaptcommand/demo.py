@@ -46,7 +46,12 @@ from adaptcommand.study_summary import (
     study_figure,
     study_markdown,
 )
-from adaptcommand.training.config import TrainingConfig, flat_keys, method_overrides
+from adaptcommand.training.config import (
+    TrainingConfig,
+    config_hash,
+    flat_keys,
+    method_overrides,
+)
 from adaptcommand.training.recipes import run_training
 
 # The small plan shortens the prompt: on a CPU every prompt token costs training time, and a
@@ -57,6 +62,9 @@ SHORT_SYSTEM_PROMPT = (
 )
 
 MERGE_K = 3
+# The plan fields the data stage reads (DemoPlan.data_fingerprint).
+DATA_FIELDS = ("personas", "sessions", "seed", "source", "synth", "cold_start_personas",
+               "cold_start_sessions", "cold_start_profile_sessions")
 CORE_ARMS = tuple(resolve_arms(CORE))
 EXTRA_ARMS = tuple(arm for arm in resolve_arms(ALL_ARMS) if arm not in CORE_ARMS)
 __all__ = ["COLD_START", "CORE_ARMS", "EXTRA_ARMS", "Arm", "DemoPlan", "plan_arms", "run_demo"]
@@ -113,10 +121,10 @@ class DemoPlan:
 
     def fingerprint(self) -> str:
         """SHA-256 of everything but the arm list and the ETA estimates, plus the profile
-        miner's settings (profiles feed training, evaluation and probes): a stage recorded as
-        finished under one fingerprint did the same work under any other arm selection.
-        Training keys count by their place, so a flat key and its dotted name agree (hashed
-        in the flat spelling, as plans were before the sections)."""
+        miner's settings: what stages.json recorded before each stage had its own fingerprint
+        (stages.recorded_fingerprints). Training keys count by their place, so a flat key and
+        its dotted name agree (hashed in the flat spelling, as plans were before the
+        sections)."""
         settings = {k: v for k, v in asdict(self).items() if k not in ("arms", "stage_seconds")}
         settings["training"] = flat_keys(self.training)
         settings["arm_training"] = {arm: flat_keys(extra)
@@ -124,6 +132,12 @@ class DemoPlan:
         settings["mining"] = MiningSettings().model_dump()
         text = json.dumps(settings, sort_keys=True, default=_jsonable)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def data_fingerprint(self) -> str:
+        """What the data and every later stage rest on: the data's settings and the profile
+        miner's (profiles feed training, evaluation and probes)."""
+        data = {key: getattr(self, key) for key in DATA_FIELDS}
+        return digest(data, MiningSettings().model_dump())
 
     def training_config(self, arm: Arm) -> TrainingConfig:
         """The arm's training config: the plan's shared fields, the arm's prompt options and
@@ -155,26 +169,42 @@ def run_path(out: Path, arm: Arm) -> Path:
     return out / "runs" / arm.key
 
 
+def digest(*parts: Any) -> str:
+    """SHA-256 of JSON-able parts (pydantic models by their fields)."""
+    text = json.dumps(parts, sort_keys=True, default=_jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def demo_stages(out: Path, plan: DemoPlan, arms: list[Arm], quiet: bool) -> list[Stage]:
     """Every stage of the plan in order: data, then per arm its adapters (trained or merged),
-    the profiles it mines, its evaluation and probe; the report last."""
+    the profiles it mines, its evaluation and probe; the report last. Each stage's fingerprint
+    covers its own settings and its inputs' fingerprints (the data's, the adapters it starts
+    from, merges or evaluates), so changing one arm's training redoes that arm and the arms
+    built on it only."""
     data = out / "data"
     scope = Scope(data=data)
-    stages = [Stage("data", partial(_prepare_data, out, plan), data / DIALOGUES_FILE)]
+    root = plan.data_fingerprint()
+    stages = [Stage("data", partial(_prepare_data, out, plan), data / DIALOGUES_FILE,
+                    fingerprint=root, clears=(data, out / "raw"))]
+    adapters: dict[str, str] = {}  # arm key -> fingerprint of the adapters it trained or merged
     mined: set[str] = set()
     for arm in arms:
-        stages += _adapter_stages(out, arm, plan, quiet)
+        stages += _adapter_stages(out, arm, plan, quiet, root, adapters)
         if arm.profiles_from and not arm.growing and arm.profiles_from not in mined:
             mined.add(arm.profiles_from)
+            profiles = out / "profiles" / arm.profiles_from
             stages.append(Stage(f"mine {arm.profiles_from}", partial(
-                mine_data, data, out / "profiles" / arm.profiles_from, split=arm.profiles_from),
-                _profiles_file(out, arm)))
-        stages += _eval_stages(out, arm, plan.eval_config(arm), scope, quiet)
+                mine_data, data, profiles, split=arm.profiles_from), _profiles_file(out, arm),
+                fingerprint=digest(root, arm.profiles_from), clears=(profiles,)))
+        evaluated = adapters.get(arm.adapters_of or arm.key)
+        fingerprint = digest(root, plan.eval_config(arm), evaluated, arm.profiles_from,
+                             arm.retrieval_k, arm.language_model)
+        stages += _eval_stages(out, arm, plan.eval_config(arm), scope, quiet, fingerprint)
     return stages
 
 
-def _eval_stages(out: Path, arm: Arm, settings: EvalConfig, scope: Scope,
-                 quiet: bool) -> list[Stage]:
+def _eval_stages(out: Path, arm: Arm, settings: EvalConfig, scope: Scope, quiet: bool,
+                 fingerprint: str) -> list[Stage]:
     """The arm's evaluation and probe: of its model, or of its mined profile answering alone."""
     run, profiles = run_path(out, arm), _profiles_file(out, arm)
     if arm.language_model:
@@ -189,8 +219,10 @@ def _eval_stages(out: Path, arm: Arm, settings: EvalConfig, scope: Scope,
         evaluate = partial(evaluate_profile_answers, settings, scope, run, arm.name,
                            profiles_file=profiles, show_progress=not quiet)
         probe = partial(run_profile_probe, settings, scope, run, profiles, arm=arm.name)
-    return [Stage(f"eval {arm.key}", evaluate, run / "results.json"),
-            Stage(f"probe {arm.key}", probe, run / "probe.json")]
+    return [Stage(f"eval {arm.key}", evaluate, run / "results.json", fingerprint=fingerprint,
+                  clears=(run,)),
+            Stage(f"probe {arm.key}", probe, run / "probe.json", fingerprint=fingerprint,
+                  clears=(run / "probe.json",))]
 
 
 def run_demo(out: Path, plan: DemoPlan, console: Console | None = None,
@@ -201,13 +233,16 @@ def run_demo(out: Path, plan: DemoPlan, console: Console | None = None,
     console = console or Console()
     arms = plan_arms(plan, all_arms)
     report_dir = out / "report"
-    stages = [*demo_stages(out, plan, arms, quiet=study),
-              Stage("report", partial(_report, out, plan, arms, study), always=True)]
-    run_stages(stages, out, plan.fingerprint(), console, plan.stage_seconds, one_line=study)
+    stages = demo_stages(out, plan, arms, quiet=study)
+    stages.append(Stage("report", partial(_report, out, plan, arms, study,
+                                          [stage.name for stage in stages]), always=True))
+    run_stages(stages, out, console, plan.stage_seconds, one_line=study,
+               legacy_fingerprint=plan.fingerprint())
     return report_dir
 
 
-def _report(out: Path, plan: DemoPlan, arms: list[Arm], study: bool) -> None:
+def _report(out: Path, plan: DemoPlan, arms: list[Arm], study: bool,
+            stage_names: list[str]) -> None:
     files = build_report([run_path(out, arm) for arm in arms], out / "report")
     if not study:
         return
@@ -215,7 +250,8 @@ def _report(out: Path, plan: DemoPlan, arms: list[Arm], study: bool) -> None:
                                                    _adapters_dir(out, arm),
                                                    _profiles_file(out, arm))
               for arm in arms}
-    seconds = sum(read_record(out / STAGES_FILE).get("seconds", {}).values())
+    recorded = read_record(out / STAGES_FILE).get("seconds", {})
+    seconds = sum(recorded.get(name, 0.0) for name in [*stage_names, "report"])
     header = [
         "# Study: " + ", ".join(arm.key for arm in arms), "",
         f"{plan.personas} trained + {plan.cold_start_personas} new users x {plan.sessions} "
@@ -251,22 +287,28 @@ def _profiles_file(out: Path, arm: Arm) -> Path | None:
     return out / "profiles" / arm.profiles_from / PROFILES_FILE
 
 
-def _adapter_stages(out: Path, arm: Arm, plan: DemoPlan, quiet: bool) -> list[Stage]:
-    """The stage that trains or merges the arm's own adapters (resuming); none otherwise."""
+def _adapter_stages(out: Path, arm: Arm, plan: DemoPlan, quiet: bool, data: str,
+                    adapters: dict[str, str]) -> list[Stage]:
+    """The stage that trains or merges the arm's own adapters (resuming); none otherwise.
+    Records its fingerprint in `adapters` (`data`: the data's fingerprint)."""
     root = out / "adapters"
     target = root / arm.name
     if arm.adapters_of or not (arm.train or arm.merge_from):
         return []
     if arm.merge_from:
-        # k = 3 similar users, fewer when the plan trains fewer (a tiny test plan)
+        k = min(MERGE_K, plan.personas)  # 3 similar users, fewer in a tiny test plan
+        adapters[arm.key] = digest(data, adapters[arm.merge_from], k)
         return [Stage(f"merge {arm.key}", partial(merge_adapters, root / arm.merge_from,
-                                                 out / "data", target,
-                                                 k=min(MERGE_K, plan.personas)), target)]
+                                                 out / "data", target, k=k), target,
+                      fingerprint=adapters[arm.key], clears=(target,))]
     config = plan.training_config(arm)
     init = root / arm.init_from / UNIFIED if arm.init_from else None
+    adapters[arm.key] = digest(data, arm.train, config_hash(config),
+                               adapters.get(arm.init_from or ""))
     return [Stage(f"train {arm.key}", partial(run_training, arm.train, config, out / "data",
                                               target, init_from=init,
-                                              show_progress=not quiet), target)]
+                                              show_progress=not quiet), target,
+                  fingerprint=adapters[arm.key], clears=(target,))]
 
 
 def _prepare_data(out: Path, plan: DemoPlan) -> Path:

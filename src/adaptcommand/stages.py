@@ -4,17 +4,20 @@ CI), one plain line as each stage starts and ends instead, since a redrawn bar n
 
 A stage is recorded in `OUT/stages.json` when it finishes, with its measured wall and CPU
 seconds (CPU time sizes a plan on a shared machine; the load average is recorded with them) and
-the fingerprint of the plan it ran under; started again under the same plan, a recorded stage whose
-output still exists is skipped without loading anything. The ETA adds each pending stage's
-estimate (the plan's `stage_seconds`, matched by the longest stage-name prefix, else the mean
-measured time of finished stages of the same kind), scaled by how far this machine's measured
-times have been from the estimates so far.
+its fingerprint (a digest of everything its work depends on, its inputs' fingerprints included).
+Started again, a recorded stage whose fingerprint is unchanged and whose output still exists is
+skipped without loading anything; one whose fingerprint changed is redone after its previous
+outputs are removed, as make or dvc would: a changed setting reruns the stages it feeds, not the
+whole job. The ETA adds the estimate of each stage still to run (the plan's `stage_seconds`,
+matched by the longest stage-name prefix, else the mean measured time of finished stages of the
+same kind), scaled by how far this machine's measured times have been from the estimates so far.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,12 +42,16 @@ STAGES_FILE = "stages.json"
 @dataclass(frozen=True)
 class Stage:
     """One unit of work; `output` is the file whose presence shows it finished; `always`
-    stages (cheap ones that read every other stage's output, like the report) always run."""
+    stages (cheap ones that read every other stage's output, like the report) always run.
+    `clears`: what the work writes, removed before a changed stage is redone (its work would
+    otherwise resume from, or refuse, outputs made with other settings)."""
 
     name: str  # "<kind> <what>", e.g. "train profile+unified", "eval cold_start/merged"
     work: Callable[[], Any]
     output: Path | None = None
     always: bool = False
+    fingerprint: str = ""
+    clears: tuple[Path, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -94,31 +101,68 @@ def read_record(path: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def run_stages(stages: Sequence[Stage], out: Path, fingerprint: str, console: Console,
-               stage_seconds: Mapping[str, float] | None = None, one_line: bool = True
-               ) -> dict[str, float]:
+def recorded_fingerprints(record: Mapping[str, Any], stages: Sequence[Stage],
+                          legacy_fingerprint: str | None) -> dict[str, str]:
+    """Each recorded stage's fingerprint. A record written before stages had their own holds
+    one plan fingerprint: its stages are adopted under their current fingerprints when it is
+    `legacy_fingerprint` (the same plan), else they all count as changed."""
+    if "fingerprints" in record:
+        return dict(record["fingerprints"])
+    same_plan = legacy_fingerprint is not None and record.get("fingerprint") == legacy_fingerprint
+    current = {stage.name: stage.fingerprint for stage in stages}
+    return {name: current.get(name, "") if same_plan else "" for name in record.get("seconds", {})}
+
+
+def clear(stage: Stage) -> None:
+    """Remove what `stage` wrote under other settings."""
+    for path in stage.clears:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def run_stages(stages: Sequence[Stage], out: Path, console: Console,
+               stage_seconds: Mapping[str, float] | None = None, one_line: bool = True,
+               legacy_fingerprint: str | None = None) -> dict[str, float]:
     """Run `stages` in order (see the module docstring); returns the measured seconds of every
     finished stage, earlier runs' included. `one_line=False` prints a rule per stage instead of
-    the progress line (the stages then show their own progress)."""
+    the progress line (the stages then show their own progress); `legacy_fingerprint`: see
+    recorded_fingerprints."""
     stage_seconds = dict(stage_seconds or {})
     record_path = out / STAGES_FILE
     recorded = read_record(record_path)
-    same_plan = recorded.get("fingerprint") == fingerprint
-    measured: dict[str, float] = dict(recorded.get("seconds", {})) if same_plan else {}
-    cpu: dict[str, float] = dict(recorded.get("cpu_seconds", {})) if same_plan else {}
+    fingerprints = recorded_fingerprints(recorded, stages, legacy_fingerprint)
+    measured: dict[str, float] = dict(recorded.get("seconds", {}))
+    cpu: dict[str, float] = dict(recorded.get("cpu_seconds", {}))
     ran: list[tuple[float | None, float]] = []
     log = one_line and not console.is_terminal
+
+    def finished(stage: Stage) -> bool:
+        return (not stage.always and fingerprints.get(stage.name) == stage.fingerprint
+                and stage.name in measured
+                and (stage.output is None or stage.output.exists()))
+
+    def save() -> None:
+        write_json_atomic(record_path, {"fingerprints": fingerprints, "seconds": measured,
+                                        "cpu_seconds": cpu, "load_average": os.getloadavg()})
+
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("stages"), TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
                   console=console, disable=not one_line or log) as progress:
         task = progress.add_task("", total=len(stages), eta="?")
         for index, stage in enumerate(stages):
-            left = eta_seconds(stages[index:], stage_seconds, measured, ran)
+            left = eta_seconds([s for s in stages[index:] if not finished(s)], stage_seconds,
+                               measured, ran)
             progress.update(task, description=stage.name, eta=format_seconds(left))
-            if (not stage.always and stage.name in measured
-                    and (stage.output is None or stage.output.exists())):
+            if finished(stage):
                 progress.advance(task)
                 continue
+            if stage.name in fingerprints and fingerprints[stage.name] != stage.fingerprint:
+                clear(stage)
+                for record in (fingerprints, measured, cpu):
+                    record.pop(stage.name, None)
+                save()  # a redo killed half-way resumes instead of clearing again
             if log:
                 console.print(f"[{index + 1}/{len(stages)}] {stage.name} started, "
                               f"ETA {format_seconds(left)}", highlight=False)
@@ -131,8 +175,8 @@ def run_stages(stages: Sequence[Stage], out: Path, fingerprint: str, console: Co
             cpu[stage.name] = round(time.process_time() - start_cpu, 1)
             ran.append((expected, seconds))
             measured[stage.name] = round(seconds, 1)
-            write_json_atomic(record_path, {"fingerprint": fingerprint, "seconds": measured,
-                                            "cpu_seconds": cpu, "load_average": os.getloadavg()})
+            fingerprints[stage.name] = stage.fingerprint
+            save()
             if log or not one_line:
                 console.print(f"[green]{stage.name} done[/] in {seconds:.0f} s", highlight=False)
             progress.advance(task)
