@@ -166,7 +166,7 @@ def test_a_plans_fingerprint_counts_training_keys_by_place_not_spelling() -> Non
 
 
 def test_changing_one_arms_training_redoes_that_arm_and_the_arms_built_on_it_only(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan = load_study(ROOT / DEFAULT_STUDY)
     extra = {**plan.arm_training.get("profile+unified", {}), "optimizer.epochs": 7}
     changed = replace(plan, arm_training={**plan.arm_training, "profile+unified": extra})
@@ -184,6 +184,10 @@ def test_changing_one_arms_training_redoes_that_arm_and_the_arms_built_on_it_onl
     moved = replace(plan, evaluation={**plan.evaluation, "generation.max_new_tokens": 9})
     assert {name for name, value in fingerprints(moved).items() if before[name] != value} == {
         name for name in before if name.split(" ")[0] in ("eval", "probe")}
+    monkeypatch.setattr(demo_module, "DISTILLED_VERSION", -1)  # new distilled dialogues
+    assert {name for name, value in fingerprints(plan).items() if before[name] != value} == {
+        f"{kind} {arm}" for arm in ("profile+hybrid", "distilled-per-user", "distilled-hybrid")
+        for kind in ("train", "eval", "probe")}
 
 
 def test_a_plans_fingerprint_changes_with_the_profile_miner(

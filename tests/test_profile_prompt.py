@@ -3,12 +3,15 @@ and the profile-distilled training dialogues (deterministic, built from a UserPr
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
 
 from adaptcommand.arms.distilled import (
     CONTEXT_REQUESTS,
+    DEVICE_NAMES,
+    DEVICE_REQUESTS,
     IMPLICIT_REQUESTS,
     ReplyStyle,
     distilled_dialogues,
@@ -88,23 +91,34 @@ def test_placements_user_first_message_or_system_prompt() -> None:
     assert build_chat(history, "sys", 5, None) == build_chat(history, "sys", 5)
 
 
-def test_distilled_replies_state_exactly_the_routine_and_requests_are_implicit() -> None:
+def test_distilled_replies_state_exactly_what_the_implicit_request_asks_for() -> None:
+    """A whole-routine request is answered with the whole routine, a one-device request with
+    that device's values of it."""
     profile = make_profile()
     dialogues = distilled_dialogues(profile, 4, seed=0)
     assert len(dialogues) == 4 * len(profile.routines)
+    answered = []
     for i, dialogue in enumerate(dialogues):
         routine = profile.routines[i // 4]
         request, reply = dialogue.messages
         assert request.role == "user" and reply.role == "assistant"
         assert is_implicit_request(request.text), request.text
-        assert extract_actions(request.text) == {}  # the request states no value
-        assert extract_actions(reply.text) == routine.actions
+        assert not any(extract_actions(request.text).values())  # it states no value
+        stated = extract_actions(reply.text)
+        named = [device for device, names in DEVICE_NAMES.items()
+                 if any(re.search(rf"\b{name}\b", request.text, re.I) for name in names)]
+        expected = ({named[0]: routine.actions[named[0]]} if len(named) == 1
+                    else routine.actions)
+        assert stated == expected, (request.text, reply.text)
+        answered.append(len(named) == 1)
         assert all(getattr(dialogue.meta, f) == v for f, v in routine.triggers.items())
+    assert any(answered) and not all(answered)  # both kinds of request occur
     # the rainy routine must not be claimed by the evening one, and vice versa
     for dialogue in dialogues[:4]:
         assert dialogue.meta.weather != "rainy"
-    assert all(is_implicit_request(r.format(label="rainy-evening"))
-               for r in (*CONTEXT_REQUESTS, *IMPLICIT_REQUESTS))
+    assert all(is_implicit_request(r.format(label="rainy-evening", device=name))
+               for r in (*CONTEXT_REQUESTS, *IMPLICIT_REQUESTS, *DEVICE_REQUESTS)
+               for names in DEVICE_NAMES.values() for name in names)
     assert len({d.messages[0].text for d in distilled_dialogues(profile, 12, 0)}) > 12
 
 

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from adaptcommand.arms import ALL_ARMS, CORE, Arm, resolve_arms
 from adaptcommand.arms.arm import COLD_START
+from adaptcommand.arms.distilled import DISTILLED_VERSION
 from adaptcommand.arms.merged import merge_adapters
 from adaptcommand.arms.profile_answer import evaluate_profile_answers
 from adaptcommand.data.io import DIALOGUES_FILE
@@ -303,8 +304,9 @@ def _adapter_stages(out: Path, arm: Arm, plan: DemoPlan, quiet: bool, data: str,
                       fingerprint=adapters[arm.key], clears=(target,))]
     config = plan.training_config(arm)
     init = root / arm.init_from / UNIFIED if arm.init_from else None
+    distilled = DISTILLED_VERSION if config.data.distill_examples_per_routine else None
     adapters[arm.key] = digest(data, arm.train, config_hash(config),
-                               adapters.get(arm.init_from or ""))
+                               adapters.get(arm.init_from or ""), distilled)
     return [Stage(f"train {arm.key}", partial(run_training, arm.train, config, out / "data",
                                               target, init_from=init,
                                               show_progress=not quiet), target,

@@ -3,7 +3,10 @@ adapter can learn what the profile knows and answer "my usual" with no profile i
 
 For each mined routine, `n` short dialogues of one exchange: the user asks with the context
 only ("It's a rainy weekday evening. Set things up the way I like.") or implicitly ("My usual
-rainy-evening setup, please."), and the assistant answers with every value of the routine, in
+rainy-evening setup, please."), and the assistant answers with every value of the routine; or
+the user asks for one device of it the way conversations do ("The TV as usual, thanks."), and
+the assistant answers with that device's values only (in conversation an adapter that learned
+only whole-routine answers asks "What volume would you like?" instead). Replies are in
 an extractor-readable wording, opened and closed the way this user's assistant talks (sentences
 taken from the persona's own train replies, when given). The session's `meta` is a context the
 routine's triggers match, so profile and context lines render for them as for a real session.
@@ -37,6 +40,18 @@ IMPLICIT_REQUESTS = (
     "Set things up like I usually have them on a {label}.", "The usual for a {label}, please.",
     "You know how I like it on a {label}.", "Same as always for a {label}.",
 )
+DEVICE_REQUESTS = (
+    "The {device} as usual, thanks.", "Set up the {device} the way I always have it.",
+    "Could you get the {device} going with my normal settings?",
+    "I want the {device} how I normally like it.", "My regular {device} settings, please.",
+    "And the {device}, like I usually have it.",
+)
+DEVICE_NAMES = {"ac": ("AC", "air conditioner"), "lights": ("lights", "lamps"),
+                "tv": ("TV", "television"), "speaker": ("speaker", "sound system"),
+                "security": ("security system", "alarm")}
+# Bumped whenever the dialogues change for the same profile and seed, so that stages trained
+# on them are redone (demo stage fingerprints); 2: one-device requests.
+DISTILLED_VERSION = 2
 LEADS = ("Setting", "I'm setting", "Okay, setting", "Now setting")
 MAX_STYLE_WORDS = 10
 _META_TRIES = 20
@@ -143,12 +158,20 @@ def matching_meta(profile: UserProfile, routine: MinedRoutine,
     return meta
 
 
-def request(routine: MinedRoutine, rng: random.Random) -> str:
-    """A context-only request (trigger sentence + habit appeal) or an implicit one, half each."""
+def request(routine: MinedRoutine, rng: random.Random) -> tuple[str, dict[str, Any]]:
+    """A context-only request (trigger sentence + habit appeal), an implicit one for the whole
+    routine, or one for a single device of it, a third each; with the settings the answer
+    states."""
+    form = rng.randrange(3)
     context = trigger_sentence(Triggers.model_validate(routine.triggers))
-    if context and rng.random() < 0.5:
-        return f"{context} {rng.choice(CONTEXT_REQUESTS)}"
-    return rng.choice(IMPLICIT_REQUESTS).format(label=routine_label(routine.triggers))
+    if form == 0 and context:
+        return f"{context} {rng.choice(CONTEXT_REQUESTS)}", dict(routine.actions)
+    if form == 1:
+        device = rng.choice([device for device, settings in routine.actions.items() if settings])
+        name = rng.choice(DEVICE_NAMES[device])
+        return rng.choice(DEVICE_REQUESTS).format(device=name), {device: routine.actions[device]}
+    label = routine_label(routine.triggers)
+    return rng.choice(IMPLICIT_REQUESTS).format(label=label), dict(routine.actions)
 
 
 def distilled_dialogues(profile: UserProfile, per_routine: int, seed: int,
@@ -160,8 +183,9 @@ def distilled_dialogues(profile: UserProfile, per_routine: int, seed: int,
             continue
         for k in range(per_routine):
             rng = random.Random(f"distill:{seed}:{profile.persona_id}:{index}:{k}")
-            messages = [{"role": "user", "text": request(routine, rng)},
-                        {"role": "assistant", "text": routine_reply(routine.actions, rng, style)}]
+            text, actions = request(routine, rng)
+            messages = [{"role": "user", "text": text},
+                        {"role": "assistant", "text": routine_reply(actions, rng, style)}]
             dialogues.append(CleanDialogue(persona_id=profile.persona_id,
                                            meta=matching_meta(profile, routine, rng),
                                            messages=messages))
