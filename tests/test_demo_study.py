@@ -171,9 +171,9 @@ def test_changing_one_arms_training_redoes_that_arm_and_the_arms_built_on_it_onl
     extra = {**plan.arm_training.get("profile+unified", {}), "optimizer.epochs": 7}
     changed = replace(plan, arm_training={**plan.arm_training, "profile+unified": extra})
 
-    def fingerprints(a_plan: DemoPlan) -> dict[str, str]:
-        return {stage.name: stage.fingerprint
-                for stage in demo_stages(tmp_path, a_plan, plan_arms(a_plan, False), True)}
+    def fingerprints(a_plan: DemoPlan, **options: int) -> dict[str, str]:
+        return {stage.name: stage.fingerprint for stage in
+                demo_stages(tmp_path, a_plan, plan_arms(a_plan, False), True, **options)}
 
     before, after = fingerprints(plan), fingerprints(changed)
     assert before.keys() == after.keys()
@@ -184,16 +184,19 @@ def test_changing_one_arms_training_redoes_that_arm_and_the_arms_built_on_it_onl
     moved = replace(plan, evaluation={**plan.evaluation, "generation.max_new_tokens": 9})
     assert {name for name, value in fingerprints(moved).items() if before[name] != value} == {
         name for name in before if name.split(" ")[0] in ("eval", "probe")}
-    monkeypatch.setattr(demo_module, "DISTILLED_VERSION", -1)  # new distilled dialogues
-    assert {name for name, value in fingerprints(plan).items() if before[name] != value} == {
+    new_dialogues = fingerprints(plan, distilled_version=-1)
+    assert {name for name, value in new_dialogues.items() if before[name] != value} == {
         f"{kind} {arm}" for arm in ("profile+hybrid", "distilled-per-user", "distilled-hybrid")
         for kind in ("train", "eval", "probe")}
+    monkeypatch.setattr(demo_module, "MiningSettings", partial(MiningSettings, min_support=2))
+    assert {name for name, value in fingerprints(plan).items() if before[name] != value} == \
+        set(before) - {"data"}  # profiles feed training, evaluation and probes
 
 
 def test_a_plans_fingerprint_changes_with_the_profile_miner(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Profiles feed training, evaluation and probes: a study resumed after a miner change
-    redoes its stages instead of mixing profiles of two miners."""
+    """The plan fingerprint (what stages.json recorded before stages had their own) covered
+    the miner: a record of another miner's plan is not adopted."""
     plan = load_study(ROOT / DEFAULT_STUDY)
     before = plan.fingerprint()
     monkeypatch.setattr(demo_module, "MiningSettings", partial(MiningSettings, min_support=2))

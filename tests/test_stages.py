@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from adaptcommand.stages import STAGES_FILE, Stage, run_stages
@@ -59,19 +60,41 @@ def test_a_stage_whose_fingerprint_changed_is_redone_from_a_clean_slate(tmp_path
 
 def test_a_record_of_one_plan_fingerprint_is_adopted_only_for_the_same_plan(
         tmp_path: Path) -> None:
-    """stages.json written before stages had their own fingerprints: the same plan resumes
-    without redoing anything; another plan redoes every stage."""
+    """stages.json written before stages had their own fingerprints: the same plan takes each
+    stage's fingerprint under it (here b's has changed since), another plan redoes all."""
     console = Console(file=io.StringIO(), force_terminal=False)
     done: list[str] = []
-    stages = _writing_stages(tmp_path, {"a": "1", "b": "1"}, done)
+    stages = _writing_stages(tmp_path, {"a": "1", "b": "2"}, done)
     for stage in stages:
         stage.work()
     legacy = {"fingerprint": "plan", "seconds": {"train a": 1.0, "train b": 2.0}}
     (tmp_path / STAGES_FILE).write_text(json.dumps(legacy))
+    (tmp_path / "b" / "stale").write_text("left by the old settings")
 
-    assert run_stages(stages, tmp_path, console, legacy_fingerprint="plan") == \
-        {"train a": 1.0, "train b": 2.0}
-    assert done == ["a", "b"]
+    run_stages(stages, tmp_path, console, legacy=("plan", {"train a": "1", "train b": "1"}))
+    assert done == ["a", "b", "b"]
     (tmp_path / STAGES_FILE).write_text(json.dumps(legacy))
-    run_stages(stages, tmp_path, console, legacy_fingerprint="another plan")
-    assert done == ["a", "b", "a", "b"]
+    (tmp_path / "a" / "stale").write_text("left by the old settings")
+    run_stages(stages, tmp_path, console, legacy=("another plan", {"train a": "1"}))
+    assert done == ["a", "b", "b", "a", "b"]
+
+
+def test_a_redo_killed_half_way_resumes_instead_of_starting_clean_again(tmp_path: Path) -> None:
+    console = Console(file=io.StringIO(), force_terminal=False)
+    run_stages(_writing_stages(tmp_path, {"a": "1", "b": "1"}, []), tmp_path, console)
+    progress = tmp_path / "a" / "epoch1"
+
+    def killed() -> None:
+        progress.parent.mkdir()  # cleared: the old settings' outputs are gone
+        progress.write_text("half of the new run")
+        raise KeyboardInterrupt
+
+    changed = [Stage("train a", killed, tmp_path / "a" / "result", fingerprint="2",
+                     clears=(tmp_path / "a",))]
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(changed, tmp_path, console)
+    resumed: list[bool] = []
+    again = [Stage("train a", lambda: resumed.append(progress.exists()),
+                   tmp_path / "a" / "result", fingerprint="2", clears=(tmp_path / "a",))]
+    run_stages(again, tmp_path, console)
+    assert resumed == [True]

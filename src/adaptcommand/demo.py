@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from adaptcommand.arms import ALL_ARMS, CORE, Arm, resolve_arms
+from adaptcommand.arms import ALL_ARMS, ARMS, CORE, Arm, resolve_arms
 from adaptcommand.arms.arm import COLD_START
 from adaptcommand.arms.distilled import DISTILLED_VERSION
 from adaptcommand.arms.merged import merge_adapters
@@ -31,7 +32,7 @@ from adaptcommand.data.splits import SplitConfig
 from adaptcommand.data.synth import synthesize
 from adaptcommand.data.synth.config import SynthConfig
 from adaptcommand.evaluation.config import EvalConfig
-from adaptcommand.evaluation.probe import run_probe, run_profile_probe
+from adaptcommand.evaluation.probe import PROBE_PREDICTIONS, run_probe, run_profile_probe
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
 from adaptcommand.fileio import atomic_path, write_text_atomic
 from adaptcommand.models.adapters import UNIFIED
@@ -135,10 +136,8 @@ class DemoPlan:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def data_fingerprint(self) -> str:
-        """What the data and every later stage rest on: the data's settings and the profile
-        miner's (profiles feed training, evaluation and probes)."""
-        data = {key: getattr(self, key) for key in DATA_FIELDS}
-        return digest(data, MiningSettings().model_dump())
+        """The fingerprint of the settings the data stage reads."""
+        return digest({key: getattr(self, key) for key in DATA_FIELDS})
 
     def training_config(self, arm: Arm) -> TrainingConfig:
         """The arm's training config: the plan's shared fields, the arm's prompt options and
@@ -176,37 +175,52 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def demo_stages(out: Path, plan: DemoPlan, arms: list[Arm], quiet: bool) -> list[Stage]:
+def demo_stages(out: Path, plan: DemoPlan, arms: list[Arm], quiet: bool,
+                distilled_version: int = DISTILLED_VERSION) -> list[Stage]:
     """Every stage of the plan in order: data, then per arm its adapters (trained or merged),
     the profiles it mines, its evaluation and probe; the report last. Each stage's fingerprint
-    covers its own settings and its inputs' fingerprints (the data's, the adapters it starts
-    from, merges or evaluates), so changing one arm's training redoes that arm and the arms
-    built on it only."""
+    covers its own settings and its inputs' fingerprints (the data's, the profile miner's, the
+    adapters it starts from, merges or evaluates), so changing one arm's training redoes that
+    arm and the arms built on it only. `distilled_version`: of the distilled dialogues that
+    trainings with them used (arms.distilled)."""
     data = out / "data"
     scope = Scope(data=data)
-    root = plan.data_fingerprint()
     stages = [Stage("data", partial(_prepare_data, out, plan), data / DIALOGUES_FILE,
-                    fingerprint=root, clears=(data, out / "raw"))]
+                    fingerprint=plan.data_fingerprint(), clears=(data, out / "raw"))]
+    # what every later stage rests on: the data and the miner (profiles feed training,
+    # evaluation and probes)
+    root = digest(plan.data_fingerprint(), MiningSettings().model_dump())
     adapters: dict[str, str] = {}  # arm key -> fingerprint of the adapters it trained or merged
     mined: set[str] = set()
     for arm in arms:
-        stages += _adapter_stages(out, arm, plan, quiet, root, adapters)
+        trained = _adapter_stage(out, arm, plan, quiet, root, adapters, distilled_version)
+        if trained:
+            stages.append(trained)
+            adapters[arm.key] = trained.fingerprint
         if arm.profiles_from and not arm.growing and arm.profiles_from not in mined:
             mined.add(arm.profiles_from)
             profiles = out / "profiles" / arm.profiles_from
             stages.append(Stage(f"mine {arm.profiles_from}", partial(
                 mine_data, data, profiles, split=arm.profiles_from), _profiles_file(out, arm),
                 fingerprint=digest(root, arm.profiles_from), clears=(profiles,)))
-        evaluated = adapters.get(arm.adapters_of or arm.key)
-        fingerprint = digest(root, plan.eval_config(arm), evaluated, arm.profiles_from,
-                             arm.retrieval_k, arm.language_model)
-        stages += _eval_stages(out, arm, plan.eval_config(arm), scope, quiet, fingerprint)
+        stages += _eval_stages(out, arm, plan.eval_config(arm), scope, quiet,
+                               digest(root, adapters.get(arm.adapters_of or arm.key)))
     return stages
 
 
+def legacy_fingerprints(out: Path, plan: DemoPlan) -> dict[str, str]:
+    """Each stage's fingerprint as a stages.json of one plan fingerprint (written before stages
+    had their own) knew it: every arm the plan could select, and the distilled dialogues of
+    that time (version 1), so their trainings are redone."""
+    arms = [arm for arm in ARMS if arm.split != COLD_START or plan.cold_start_personas]
+    return {stage.name: stage.fingerprint
+            for stage in demo_stages(out, plan, arms, quiet=True, distilled_version=1)}
+
+
 def _eval_stages(out: Path, arm: Arm, settings: EvalConfig, scope: Scope, quiet: bool,
-                 fingerprint: str) -> list[Stage]:
-    """The arm's evaluation and probe: of its model, or of its mined profile answering alone."""
+                 inputs: str) -> list[Stage]:
+    """The arm's evaluation and probe: of its model, or of its mined profile answering alone.
+    `inputs`: the fingerprint of what they read (data, miner, adapters)."""
     run, profiles = run_path(out, arm), _profiles_file(out, arm)
     if arm.language_model:
         adapters = _adapters_dir(out, arm)
@@ -220,10 +234,12 @@ def _eval_stages(out: Path, arm: Arm, settings: EvalConfig, scope: Scope, quiet:
         evaluate = partial(evaluate_profile_answers, settings, scope, run, arm.name,
                            profiles_file=profiles, show_progress=not quiet)
         probe = partial(run_profile_probe, settings, scope, run, profiles, arm=arm.name)
+    fingerprint = digest(inputs, settings, arm.profiles_from, arm.retrieval_k,
+                         arm.language_model)
     return [Stage(f"eval {arm.key}", evaluate, run / "results.json", fingerprint=fingerprint,
                   clears=(run,)),
             Stage(f"probe {arm.key}", probe, run / "probe.json", fingerprint=fingerprint,
-                  clears=(run / "probe.json",))]
+                  clears=(run / "probe.json", run / PROBE_PREDICTIONS))]
 
 
 def run_demo(out: Path, plan: DemoPlan, console: Console | None = None,
@@ -238,7 +254,7 @@ def run_demo(out: Path, plan: DemoPlan, console: Console | None = None,
     stages.append(Stage("report", partial(_report, out, plan, arms, study,
                                           [stage.name for stage in stages]), always=True))
     run_stages(stages, out, console, plan.stage_seconds, one_line=study,
-               legacy_fingerprint=plan.fingerprint())
+               legacy=(plan.fingerprint(), legacy_fingerprints(out, plan)))
     return report_dir
 
 
@@ -288,29 +304,27 @@ def _profiles_file(out: Path, arm: Arm) -> Path | None:
     return out / "profiles" / arm.profiles_from / PROFILES_FILE
 
 
-def _adapter_stages(out: Path, arm: Arm, plan: DemoPlan, quiet: bool, data: str,
-                    adapters: dict[str, str]) -> list[Stage]:
-    """The stage that trains or merges the arm's own adapters (resuming); none otherwise.
-    Records its fingerprint in `adapters` (`data`: the data's fingerprint)."""
+def _adapter_stage(out: Path, arm: Arm, plan: DemoPlan, quiet: bool, inputs: str,
+                   adapters: Mapping[str, str], distilled_version: int) -> Stage | None:
+    """The stage that trains or merges the arm's own adapters (resuming), if any. `inputs`: the
+    fingerprint of the data and miner; `adapters`: those of the adapters trained before."""
     root = out / "adapters"
     target = root / arm.name
     if arm.adapters_of or not (arm.train or arm.merge_from):
-        return []
+        return None
     if arm.merge_from:
         k = min(MERGE_K, plan.personas)  # 3 similar users, fewer in a tiny test plan
-        adapters[arm.key] = digest(data, adapters[arm.merge_from], k)
-        return [Stage(f"merge {arm.key}", partial(merge_adapters, root / arm.merge_from,
-                                                 out / "data", target, k=k), target,
-                      fingerprint=adapters[arm.key], clears=(target,))]
+        return Stage(f"merge {arm.key}", partial(merge_adapters, root / arm.merge_from,
+                                                out / "data", target, k=k), target,
+                     fingerprint=digest(inputs, adapters[arm.merge_from], k), clears=(target,))
     config = plan.training_config(arm)
     init = root / arm.init_from / UNIFIED if arm.init_from else None
-    distilled = DISTILLED_VERSION if config.data.distill_examples_per_routine else None
-    adapters[arm.key] = digest(data, arm.train, config_hash(config),
-                               adapters.get(arm.init_from or ""), distilled)
-    return [Stage(f"train {arm.key}", partial(run_training, arm.train, config, out / "data",
-                                              target, init_from=init,
-                                              show_progress=not quiet), target,
-                  fingerprint=adapters[arm.key], clears=(target,))]
+    fingerprint = digest(inputs, arm.train, config_hash(config), adapters.get(arm.init_from or ""))
+    if config.data.distill_examples_per_routine:
+        fingerprint = digest(fingerprint, distilled_version)
+    return Stage(f"train {arm.key}", partial(run_training, arm.train, config, out / "data",
+                                             target, init_from=init, show_progress=not quiet),
+                 target, fingerprint=fingerprint, clears=(target,))
 
 
 def _prepare_data(out: Path, plan: DemoPlan) -> Path:

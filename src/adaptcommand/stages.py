@@ -101,16 +101,16 @@ def read_record(path: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def recorded_fingerprints(record: Mapping[str, Any], stages: Sequence[Stage],
-                          legacy_fingerprint: str | None) -> dict[str, str]:
+def recorded_fingerprints(record: Mapping[str, Any],
+                          legacy: tuple[str, Mapping[str, str]] | None) -> dict[str, str]:
     """Each recorded stage's fingerprint. A record written before stages had their own holds
-    one plan fingerprint: its stages are adopted under their current fingerprints when it is
-    `legacy_fingerprint` (the same plan), else they all count as changed."""
+    one plan fingerprint: when it is `legacy`'s (the same plan), each stage gets the
+    fingerprint `legacy` gives it (what it was under that plan), else all count as changed."""
     if "fingerprints" in record:
         return dict(record["fingerprints"])
-    same_plan = legacy_fingerprint is not None and record.get("fingerprint") == legacy_fingerprint
-    current = {stage.name: stage.fingerprint for stage in stages}
-    return {name: current.get(name, "") if same_plan else "" for name in record.get("seconds", {})}
+    plan, then = legacy or ("", {})
+    same_plan = bool(plan) and record.get("fingerprint") == plan
+    return {name: then.get(name, "") if same_plan else "" for name in record.get("seconds", {})}
 
 
 def clear(stage: Stage) -> None:
@@ -124,15 +124,15 @@ def clear(stage: Stage) -> None:
 
 def run_stages(stages: Sequence[Stage], out: Path, console: Console,
                stage_seconds: Mapping[str, float] | None = None, one_line: bool = True,
-               legacy_fingerprint: str | None = None) -> dict[str, float]:
+               legacy: tuple[str, Mapping[str, str]] | None = None) -> dict[str, float]:
     """Run `stages` in order (see the module docstring); returns the measured seconds of every
     finished stage, earlier runs' included. `one_line=False` prints a rule per stage instead of
-    the progress line (the stages then show their own progress); `legacy_fingerprint`: see
-    recorded_fingerprints."""
+    the progress line (the stages then show their own progress); `legacy`: (plan fingerprint,
+    stage fingerprints under it), see recorded_fingerprints."""
     stage_seconds = dict(stage_seconds or {})
     record_path = out / STAGES_FILE
     recorded = read_record(record_path)
-    fingerprints = recorded_fingerprints(recorded, stages, legacy_fingerprint)
+    fingerprints = recorded_fingerprints(recorded, legacy)
     measured: dict[str, float] = dict(recorded.get("seconds", {}))
     cpu: dict[str, float] = dict(recorded.get("cpu_seconds", {}))
     ran: list[tuple[float | None, float]] = []
@@ -158,11 +158,14 @@ def run_stages(stages: Sequence[Stage], out: Path, console: Console,
             if finished(stage):
                 progress.advance(task)
                 continue
-            if stage.name in fingerprints and fingerprints[stage.name] != stage.fingerprint:
+            if fingerprints.get(stage.name, stage.fingerprint) != stage.fingerprint:
                 clear(stage)
-                for record in (fingerprints, measured, cpu):
-                    record.pop(stage.name, None)
-                save()  # a redo killed half-way resumes instead of clearing again
+                measured.pop(stage.name, None)
+                cpu.pop(stage.name, None)
+            # recorded as it starts: killed half-way, it resumes under the same settings and
+            # starts clean under others
+            fingerprints[stage.name] = stage.fingerprint
+            save()
             if log:
                 console.print(f"[{index + 1}/{len(stages)}] {stage.name} started, "
                               f"ETA {format_seconds(left)}", highlight=False)
@@ -175,7 +178,6 @@ def run_stages(stages: Sequence[Stage], out: Path, console: Console,
             cpu[stage.name] = round(time.process_time() - start_cpu, 1)
             ran.append((expected, seconds))
             measured[stage.name] = round(seconds, 1)
-            fingerprints[stage.name] = stage.fingerprint
             save()
             if log or not one_line:
                 console.print(f"[green]{stage.name} done[/] in {seconds:.0f} s", highlight=False)

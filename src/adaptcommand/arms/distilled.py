@@ -160,8 +160,8 @@ def matching_meta(profile: UserProfile, routine: MinedRoutine,
 
 def request(routine: MinedRoutine, rng: random.Random) -> tuple[str, dict[str, Any]]:
     """A context-only request (trigger sentence + habit appeal), an implicit one for the whole
-    routine, or one for a single device of it, a third each; with the settings the answer
-    states."""
+    routine, or one for a single device of it, a third each (a routine with no trigger has no
+    context sentence: implicit instead); with the settings the answer states."""
     form = rng.randrange(3)
     context = trigger_sentence(Triggers.model_validate(routine.triggers))
     if form == 0 and context:

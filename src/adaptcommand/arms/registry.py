@@ -50,7 +50,8 @@ ARMS: tuple[Arm, ...] = (
     Arm("profile+unified", "Unified adapter trained with each session's profile line in the "
         "prompt, evaluated with it.", "profile", train="unified", prompt=PROFILE_PROMPT),
     Arm("profile+distilled", "Unified adapter trained with the profile line and the distilled "
-        "examples (each mined routine asked for and answered in full), evaluated with the line.",
+        "examples (each mined routine, or one device of it, asked for and answered), evaluated "
+        "with the line.",
         "profile", train="unified", prompt=PROFILE_PROMPT, training=DISTILLED),
     Arm("profile+per-user", "Per-user adapters trained and evaluated with the profile line.",
         "profile", train="per-user", prompt=PROFILE_PROMPT),
