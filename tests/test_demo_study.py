@@ -184,10 +184,11 @@ def test_changing_one_arms_training_redoes_that_arm_and_the_arms_built_on_it_onl
     moved = replace(plan, evaluation={**plan.evaluation, "generation.max_new_tokens": 9})
     assert {name for name, value in fingerprints(moved).items() if before[name] != value} == {
         name for name in before if name.split(" ")[0] in ("eval", "probe")}
-    new_dialogues = fingerprints(plan, distilled_version=-1)
+    new_dialogues = fingerprints(plan, distilled_version=-1)  # the arms that distil, and
     assert {name for name, value in new_dialogues.items() if before[name] != value} == {
-        f"{kind} {arm}" for arm in ("profile+hybrid", "distilled-per-user", "distilled-hybrid")
-        for kind in ("train", "eval", "probe")}
+        f"{kind} {arm}" for arm in ("profile+unified", "profile+hybrid", "distilled-per-user",
+                                    "distilled-hybrid") for kind in ("train", "eval", "probe")
+    } | {"eval cold_start/profile+unified", "probe cold_start/profile+unified"}  # its readers
     monkeypatch.setattr(demo_module, "MiningSettings", partial(MiningSettings, min_support=2))
     assert {name for name, value in fingerprints(plan).items() if before[name] != value} == \
         set(before) - {"data"}  # profiles feed training, evaluation and probes
