@@ -132,8 +132,7 @@ class DemoPlan:
         settings["arm_training"] = {arm: flat_keys(extra)
                                     for arm, extra in self.arm_training.items()}
         settings["mining"] = MiningSettings().model_dump()
-        text = json.dumps(settings, sort_keys=True, default=_jsonable)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return _json_sha256(settings)
 
     def data_fingerprint(self) -> str:
         """The fingerprint of the settings the data stage reads."""
@@ -171,7 +170,11 @@ def run_path(out: Path, arm: Arm) -> Path:
 
 def digest(*parts: Any) -> str:
     """SHA-256 of JSON-able parts (pydantic models by their fields)."""
-    text = json.dumps(parts, sort_keys=True, default=_jsonable)
+    return _json_sha256(parts)
+
+
+def _json_sha256(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=_jsonable)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

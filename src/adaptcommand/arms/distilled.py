@@ -158,20 +158,21 @@ def matching_meta(profile: UserProfile, routine: MinedRoutine,
     return meta
 
 
-def request(routine: MinedRoutine, rng: random.Random) -> tuple[str, dict[str, Any]]:
+def request(routine: MinedRoutine,
+            rng: random.Random) -> tuple[str, Mapping[str, Mapping[str, Any]]]:
     """A context-only request (trigger sentence + habit appeal), an implicit one for the whole
     routine, or one for a single device of it, a third each (a routine with no trigger has no
     context sentence: implicit instead); with the settings the answer states."""
     form = rng.randrange(3)
     context = trigger_sentence(Triggers.model_validate(routine.triggers))
     if form == 0 and context:
-        return f"{context} {rng.choice(CONTEXT_REQUESTS)}", dict(routine.actions)
+        return f"{context} {rng.choice(CONTEXT_REQUESTS)}", routine.actions
     if form == 1:
         device = rng.choice([device for device, settings in routine.actions.items() if settings])
         name = rng.choice(DEVICE_NAMES[device])
         return rng.choice(DEVICE_REQUESTS).format(device=name), {device: routine.actions[device]}
     label = routine_label(routine.triggers)
-    return rng.choice(IMPLICIT_REQUESTS).format(label=label), dict(routine.actions)
+    return rng.choice(IMPLICIT_REQUESTS).format(label=label), routine.actions
 
 
 def distilled_dialogues(profile: UserProfile, per_routine: int, seed: int,
