@@ -14,6 +14,7 @@ from adaptcommand.errors import DataError
 from adaptcommand.evaluation.action_metrics import score_labelled_jsonl
 from adaptcommand.evaluation.actions import (
     annotate_jsonl,
+    asked_devices,
     extract_actions,
     extract_actions_validated,
 )
@@ -143,6 +144,23 @@ def test_context_carries_across_sentences() -> None:
     assert extract_actions(text) == {"tv": {"volume": 20, "brightness": 40,
                                             "input_source": "Netflix"}}
     assert extract_actions("Could you adjust the AC? Set it to 21.") == {"ac": {"temperature": 21}}
+
+
+@pytest.mark.parametrize(("text", "context", "expected"), [
+    ("Of course. What temperature, mode, and fan speed would you like for the AC?", [], {"ac"}),
+    ("What volume would you like for the sound system?", [], {"speaker"}),
+    ("What brightness would you like? What volume for the speaker?", [], {"lights", "speaker"}),
+    # "them" is the device the user just named
+    ("Got it. What mode would you like me to set them to?", ["Dim the lamps, please."],
+     {"lights"}),
+    # a question that states a value offers it; a commitment and small talk ask nothing
+    ("Shall I set the AC to 22 degrees?", [], set()),
+    ("Setting the TV to volume 30. Is there anything else you'd like me to adjust?", [], set()),
+    ("How can I help you today?", [], set()),
+])
+def test_asked_devices_are_those_a_question_leaves_open(text: str, context: list[str],
+                                                        expected: set[str]) -> None:
+    assert asked_devices(text, context) == expected
 
 
 def test_output_is_in_schema_order_and_validates() -> None:

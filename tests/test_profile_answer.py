@@ -13,7 +13,6 @@ from adaptcommand.arms.profile_answer import (
     NO_ANSWER,
     answer_text,
     evaluate_profile_answers,
-    profile_answer,
 )
 from adaptcommand.cli.app import app
 from adaptcommand.data.io import load_split
@@ -31,6 +30,7 @@ from adaptcommand.evaluation.probe import (
 )
 from adaptcommand.evaluation.runs import Scope, resolve_config
 from adaptcommand.evaluation.turns import select_turns, session_id_of
+from adaptcommand.models.profile_prompt import profile_settings
 from adaptcommand.routines.mining import mine_profiles
 from adaptcommand.routines.profile import MinedRoutine, UserProfile, write_profiles
 
@@ -48,13 +48,13 @@ def _profile() -> UserProfile:
 
 
 def test_the_answer_is_the_routine_for_the_context_plus_the_usual_other_devices() -> None:
-    assert profile_answer(_profile(), EVENING) == {
+    assert profile_settings(_profile(), EVENING) == {
         "speaker": {"volume": 30}, "ac": {"temperature": 22, "mode": "heat"},
         "lights": {"brightness": 50, "color": "warm"}}  # the routine decides the lights
     morning = {**EVENING, "time_of_day": "morning"}
-    assert profile_answer(_profile(), morning) == {"lights": {"brightness": 80},
+    assert profile_settings(_profile(), morning) == {"lights": {"brightness": 80},
                                                    "speaker": {"volume": 30}}
-    assert profile_answer(_profile(), None) == profile_answer(_profile(), morning)
+    assert profile_settings(_profile(), None) == profile_settings(_profile(), morning)
     assert answer_text({}) == NO_ANSWER and extract_actions(NO_ANSWER) == {}
 
 
@@ -93,7 +93,8 @@ def test_evaluated_like_an_arm_it_scores_exactly_what_the_profile_states(
     direct = []
     for turn in select_turns(test, 1):
         personal = personal_turn(turn.context, turn.reference, 2)
-        answer = profile_answer(profiles[turn.persona_id], metas[turn.persona_id, turn.session_id])
+        answer = profile_settings(profiles[turn.persona_id],
+                                  metas[turn.persona_id, turn.session_id])
         direct.append((personal, score_personal(answer, personal)))
     expected = personal_metrics(direct)
     assert results["arm"] == "mined-profile" and results["counts"]["turns"] == len(direct)
@@ -102,7 +103,7 @@ def test_evaluated_like_an_arm_it_scores_exactly_what_the_profile_states(
     assert results["metrics"]["personal_recall_implicit"] > 0.3  # the profile knows the user
 
 
-def test_baseline_with_profiles_and_no_profile_prompt_lets_the_profile_answer(
+def test_baseline_with_profiles_and_no_profile_prompt_lets_the_profile_settings(
         data: Path, tmp_path: Path) -> None:
     write_profiles(tmp_path / "profiles.json", mine_profiles(load_split(data, "train")))
     common = ["baseline", "--data", str(data), "--profiles", str(tmp_path / "profiles.json")]
@@ -129,7 +130,7 @@ def test_the_probe_answer_is_the_line_the_arm_states(data: Path) -> None:
     for item, answer in zip(items, answers, strict=True):
         context = routines[item.persona_id][item.routine_index].triggers.model_dump(
             exclude_none=True)
-        assert answer == profile_answer(profiles[item.persona_id], context)
+        assert answer == profile_settings(profiles[item.persona_id], context)
     assert any(answers)
 
 

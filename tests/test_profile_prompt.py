@@ -21,7 +21,7 @@ from adaptcommand.arms.distilled import (
 from adaptcommand.data.schema import CleanDialogue, Message, SessionMeta
 from adaptcommand.evaluation.actions import extract_actions
 from adaptcommand.evaluation.personal_values import is_implicit_request
-from adaptcommand.models.profile_prompt import profile_text
+from adaptcommand.models.profile_prompt import asks_for_known_settings, profile_text
 from adaptcommand.models.prompting import ProfileText, build_chat, profile_line
 from adaptcommand.routines.profile import MinedRoutine, UserProfile
 
@@ -89,6 +89,23 @@ def test_placements_user_first_message_or_system_prompt() -> None:
     alone = build_chat([], None, 5, ProfileText("P.", "user"))
     assert alone == [{"role": "system", "content": ""}, {"role": "user", "content": "P."}]
     assert build_chat(history, "sys", 5, None) == build_chat(history, "sys", 5)
+
+
+@pytest.mark.parametrize(("request_", "reply", "known"), [
+    # on a rainy evening the line states the rainy routine (TV, security) and the usual AC
+    ("Adjust the AC, please.", "What temperature and mode would you like for the AC?", True),
+    ("The telly, please.", "Sure. What volume would you like me to set it to?", True),
+    # the line says nothing of the lights on a rainy evening; a reply that applies asks nothing
+    ("Dim the lamps.", "What brightness would you like for the lamps?", False),
+    ("Adjust the AC, please.", "Setting the AC to 22 degrees. What mode would you like?", False),
+])
+def test_a_question_is_known_when_the_line_states_every_device_it_asks_for(
+        request_: str, reply: str, known: bool) -> None:
+    dialogue = CleanDialogue(persona_id="persona_007", meta=SessionMeta.model_validate(META),
+                             messages=[{"role": "user", "text": request_},
+                                       {"role": "assistant", "text": reply}])
+    assert asks_for_known_settings(dialogue, 1, make_profile()) is known
+    assert asks_for_known_settings(dialogue, 1, None) is False
 
 
 def test_distilled_replies_state_exactly_what_the_implicit_request_asks_for() -> None:

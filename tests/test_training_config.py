@@ -136,3 +136,11 @@ def test_a_run_hashed_with_an_ignored_field_keeps_its_pinned_hash(tmp_path: Path
     assert pinned_config_hash(tmp_path, config, config_hash(config)) == before
     other = config.model_copy(update={"seed": 1})
     assert pinned_config_hash(tmp_path, other, config_hash(other)) == config_hash(other)
+
+
+def test_skipping_known_questions_is_hashed_when_set_and_needs_the_profile_line() -> None:
+    line = TrainingConfig().updated({"prompt.profile": "line"})
+    skipping = line.updated({"data.skip_known_questions": True})
+    assert config_hash(skipping) != config_hash(line)  # the HASHES_BEFORE cases cover unset
+    with pytest.raises(ValidationError, match="skip_known_questions needs prompt.profile"):
+        TrainingConfig().updated({"data.skip_known_questions": True})

@@ -183,6 +183,18 @@ def test_engine_matches_training_each_adapter_alone_with_peft(sessions: bool) ->
         assert any(t.abs().sum() > 0 for k, t in got.state.items() if "lora_B" in k)
 
 
+def test_a_one_epoch_run_skips_the_val_loss_it_cannot_use_unless_asked() -> None:
+    base = tiny_model()
+    one = {"optimizer.epochs": 1}
+    skipped = run_engine(copy.deepcopy(base), make_jobs(), engine_config(one))
+    asked = run_engine(copy.deepcopy(base), make_jobs(),
+                       engine_config(one | {"throughput.single_epoch_validation": True}))
+    for name, result in skipped.items():
+        assert result.val_loss == [None] and result.best_epoch == 1
+        assert asked[name].val_loss[0] is not None
+        assert all(torch.equal(result.state[key], asked[name].state[key]) for key in result.state)
+
+
 def test_engine_results_do_not_depend_on_packing() -> None:
     base = tiny_model()
     alone = run_engine(copy.deepcopy(base), make_jobs(),

@@ -151,3 +151,30 @@ def test_a_template_that_rewrites_earlier_turns_falls_back_to_per_turn(tokenizer
     turn = build(odd, "turn", 5, 512)
     session = build(odd, "session", 5, 512)
     assert session == turn
+
+
+@pytest.mark.parametrize("unit", ["session", "turn"])
+def test_an_unlearned_reply_stays_context_and_is_not_supervised(tokenizer, unit) -> None:
+    """The second reply is left unlearned: no label on its tokens, yet the third reply is
+    learned from the very context it has without the skip (the second reply included)."""
+    def second(dialogue: CleanDialogue, index: int) -> bool:
+        return index == 3
+
+    kwargs = {"end_of_turn_id": tokenizer.eos_token_id, "system_prompt": "SYS",
+              "max_context_messages": 5, "max_length": 512, "unit": unit}
+    every = supervised(build_examples(tokenizer, [dialogue()], **kwargs))
+    skipped = supervised(build_examples(tokenizer, [dialogue()], unlearned=second, **kwargs))
+    prompt = tuple(tokenizer(render_prompt(tokenizer, MESSAGES[:3], "SYS", 5),
+                             add_special_tokens=False)["input_ids"])
+    target = len(tokenizer(MESSAGES[3]["text"], add_special_tokens=False)["input_ids"]) + 1
+    second_reply = Counter({pair: n for pair, n in every.items()
+                            if pair[0][:len(prompt)] == prompt
+                            and len(pair[0]) < len(prompt) + target})
+    assert len(second_reply) == target and skipped == every - second_reply
+
+
+def test_a_session_whose_only_reply_is_unlearned_gives_no_example(tokenizer) -> None:
+    examples = build_examples(tokenizer, sessions("short")[:1], end_of_turn_id=0,
+                              system_prompt="SYS", max_context_messages=5, max_length=512,
+                              unit="session", unlearned=lambda dialogue, index: True)
+    assert examples == []

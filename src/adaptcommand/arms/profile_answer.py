@@ -7,7 +7,8 @@ devices, as `models.prompting.profile_line` writes them), in a wording the actio
 reads back, and scoring it like any arm's reply gives the recall ceiling the language-model
 arms are read against, with the same turns, metrics and persona intervals (its precision is low
 by construction: it states every setting on every turn). The probe's counterpart is
-`evaluation.probe.run_profile_probe`, which answers with the same `profile_answer`.
+`evaluation.probe.run_profile_probe`, which answers with the same
+`models.profile_prompt.profile_settings`.
 
 It reads the profile (mined from the train split, or for new users grown from the sessions seen
 before each evaluated one) and the evaluated session's context (`meta`): never the turn's
@@ -31,18 +32,11 @@ from adaptcommand.evaluation.runs import Scope, run_info, turns_and_profile_text
 from adaptcommand.evaluation.turns import Turn
 from adaptcommand.identity import profiles_identity
 from adaptcommand.models.generation import ReplyCallback
-from adaptcommand.routines.profile import UserProfile, read_profiles, routine_for_context
+from adaptcommand.models.profile_prompt import profile_settings
+from adaptcommand.routines.profile import UserProfile, read_profiles
 
 PROFILE_ANSWER_ARM = "mined-profile"
 NO_ANSWER = "I don't know your usual settings for this yet."
-
-
-def profile_answer(profile: UserProfile, meta: Meta) -> dict[str, dict[str, Any]]:
-    """The settings the profile line states for this context: the mined routine for it, and
-    the usual settings of every device the routine does not set."""
-    routine = routine_for_context(profile, meta) if meta is not None else None
-    actions = dict(routine.actions) if routine else {}
-    return {**{d: s for d, s in profile.common_settings.items() if d not in actions}, **actions}
 
 
 def answer_text(actions: Mapping[str, Mapping[str, Any]]) -> str:
@@ -60,7 +54,7 @@ def profile_predictor(profile_of: Callable[[SessionKey], UserProfile | None],
         for index, turn in enumerate(turns):
             key = (turn.persona_id, turn.session_id)
             profile = profile_of(key)
-            reply = answer_text(profile_answer(profile, metas.get(key))) if profile else NO_ANSWER
+            reply = answer_text(profile_settings(profile, metas.get(key))) if profile else NO_ANSWER
             if on_reply is not None:
                 on_reply(index, reply)
             replies.append(reply)

@@ -236,6 +236,25 @@ def extract_actions(text: str, *, commitments_only: bool = True) -> ActionDict:
     return _canonical(found)
 
 
+def asked_devices(text: str, context: Sequence[str] = ()) -> set[str]:
+    """Devices `text` asks the user to choose settings for: named (or implied by a parameter)
+    in a question that states no value ("What temperature and mode would you like for the
+    AC?" -> {"ac"}); "it" and "them" take the device last mentioned, in `text` or before it in
+    `context` (the earlier messages, oldest first)."""
+    asked: set[str] = set()
+    history = [item.device for message in context for sentence in _sentences(message)
+               for item in _resolve(_mentions(sentence), []) if not item.by_default]
+    for sentence in _sentences(text.replace("’", "'")):
+        resolved = _resolve(_mentions(sentence), history)
+        if (sentence.endswith("?") and not _is_commitment(sentence)
+                and not any(extract_actions(sentence, commitments_only=False).values())):
+            asked |= {item.device for item in resolved}
+            if _PRONOUN.search(sentence) and not resolved and history:
+                asked.add(history[-1])
+        history.extend(item.device for item in resolved if not item.by_default)
+    return asked
+
+
 def extract_actions_validated(text: str) -> Actions:
     """`extract_actions` as the schema's pydantic `Actions` (values are schema-valid by design)."""
     return Actions.model_validate(extract_actions(text))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from adaptcommand.arms.profile import probe_profiles, turn_texts, uses_profile_prompt
-from adaptcommand.arms.profile_answer import PROFILE_ANSWER_ARM, profile_answer
+from adaptcommand.arms.profile_answer import PROFILE_ANSWER_ARM
 from adaptcommand.data.io import DIALOGUES_FILE, SplitName, load_splits, read_dialogues_file
 from adaptcommand.data.schema import Message, Routine, Triggers, actions_dict
 from adaptcommand.errors import AdaptCommandError, DataError
@@ -41,6 +41,7 @@ from adaptcommand.evaluation.stats import (
 from adaptcommand.evaluation.turns import Turn, group_by_persona
 from adaptcommand.fileio import write_json_atomic, write_jsonl_atomic
 from adaptcommand.identity import changed_fields, profiles_identity
+from adaptcommand.models.profile_prompt import profile_settings
 from adaptcommand.models.prompting import trigger_sentence
 from adaptcommand.routines.profile import UserProfile
 
@@ -293,7 +294,7 @@ def profile_answers(items: Sequence[ProbeItem], routines: Mapping[str, Sequence[
         mined = routine_for_context(profile, context) if profile is not None else None
         replies.append(f"mined routine {profile.routines.index(mined)} {mined.triggers}"
                        if mined is not None else "no mined routine for this context")
-        answers.append(profile_answer(profile, context) if profile is not None else {})
+        answers.append(profile_settings(profile, context) if profile is not None else {})
     return replies, answers
 
 

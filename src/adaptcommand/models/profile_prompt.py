@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from adaptcommand.data.schema import SessionMeta, Triggers
+from adaptcommand.data.schema import CleanDialogue, SessionMeta, Triggers
+from adaptcommand.evaluation.actions import asked_devices, extract_actions
 from adaptcommand.models.prompting import (
     ProfileOptions,
     ProfileText,
@@ -49,6 +50,29 @@ def profile_text(options: ProfileOptions, profile: UserProfile | None,
         parts.append(line or "")
     text = " ".join(p for p in parts if p)
     return ProfileText(text, options.profile_placement) if text else None
+
+
+def profile_settings(profile: UserProfile, meta: SessionMeta | Mapping[str, Any] | None
+                     ) -> dict[str, dict[str, Any]]:
+    """The settings the profile line states for this context: the mined routine for it, and
+    the usual settings of every device the routine does not set."""
+    routine = routine_for_context(profile, meta) if meta is not None else None
+    actions = dict(routine.actions) if routine else {}
+    return {**{d: s for d, s in profile.common_settings.items() if d not in actions}, **actions}
+
+
+def asks_for_known_settings(dialogue: CleanDialogue, index: int,
+                            profile: UserProfile | None) -> bool:
+    """Whether the assistant message at `index` only asks the user to choose settings of
+    devices whose settings the session's profile line states (training.examples leaves such
+    replies unlearned under `data.skip_known_questions`)."""
+    reply = dialogue.messages[index].text
+    if profile is None or extract_actions(reply):
+        return False
+    asked = asked_devices(reply, [m.text for m in dialogue.messages[:index]])
+    stated = {device for device, settings in profile_settings(profile, dialogue.meta).items()
+              if settings}
+    return bool(asked) and asked <= stated
 
 
 def write_persona_profiles(out_dir: Path, profiles: Mapping[str, UserProfile]) -> None:

@@ -404,6 +404,12 @@ def _train_step(slots: AdapterSlots, runs: list[_Run], config: TrainingConfig) -
                       {r.job.name: r.steps / r.planned_steps for r in runs}, sum(tokens), seconds)
 
 
+def validation_decides(config: TrainingConfig) -> bool:
+    """Whether the val loss can change what is kept (which epoch, when to stop), or is asked
+    for anyway; a one-epoch run keeps its only epoch."""
+    return config.optimizer.epochs > 1 or config.throughput.single_epoch_validation
+
+
 @torch.no_grad()
 def _validate(slots: AdapterSlots, runs: list[_Run],
               config: TrainingConfig) -> list[float | None]:
@@ -509,7 +515,9 @@ def train_loop(slots: AdapterSlots, jobs: Iterable[AdapterJob], config: Training
             return
         ending = [run for run in live if not run.pending]
         if ending:
-            for run, val in zip(ending, _validate(slots, ending, config), strict=True):
+            values = (_validate(slots, ending, config) if validation_decides(config)
+                      else [None] * len(ending))
+            for run, val in zip(ending, values, strict=True):
                 result = _end_epoch(run, val, slots, config, checkpoints)
                 if result is not None:
                     live.remove(run)

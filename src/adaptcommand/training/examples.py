@@ -13,6 +13,9 @@ example would have, so the objective is unchanged while early messages are encod
 whose prompt does not extend the sequence (its context window has slid past the session's
 start, the chat template renders earlier turns differently, ...) opens a new sequence, and a
 turn too long for `max_length` gets its truncated per-turn example, as with `turn`.
+
+A turn may be left unlearned (`Unlearned`): its reply stays in the context of later turns, as
+in evaluation, but no example is supervised on it.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from adaptcommand.models.prompting import ProfileText, render_prompt
 from adaptcommand.training.batching import IGNORE_INDEX, Example
 
 ExampleUnit = Literal["session", "turn"]
-TurnIds = tuple[list[int], list[int]]  # (prompt ids, target ids) of one assistant turn
+TurnIds = tuple[list[int], list[int], bool]  # (prompt ids, target ids, learned) of one reply
 SessionProfile = Callable[[CleanDialogue], ProfileText | None]
 """The profile/context text of a session's prompts (models.profile_prompt), or None."""
+Unlearned = Callable[[CleanDialogue, int], bool]
+"""Whether the assistant message at this index of the dialogue is left unsupervised."""
 
 _MARKER = "\u2063reply\u2063"  # text no real reply contains, to locate the template's suffix
 
@@ -59,16 +64,17 @@ def turn_example(prompt_ids: list[int], target_ids: list[int], max_length: int) 
 
 def dialogue_turns(tokenizer: PreTrainedTokenizerBase, dialogue: CleanDialogue, *,
                    end_of_turn_id: int, system_prompt: str | None,
-                   max_context_messages: int, profile: ProfileText | None = None
-                   ) -> Iterator[TurnIds]:
-    """(prompt ids, target ids) of each assistant turn, in order, untruncated."""
+                   max_context_messages: int, profile: ProfileText | None = None,
+                   unlearned: Unlearned | None = None) -> Iterator[TurnIds]:
+    """(prompt ids, target ids, learned) of each assistant turn, in order, untruncated."""
     for index, message in enumerate(dialogue.messages):
         if message.role != "assistant":
             continue
         prompt = render_prompt(tokenizer, dialogue.messages[:index], system_prompt,
                                max_context_messages, profile)
         yield (tokenizer(prompt, add_special_tokens=False)["input_ids"],
-               tokenizer(message.text, add_special_tokens=False)["input_ids"] + [end_of_turn_id])
+               tokenizer(message.text, add_special_tokens=False)["input_ids"] + [end_of_turn_id],
+               not (unlearned and unlearned(dialogue, index)))
 
 
 def session_examples(turns: Iterable[TurnIds], max_length: int) -> list[Example]:
@@ -80,37 +86,48 @@ def session_examples(turns: Iterable[TurnIds], max_length: int) -> list[Example]
     examples: list[Example] = []
     ids: list[int] = []
     labels: list[int] = []
-    for prompt, target in turns:
+    for prompt, target, learned in turns:
         if len(prompt) + len(target) > max_length:
-            examples.append(turn_example(prompt, target, max_length))
+            if learned:
+                examples.append(turn_example(prompt, target, max_length))
             continue
         if prompt[:len(ids)] != ids:  # this turn's context is not the chain so far
-            examples.append(Example(tuple(ids), tuple(labels)))
+            _close(examples, ids, labels)
             ids, labels = [], []
-        labels += [IGNORE_INDEX] * (len(prompt) - len(ids)) + target
+        labels += [IGNORE_INDEX] * (len(prompt) - len(ids))
+        labels += target if learned else [IGNORE_INDEX] * len(target)
         ids = prompt + target
-    if ids:
-        examples.append(Example(tuple(ids), tuple(labels)))
+    _close(examples, ids, labels)
     return examples
+
+
+def _close(examples: list[Example], ids: list[int], labels: list[int]) -> None:
+    """Keep a finished chain if it supervises anything."""
+    if any(label != IGNORE_INDEX for label in labels):
+        examples.append(Example(tuple(ids), tuple(labels)))
 
 
 def build_examples(tokenizer: PreTrainedTokenizerBase, dialogues: Iterable[CleanDialogue], *,
                    end_of_turn_id: int, system_prompt: str | None, max_context_messages: int,
                    max_length: int, unit: ExampleUnit = "turn",
-                   profiles: SessionProfile | None = None) -> list[Example]:
+                   profiles: SessionProfile | None = None,
+                   unlearned: Unlearned | None = None) -> list[Example]:
     """Examples of every dialogue, in order: one per assistant turn (`unit="turn"`), or per
     session where the context allows (`"session"`, see the module doc). Training runs pass
     TrainingConfig.data.example_unit (default session); the per-turn default serves callers that
     need one example per turn, such as a Trainer baseline. `profiles` gives each session's
-    profile/context text, placed in its prompts exactly as evaluation places it."""
+    profile/context text, placed in its prompts exactly as evaluation places it; `unlearned`
+    picks replies that are context only."""
     examples: list[Example] = []
     for dialogue in dialogues:
         turns = dialogue_turns(tokenizer, dialogue, end_of_turn_id=end_of_turn_id,
                                system_prompt=system_prompt,
                                max_context_messages=max_context_messages,
-                               profile=profiles(dialogue) if profiles else None)
+                               profile=profiles(dialogue) if profiles else None,
+                               unlearned=unlearned)
         if unit == "session":
             examples += session_examples(turns, max_length)
         else:
-            examples += [turn_example(prompt, target, max_length) for prompt, target in turns]
+            examples += [turn_example(prompt, target, max_length)
+                         for prompt, target, learned in turns if learned]
     return examples

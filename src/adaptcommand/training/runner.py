@@ -50,7 +50,11 @@ from adaptcommand.identity import (
 )
 from adaptcommand.models.adapters import read_record
 from adaptcommand.models.loading import load_model
-from adaptcommand.models.profile_prompt import profile_text, write_persona_profiles
+from adaptcommand.models.profile_prompt import (
+    asks_for_known_settings,
+    profile_text,
+    write_persona_profiles,
+)
 from adaptcommand.models.prompting import ProfileText
 from adaptcommand.routines.mining import MiningSettings, mine_profiles
 from adaptcommand.routines.profile import UserProfile
@@ -238,13 +242,18 @@ def _jobs(plan: RunPlan, names: list[str], tokenizer: Any, end_of_turn_id: int
     def session_profile(dialogue: CleanDialogue) -> ProfileText | None:
         return profile_text(config.prompt, profiles.get(dialogue.persona_id), dialogue.meta)
 
+    def known_question(dialogue: CleanDialogue, index: int) -> bool:
+        return asks_for_known_settings(dialogue, index, profiles.get(dialogue.persona_id))
+
     def examples(split: dict[str, list[Any]], personas: list[str]) -> list[Any]:
         return build_examples(tokenizer, [d for p in personas for d in split[p]],
                               end_of_turn_id=end_of_turn_id,
                               system_prompt=config.prompt.system_prompt,
                               max_context_messages=config.prompt.max_context_messages,
                               max_length=config.data.max_length, unit=config.data.example_unit,
-                              profiles=session_profile)
+                              profiles=session_profile,
+                              unlearned=known_question if config.data.skip_known_questions
+                              else None)
 
     for name in names:
         personas = plan.personas_of(name)
