@@ -189,6 +189,10 @@ def test_changing_one_arms_training_redoes_that_arm_and_the_arms_built_on_it_onl
         f"{kind} {arm}" for arm in ("profile+unified", "profile+hybrid", "distilled-per-user",
                                     "distilled-hybrid") for kind in ("train", "eval", "probe")
     } | {"eval cold_start/profile+unified", "probe cold_start/profile+unified"}  # its readers
+    monkeypatch.setattr(demo_module, "KNOWN_QUESTIONS_VERSION", -1)  # another question rule:
+    assert {name for name, value in fingerprints(plan).items() if before[name] != value} == {
+        name for name in before if before[name] != after[name]}  # the arm that skips them
+    monkeypatch.undo()
     monkeypatch.setattr(demo_module, "MiningSettings", partial(MiningSettings, min_support=2))
     assert {name for name, value in fingerprints(plan).items() if before[name] != value} == \
         set(before) - {"data"}  # profiles feed training, evaluation and probes

@@ -53,7 +53,7 @@ def test_the_answer_is_the_routine_for_the_context_plus_the_usual_other_devices(
         "lights": {"brightness": 50, "color": "warm"}}  # the routine decides the lights
     morning = {**EVENING, "time_of_day": "morning"}
     assert profile_settings(_profile(), morning) == {"lights": {"brightness": 80},
-                                                   "speaker": {"volume": 30}}
+                                                     "speaker": {"volume": 30}}
     assert profile_settings(_profile(), None) == profile_settings(_profile(), morning)
     assert answer_text({}) == NO_ANSWER and extract_actions(NO_ANSWER) == {}
 
@@ -103,7 +103,7 @@ def test_evaluated_like_an_arm_it_scores_exactly_what_the_profile_states(
     assert results["metrics"]["personal_recall_implicit"] > 0.3  # the profile knows the user
 
 
-def test_baseline_with_profiles_and_no_profile_prompt_lets_the_profile_settings(
+def test_baseline_with_profiles_and_no_profile_prompt_lets_the_profile_answer(
         data: Path, tmp_path: Path) -> None:
     write_profiles(tmp_path / "profiles.json", mine_profiles(load_split(data, "train")))
     common = ["baseline", "--data", str(data), "--profiles", str(tmp_path / "profiles.json")]

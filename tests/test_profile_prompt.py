@@ -92,7 +92,8 @@ def test_placements_user_first_message_or_system_prompt() -> None:
 
 
 @pytest.mark.parametrize(("request_", "reply", "known"), [
-    # on a rainy evening the line states the rainy routine (TV, security) and the usual AC
+    # on a rainy evening the line states the rainy routine (TV, security) and the usual AC;
+    # judged per device: the AC's mode is not in the line, its temperature is
     ("Adjust the AC, please.", "What temperature and mode would you like for the AC?", True),
     ("The telly, please.", "Sure. What volume would you like me to set it to?", True),
     # the line says nothing of the lights on a rainy evening; a reply that applies asks nothing

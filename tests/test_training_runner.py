@@ -330,3 +330,24 @@ def test_checkpoints_round_trip_and_ignore_another_run_s(tmp_path: Path) -> None
     fresh.load_state_dict(loaded.optimizer)
     assert fresh.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
     assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no temp directory left
+
+
+def test_skipping_known_questions_trains_fewer_replies(tmp_path: Path) -> None:
+    """The train sessions' one question ("What temperature would you like for the AC?") asks
+    for what the mined line states (the AC's usual setting): with the option it is not
+    learned, so each adapter trains one reply fewer a session that asks."""
+    data = make_data(tmp_path)
+    dialogues = [json.loads(line) for line in (data / "dialogs_clean.jsonl").open()]
+    for dialogue in dialogues:
+        dialogue["messages"][3:] = [
+            {"role": "assistant", "text": "What temperature would you like for the AC?"},
+            {"role": "user", "text": "21, please."},
+            {"role": "assistant", "text": "AC set to 21 degrees."}]
+    write_jsonl_atomic(data / "dialogs_clean.jsonl", dialogues)
+    line = {"optimizer.epochs": 1, "optimizer.batch_size": 1, "prompt.profile": "line"}
+    plain = train(data, tmp_path / "plain", config=tiny_config(line))
+    skipping = train(data, tmp_path / "skipping",
+                     config=tiny_config(line | {"data.skip_known_questions": True}))
+    for persona in PERSONAS:  # batch_size 1: a step per learned reply, 3 train sessions
+        assert plain["adapters"][persona]["steps"] == 3 * 3
+        assert skipping["adapters"][persona]["steps"] == 3 * 2

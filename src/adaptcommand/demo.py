@@ -36,6 +36,7 @@ from adaptcommand.evaluation.probe import PROBE_PREDICTIONS, run_probe, run_prof
 from adaptcommand.evaluation.runs import Scope, evaluate_arm, resolve_config
 from adaptcommand.fileio import atomic_path, write_text_atomic
 from adaptcommand.models.adapters import UNIFIED
+from adaptcommand.models.profile_prompt import KNOWN_QUESTIONS_VERSION
 from adaptcommand.report.build import build_report
 from adaptcommand.routines.mining import MiningSettings
 from adaptcommand.routines.profile import PROFILES_FILE
@@ -325,6 +326,8 @@ def _adapter_stage(out: Path, arm: Arm, plan: DemoPlan, quiet: bool, inputs: str
     fingerprint = digest(inputs, arm.train, config_hash(config), adapters.get(arm.init_from or ""))
     if config.data.distill_examples_per_routine:
         fingerprint = digest(fingerprint, distilled_version)
+    if config.data.skip_known_questions:
+        fingerprint = digest(fingerprint, KNOWN_QUESTIONS_VERSION)
     return Stage(f"train {arm.key}", partial(run_training, arm.train, config, out / "data",
                                              target, init_from=init, show_progress=not quiet),
                  target, fingerprint=fingerprint, clears=(target,))

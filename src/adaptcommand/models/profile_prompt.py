@@ -29,6 +29,10 @@ from adaptcommand.routines.profile import (
 )
 
 PROFILE_FILE = "profile.json"  # OUT/<persona_id>/profile.json, next to the persona's adapter
+# Bumped whenever `asks_for_known_settings` (or the extractor it reads replies with) picks other
+# replies for the same data, so that stages trained with `data.skip_known_questions` are redone
+# (demo stage fingerprints).
+KNOWN_QUESTIONS_VERSION = 1
 
 
 def uses_profile(options: ProfileOptions) -> bool:
@@ -64,13 +68,15 @@ def profile_settings(profile: UserProfile, meta: SessionMeta | Mapping[str, Any]
 def asks_for_known_settings(dialogue: CleanDialogue, index: int,
                             profile: UserProfile | None) -> bool:
     """Whether the assistant message at `index` only asks the user to choose settings of
-    devices whose settings the session's profile line states (training.examples leaves such
-    replies unlearned under `data.skip_known_questions`)."""
+    devices the session's profile line states settings for (training.examples leaves such
+    replies unlearned under `data.skip_known_questions`). Judged per device: the extractor
+    does not say which of a device's settings a question asks for."""
     reply = dialogue.messages[index].text
     if profile is None or extract_actions(reply):
         return False
     asked = asked_devices(reply, [m.text for m in dialogue.messages[:index]])
-    stated = {device for device, settings in profile_settings(profile, dialogue.meta).items()
+    meta = dialogue.meta if dialogue.meta is not None else {}  # as profile_text reads it
+    stated = {device for device, settings in profile_settings(profile, meta).items()
               if settings}
     return bool(asked) and asked <= stated
 

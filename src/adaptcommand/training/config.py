@@ -90,10 +90,10 @@ class DataSettings(StrictModel):
         "context-only or implicit request answered with the routine's values "
         "(arms.distilled); 0 = none.")
     skip_known_questions: bool = Field(
-        False, description="Profile lines only: leave unlearned the replies that ask the user "
-        "for settings of a device the session's profile line states (the user's assistant "
-        "asked because it did not know them; one given the line should apply them). They stay "
-        "in later turns' context.")
+        False, description="Profile lines only: leave unlearned (in train and val examples) "
+        "the replies that ask the user for settings of a device the session's profile line "
+        "states settings for (the user's assistant asked because it did not know them; one "
+        "given the line should apply them). They stay in later turns' context.")
 
 
 class ClusterSettings(StrictModel):

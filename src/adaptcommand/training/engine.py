@@ -404,7 +404,7 @@ def _train_step(slots: AdapterSlots, runs: list[_Run], config: TrainingConfig) -
                       {r.job.name: r.steps / r.planned_steps for r in runs}, sum(tokens), seconds)
 
 
-def validation_decides(config: TrainingConfig) -> bool:
+def validates(config: TrainingConfig) -> bool:
     """Whether the val loss can change what is kept (which epoch, when to stop), or is asked
     for anyway; a one-epoch run keeps its only epoch."""
     return config.optimizer.epochs > 1 or config.throughput.single_epoch_validation
@@ -515,7 +515,7 @@ def train_loop(slots: AdapterSlots, jobs: Iterable[AdapterJob], config: Training
             return
         ending = [run for run in live if not run.pending]
         if ending:
-            values = (_validate(slots, ending, config) if validation_decides(config)
+            values = (_validate(slots, ending, config) if validates(config)
                       else [None] * len(ending))
             for run, val in zip(ending, values, strict=True):
                 result = _end_epoch(run, val, slots, config, checkpoints)

@@ -102,9 +102,11 @@ def session_examples(turns: Iterable[TurnIds], max_length: int) -> list[Example]
 
 
 def _close(examples: list[Example], ids: list[int], labels: list[int]) -> None:
-    """Keep a finished chain if it supervises anything."""
-    if any(label != IGNORE_INDEX for label in labels):
-        examples.append(Example(tuple(ids), tuple(labels)))
+    """Keep a finished chain up to its last supervised token, if it supervises anything
+    (unlearned replies at its end would be context for nothing)."""
+    end = max((p + 1 for p, label in enumerate(labels) if label != IGNORE_INDEX), default=0)
+    if end:
+        examples.append(Example(tuple(ids[:end]), tuple(labels[:end])))
 
 
 def build_examples(tokenizer: PreTrainedTokenizerBase, dialogues: Iterable[CleanDialogue], *,
