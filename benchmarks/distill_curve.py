@@ -59,7 +59,7 @@ LABELS = {"examples": "distilled examples per routine", "epochs": "epochs",
 TARGETS = {"qv": ["q_proj", "v_proj"],
            "all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
 METRICS = ("personal_recall_implicit", "personal_recall", "param_f1")
-CURVE_FILE, FIGURE_FILE = "curve.json", "distill_curve.png"
+CURVE_FILE, FIGURE_FILE, SETUP_FILE = "curve.json", "distill_curve.png", "setup.json"
 
 
 @dataclass(frozen=True)
@@ -126,16 +126,39 @@ class Setup:
     init_from: Path | None = None
     split: str = "val"
 
-    def check(self, base: Point, values: dict[str, Sequence[Any]]) -> None:
-        """Refuse a grid this arm cannot train."""
+    @property
+    def hybrid(self) -> bool:
+        return REGISTRY[self.arm].train == "hybrid"
+
+    def check_arm(self) -> None:
+        """Refuse an unknown arm, or a starting adapter the arm does not take (or lacks)."""
         if self.arm not in ARMS:
             raise SystemExit(f"--arm {self.arm}: not one of {', '.join(ARMS)}")
-        hybrid = REGISTRY[self.arm].train == "hybrid"
-        if hybrid and self.init_from is None:
-            raise SystemExit(f"{self.arm} needs --init-from (the unified adapter it starts from)")
-        if hybrid and any(v != getattr(base, f) for f in ("rank", "targets") for v in values[f]):
+        if self.hybrid != (self.init_from is not None):
+            need = "needed" if self.hybrid else "for distilled-hybrid only"
+            raise SystemExit(f"{self.arm}: --init-from (the unified adapter hybrid adapters "
+                             f"start from) is {need}")
+
+    def check_grid(self, base: Point, values: dict[str, Sequence[Any]]) -> None:
+        """Refuse a grid this arm cannot train."""
+        if self.hybrid and any(v != getattr(base, f) for f in ("rank", "targets")
+                               for v in values[f]):
             raise SystemExit(f"{self.arm} starts from {self.init_from}: its rank and target "
                              "modules are that adapter's (vary them with distilled-per-user)")
+
+    def pin(self, out: Path) -> None:
+        """Record the setup in OUT/setup.json, or refuse an OUT whose finished points were run
+        with another arm, split or starting adapter (they would be reused as this one's)."""
+        setup = {"arm": self.arm, "split": self.split,
+                 "init_from": str(self.init_from) if self.init_from else None}
+        path = out / SETUP_FILE
+        if path.is_file():
+            pinned = json.loads(path.read_text(encoding="utf-8"))
+            if pinned != setup:
+                raise SystemExit(f"{out} holds points of {pinned}, not {setup}: use another --out")
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, setup)
 
 
 def point_row(point: Point, point_dir: Path, results: dict[str, Any],
@@ -184,12 +207,14 @@ def run_curve(plan: DemoPlan, data: Path, out: Path, values: dict[str, Sequence[
               product: bool = False, setup: Setup = Setup()) -> dict[str, Any]:
     """Run every point of the grid around the plan's distilled arm; write curve.json and the
     figure into `out` and return the curve."""
+    setup.check_arm()
     arm = REGISTRY[setup.arm]
     training, settings = plan.training_config(arm), plan.eval_config(arm)
     settings = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
         update={"split": setup.split})})
     base = base_point(training)
-    setup.check(base, values)
+    setup.check_grid(base, values)
+    setup.pin(out)
     chosen = personas or implicit_leaders(data, settings, users)
     points = grid(base, values, product)
     rows: list[dict[str, Any]] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +14,7 @@ from types import ModuleType
 import pytest
 
 from adaptcommand import demo as demo_module
+from adaptcommand.training.recipes import run_training
 from test_demo_study import tiny_study
 from test_training_engine import single_thread  # noqa: F401  (autouse fixture)
 
@@ -84,6 +86,40 @@ def test_grid_points_are_recorded_and_a_rerun_trains_nothing(
     monkeypatch.setattr(bench, "run_probe", refuse)
     assert bench.run_curve(plan, data, out, values, users=1) == curve
 
+    # A point whose probe is missing is probed again, nothing else; the output dir keeps
+    # the arm and split its points were run with.
+    probe = out / f"ex0_ep1_lr{lr:g}_r2_qv" / "probe"
+    kept = (probe / "probe.json").read_text()
+    shutil.rmtree(probe)
+    monkeypatch.undo()
+    monkeypatch.setattr(bench, "run_training", refuse)
+    monkeypatch.setattr(bench, "evaluate_arm", refuse)
+    assert bench.run_curve(plan, data, out, values, users=1) == curve
+    assert (probe / "probe.json").read_text() == kept
+    with pytest.raises(SystemExit, match="use another --out"):
+        bench.run_curve(plan, data, out, values, users=1, setup=bench.Setup(split="test"))
+
+
+def test_hybrid_points_start_from_the_unified_adapter(tmp_path: Path) -> None:
+    bench = load_benchmark()
+    plan = tiny_study()
+    data = demo_module._prepare_data(tmp_path / "study", plan)
+    config = plan.training_config(bench.REGISTRY["unified"])
+    # a point's alpha is 2r (Point.overrides): the adapter it starts from must have it too
+    run_training("unified", config.updated({"adapter.alpha": 2.0 * config.adapter.r}), data,
+                 tmp_path / "unified", show_progress=False)
+    start = tmp_path / "unified" / "unified"
+    values = {"examples": [], "epochs": [], "lr": [], "rank": [], "targets": []}
+
+    curve = bench.run_curve(plan, data, tmp_path / "curve", values, users=1,
+                            setup=bench.Setup("distilled-hybrid", start))
+
+    assert curve["arm"] == "distilled-hybrid" and curve["init_from"] == str(start)
+    (point,) = curve["points"]
+    manifest = json.loads((tmp_path / "curve" / point["point"] / "adapters" /
+                           "manifest.json").read_text())
+    assert manifest["strategy"] == "hybrid" and manifest["init_from"] == str(start)
+
 
 def test_product_grid_and_unknown_targets() -> None:
     bench = load_benchmark()
@@ -103,11 +139,15 @@ def test_hybrid_needs_its_start_and_keeps_its_rank_and_targets() -> None:
     bench = load_benchmark()
     base = bench.Point(8, 1, 3e-3, 8, "qv")
     values = {"examples": [2, 8], "epochs": [1], "lr": [], "rank": [8], "targets": ["qv"]}
-    bench.Setup("distilled-hybrid", Path("unified")).check(base, values)
-    with pytest.raises(SystemExit, match="--init-from"):
-        bench.Setup("distilled-hybrid").check(base, values)
+    hybrid = bench.Setup("distilled-hybrid", Path("unified"))
+    hybrid.check_arm()
+    hybrid.check_grid(base, values)
+    for setup, message in ((bench.Setup("distilled-hybrid"), "is needed"),
+                           (bench.Setup("distilled-per-user", Path("unified")), "only"),
+                           (bench.Setup("profile+unified"), "not one of")):
+        with pytest.raises(SystemExit, match=message):
+            setup.check_arm()
     for factor, value in (("rank", [8, 32]), ("targets", ["all"])):
         with pytest.raises(SystemExit, match="rank and target modules"):
-            bench.Setup("distilled-hybrid", Path("unified")).check(base, {**values,
-                                                                          factor: value})
-    bench.Setup("distilled-per-user").check(base, {**values, "rank": [8, 32]})
+            hybrid.check_grid(base, {**values, factor: value})
+    bench.Setup("distilled-per-user").check_grid(base, {**values, "rank": [8, 32]})
