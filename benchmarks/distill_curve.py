@@ -146,11 +146,14 @@ class Setup:
             raise SystemExit(f"{self.arm} starts from {self.init_from}: its rank and target "
                              "modules are that adapter's (vary them with distilled-per-user)")
 
+    def to_json(self) -> dict[str, Any]:
+        return {"arm": self.arm, "split": self.split,
+                "init_from": str(self.init_from) if self.init_from else None}
+
     def pin(self, out: Path) -> None:
         """Record the setup in OUT/setup.json, or refuse an OUT whose finished points were run
         with another arm, split or starting adapter (they would be reused as this one's)."""
-        setup = {"arm": self.arm, "split": self.split,
-                 "init_from": str(self.init_from) if self.init_from else None}
+        setup = self.to_json()
         path = out / SETUP_FILE
         if path.is_file():
             pinned = json.loads(path.read_text(encoding="utf-8"))
@@ -209,9 +212,8 @@ def run_curve(plan: DemoPlan, data: Path, out: Path, values: dict[str, Sequence[
     figure into `out` and return the curve."""
     setup.check_arm()
     arm = REGISTRY[setup.arm]
-    training, settings = plan.training_config(arm), plan.eval_config(arm)
-    settings = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
-        update={"split": setup.split})})
+    training = plan.training_config(arm)
+    settings = plan.eval_config(replace(arm, split=setup.split))  # scored on the --split
     base = base_point(training)
     setup.check_grid(base, values)
     setup.pin(out)
@@ -234,9 +236,8 @@ def run_curve(plan: DemoPlan, data: Path, out: Path, values: dict[str, Sequence[
               f"probe {_fmt(row['probe_param_recall'])}, "
               f"train {row['train_seconds']:.0f}s, {row['adapter_mib']:.2f} MiB"
               f"{' (done before)' if done else ''}; ETA {eta / 60:.1f} min", flush=True)
-    curve = {"arm": setup.arm, "split": setup.split, "data": str(data), "personas": chosen,
-             "init_from": str(setup.init_from) if setup.init_from else None,
-             "base": base.name, "base_values": {f: getattr(base, f) for f in FACTORS},
+    curve = {**setup.to_json(), "data": str(data), "personas": chosen, "base": base.name,
+             "base_values": {f: getattr(base, f) for f in FACTORS},
              "model": training.model.name, "points": rows}
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / CURVE_FILE, curve)

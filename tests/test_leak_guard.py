@@ -121,8 +121,11 @@ def unified(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "prompt.context_line": True}),
     ("unified", {"data.distill_examples_per_routine": 2, "prompt.profile": "line",
                  "prompt.context_line": True, "data.skip_known_questions": True}),
+    ("hybrid", {"data.distill_examples_per_routine": 8, "optimizer.learning_rate": 3e-3,
+                "prompt.context_line": True}),
 ], ids=["per-user", "unified", "hybrid", "cluster", "prefix", "profile", "distilled",
-        "profile+distilled", "study-profile+hybrid", "study-profile+unified"])
+        "profile+distilled", "study-profile+hybrid", "study-profile+unified",
+        "study-distilled-hybrid"])
 def test_training_reads_only_train_and_val(strategy: str, overrides: dict, data: Path,
                                            unified: Path, tmp_path: Path) -> None:
     blank = blank_data(data, tmp_path / "blank", splits=TRAINING_BLANKS)
