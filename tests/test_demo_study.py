@@ -5,6 +5,7 @@ adapters) runs end to end into one report, and a second run redoes no work."""
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_study_arms_bring_what_they_build_on_and_each_groups_baseline() -> None:
 
 def test_tiny_study_runs_end_to_end_and_resumes(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    report = run_demo(tmp_path, tiny_study(), study=True)
+    report = run_demo(tmp_path, replace(tiny_study(), jobs=2), study=True)  # stages in 2 processes
 
     compare = json.loads((report / "compare.json").read_text())
     rows = {(row["group"], row["arm"]) for row in compare["overview"]}
@@ -146,6 +147,9 @@ def test_a_bad_study_config_names_file_and_field(tmp_path: Path) -> None:
                            "evaluation.generation.max_new_tokens"),
                           ({"arm_training": {"cluster": {"cluster.k": 2}}},
                            "arm_training.cluster"),
+                          ({"arm_training": {**raw["arm_training"],
+                                             "distilled-hybrid": {"optimizer.epochs": 0}}},
+                           "arm_training.distilled-hybrid.optimizer.epochs"),
                           ({"cold_start_profile_sessions": 2}, "cold_start_profile_sessions")):
         path = tmp_path / "study.json"
         path.write_text(json.dumps({**raw, **change}))
@@ -220,3 +224,40 @@ def test_a_flat_study_config_says_once_where_its_keys_went(
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"{path}: flat training-config keys")
     assert "epochs -> optimizer.epochs" in lines[0]
+
+
+def test_arms_built_on_a_reshaped_unified_adapter_take_its_shape() -> None:
+    """A hybrid run must match its starting adapter's rank and modules (load_adapter refuses
+    otherwise), so reshaping the unified arm in arm_training reshapes the arms on top of it."""
+    every_linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    plan = replace(tiny_study(), arm_training={
+        "unified": {"adapter.target_modules": every_linear, "adapter.dropout": 0.2,
+                    "optimizer.epochs": 3},
+        "distilled-hybrid": {"adapter.alpha": 32.0}})
+    shape = {key: plan.training_config(REGISTRY[key]).adapter for key in (
+        "unified", "hybrid", "distilled-hybrid", "profile+unified", "profile+hybrid")}
+    assert shape["hybrid"].target_modules == every_linear
+    assert shape["hybrid"].dropout != 0.2  # the shape load_adapter checks, nothing else
+    assert shape["distilled-hybrid"].target_modules == every_linear
+    assert shape["distilled-hybrid"].alpha == 32.0  # its own extras still come last
+    assert plan.training_config(REGISTRY["hybrid"]).optimizer.epochs == 1
+    assert shape["profile+hybrid"] == shape["profile+unified"]
+    assert shape["profile+hybrid"].target_modules == ["q_proj", "v_proj"]
+
+
+def test_each_study_stage_waits_for_the_stages_it_reads_and_can_run_in_a_worker(
+        tmp_path: Path) -> None:
+    plan = load_study(ROOT / DEFAULT_STUDY)
+    stages = {stage.name: stage for stage in demo_stages(tmp_path, plan,
+                                                          plan_arms(plan, False), True)}
+    needs = {name: set(stage.needs) for name, stage in stages.items()}
+    assert needs["data"] == set()
+    assert needs["train unified"] == needs["mine train"] == {"data"}
+    assert needs["train distilled-hybrid"] == {"data", "train unified"}
+    assert needs["eval oppu"] == {"data", "train hybrid"}
+    assert needs["probe oppu"] == {"data", "train hybrid", "eval oppu"}
+    assert needs["eval profile"] == {"data", "mine train"}
+    assert needs["merge cold_start/merged+profile"] == {"data", "train profile+per-user"}
+    assert needs["eval cold_start/profile+unified"] == {"data", "train profile+unified"}
+    for stage in stages.values():  # jobs > 1 sends each stage's work to a spawned process
+        assert pickle.loads(pickle.dumps(stage.work)).func is stage.work.func

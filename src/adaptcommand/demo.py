@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from adaptcommand.arms import ALL_ARMS, ARMS, CORE, Arm, resolve_arms
+from adaptcommand.arms import ALL_ARMS, ARMS, CORE, Arm, get_arm, resolve_arms
 from adaptcommand.arms.arm import COLD_START
 from adaptcommand.arms.distilled import DISTILLED_VERSION
 from adaptcommand.arms.merged import merge_adapters
@@ -50,6 +50,7 @@ from adaptcommand.study_summary import (
     study_markdown,
 )
 from adaptcommand.training.config import (
+    FLAT_KEYS,
     TrainingConfig,
     config_hash,
     flat_keys,
@@ -65,6 +66,8 @@ SHORT_SYSTEM_PROMPT = (
 )
 
 MERGE_K = 3
+# What a hybrid arm takes from the arm it starts from (DemoPlan._start_shape).
+ADAPTER_SHAPE = ("adapter.r", "adapter.alpha", "adapter.target_modules")
 # The plan fields the data stage reads (DemoPlan.data_fingerprint).
 DATA_FIELDS = ("personas", "sessions", "seed", "source", "synth", "cold_start_personas",
                "cold_start_sessions", "cold_start_profile_sessions")
@@ -91,6 +94,7 @@ class DemoPlan:
     synth: SynthConfig | None = None  # the generator's knobs (default: SynthConfig())
     arms: tuple[str, ...] | None = None  # registry keys; None: core, or --all-arms
     stage_seconds: dict[str, float] = field(default_factory=dict)  # ETA estimates (stages)
+    jobs: int = 1  # stages run at once (stages.run_stages); speed only (benchmarks/stage_jobs.py)
 
     @classmethod
     def small(cls) -> DemoPlan:
@@ -128,7 +132,8 @@ class DemoPlan:
         (stages.recorded_fingerprints). Training keys count by their place, so a flat key and
         its dotted name agree (hashed in the flat spelling, as plans were before the
         sections)."""
-        settings = {k: v for k, v in asdict(self).items() if k not in ("arms", "stage_seconds")}
+        settings = {k: v for k, v in asdict(self).items()
+                    if k not in ("arms", "stage_seconds", "jobs")}
         settings["training"] = flat_keys(self.training)
         settings["arm_training"] = {arm: flat_keys(extra)
                                     for arm, extra in self.arm_training.items()}
@@ -141,11 +146,23 @@ class DemoPlan:
 
     def training_config(self, arm: Arm) -> TrainingConfig:
         """The arm's training config: the plan's shared fields, the arm's prompt options and
-        extras, then the plan's per-arm extras."""
+        extras, the adapter shape of the arm it starts from, then the plan's per-arm extras."""
         overrides = {"model.name": self.model, "seed": self.seed, "adapter.method": arm.method,
-                     **self.training, **arm.training_overrides(),
+                     **self.training, **arm.training_overrides(), **self._start_shape(arm),
                      **self.arm_training.get(arm.key, {})}
         return TrainingConfig().updated(method_overrides(overrides, arm.method))
+
+    def _start_shape(self, arm: Arm) -> dict[str, Any]:
+        """The rank, alpha and modules the arm whose adapter `arm` starts from sets in
+        `arm_training` (and its own start): a hybrid run must have its unified adapter's shape
+        (training.export.load_adapter), so reshaping the unified arm reshapes the arms on it."""
+        if not arm.init_from:
+            return {}
+        start = get_arm(arm.init_from)
+        extras = {FLAT_KEYS.get(key, key): value
+                  for key, value in self.arm_training.get(start.key, {}).items()}
+        return {**self._start_shape(start),
+                **{key: value for key, value in extras.items() if key in ADAPTER_SHAPE}}
 
     def eval_config(self, arm: Arm) -> EvalConfig:
         """The arm's evaluation config: the plan's overrides, the arm's prompt options (the
@@ -194,21 +211,28 @@ def demo_stages(out: Path, plan: DemoPlan, arms: list[Arm], quiet: bool,
     # what every later stage rests on: the data and the miner (profiles feed training,
     # evaluation and probes)
     root = digest(plan.data_fingerprint(), MiningSettings().model_dump())
-    adapters: dict[str, str] = {}  # arm key -> fingerprint of the adapters it trained or merged
+    adapters: dict[str, Stage] = {}  # arm key -> the stage that trained or merged its adapters
     mined: set[str] = set()
     for arm in arms:
         trained = _adapter_stage(out, arm, plan, quiet, root, adapters, distilled_version)
         if trained:
             stages.append(trained)
-            adapters[arm.key] = trained.fingerprint
-        if arm.profiles_from and not arm.growing and arm.profiles_from not in mined:
-            mined.add(arm.profiles_from)
-            profiles = out / "profiles" / arm.profiles_from
-            stages.append(Stage(f"mine {arm.profiles_from}", partial(
-                mine_data, data, profiles, split=arm.profiles_from), _profiles_file(out, arm),
-                fingerprint=digest(root, arm.profiles_from), clears=(profiles,)))
+            adapters[arm.key] = trained
+        needs = ["data"]
+        if arm.profiles_from and not arm.growing:
+            needs.append(f"mine {arm.profiles_from}")
+            if arm.profiles_from not in mined:
+                mined.add(arm.profiles_from)
+                profiles = out / "profiles" / arm.profiles_from
+                stages.append(Stage(needs[-1], partial(
+                    mine_data, data, profiles, split=arm.profiles_from),
+                    _profiles_file(out, arm), fingerprint=digest(root, arm.profiles_from),
+                    clears=(profiles,), needs=("data",)))
+        own = adapters.get(arm.adapters_of or arm.key)
+        if own:
+            needs.append(own.name)
         stages += _eval_stages(out, arm, plan.eval_config(arm), scope, quiet,
-                               digest(root, adapters.get(arm.adapters_of or arm.key)))
+                               digest(root, own.fingerprint if own else None), tuple(needs))
     return stages
 
 
@@ -222,9 +246,10 @@ def legacy_fingerprints(out: Path, plan: DemoPlan) -> dict[str, str]:
 
 
 def _eval_stages(out: Path, arm: Arm, settings: EvalConfig, scope: Scope, quiet: bool,
-                 inputs: str) -> list[Stage]:
+                 inputs: str, needs: tuple[str, ...]) -> list[Stage]:
     """The arm's evaluation and probe: of its model, or of its mined profile answering alone.
-    `inputs`: the fingerprint of what they read (data, miner, adapters)."""
+    `inputs`: the fingerprint of what they read (data, miner, adapters); `needs`: the stages
+    that write it. The probe also waits for the evaluation, which clears the run directory."""
     run, profiles = run_path(out, arm), _profiles_file(out, arm)
     if arm.language_model:
         adapters = _adapters_dir(out, arm)
@@ -241,24 +266,28 @@ def _eval_stages(out: Path, arm: Arm, settings: EvalConfig, scope: Scope, quiet:
     fingerprint = digest(inputs, settings, arm.profiles_from, arm.retrieval_k,
                          arm.language_model)
     return [Stage(f"eval {arm.key}", evaluate, run / "results.json", fingerprint=fingerprint,
-                  clears=(run,)),
+                  clears=(run,), needs=needs),
             Stage(f"probe {arm.key}", probe, run / "probe.json", fingerprint=fingerprint,
-                  clears=(run / "probe.json", run / PROBE_PREDICTIONS))]
+                  clears=(run / "probe.json", run / PROBE_PREDICTIONS),
+                  needs=(*needs, f"eval {arm.key}"))]
 
 
 def run_demo(out: Path, plan: DemoPlan, console: Console | None = None,
              all_arms: bool = False, study: bool = False) -> Path:
     """Run every stage into `out` (skipping finished work) and return the report directory.
     `study`: one overall progress line (stage, done/total, ETA) instead of each stage's, and
-    the report adds study.md (`adaptcommand.study_summary`)."""
+    the report adds study.md (`adaptcommand.study_summary`). `plan.jobs` > 1 also shows the
+    one line, as the stages' own progress bars would interleave."""
     console = console or Console()
     arms = plan_arms(plan, all_arms)
     report_dir = out / "report"
-    stages = demo_stages(out, plan, arms, quiet=study)
-    stages.append(Stage("report", partial(_report, out, plan, arms, study,
-                                          [stage.name for stage in stages]), always=True))
-    run_stages(stages, out, console, plan.stage_seconds, one_line=study,
-               legacy=(plan.fingerprint(), legacy_fingerprints(out, plan)))
+    one_line = study or plan.jobs > 1
+    stages = demo_stages(out, plan, arms, quiet=one_line)
+    names = [stage.name for stage in stages]
+    stages.append(Stage("report", partial(_report, out, plan, arms, study, names),
+                        always=True, needs=tuple(names)))
+    run_stages(stages, out, console, plan.stage_seconds, one_line=one_line,
+               legacy=(plan.fingerprint(), legacy_fingerprints(out, plan)), jobs=plan.jobs)
     return report_dir
 
 
@@ -271,13 +300,14 @@ def _report(out: Path, plan: DemoPlan, arms: list[Arm], study: bool,
                                                    _adapters_dir(out, arm),
                                                    _profiles_file(out, arm))
               for arm in arms}
-    recorded = read_record(out / STAGES_FILE).get("seconds", {})
-    seconds = sum(recorded.get(name, 0.0) for name in [*stage_names, "report"])
+    record = read_record(out / STAGES_FILE)
+    seconds = sum(record.get("seconds", {}).get(name, 0.0) for name in [*stage_names, "report"])
     header = [
         "# Study: " + ", ".join(arm.key for arm in arms), "",
         f"{plan.personas} trained + {plan.cold_start_personas} new users x {plan.sessions} "
-        f"sessions, model {plan.model}; stages so far {seconds / 60:.1f} min; load average "
-        f"at the end {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs).",
+        f"sessions, model {plan.model}; stages so far {seconds / 60:.1f} min, "
+        f"{record.get('wall_seconds', seconds) / 60:.1f} min of wall time ({plan.jobs} at "
+        f"once); load average at the end {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs).",
         "Cells: value [95% interval over users] (N users); Δ: paired per-persona delta vs the "
         "group's baseline [bootstrap interval] (personas helped / paired); probe: the "
         "preference probe's parameter recall.",
@@ -309,28 +339,33 @@ def _profiles_file(out: Path, arm: Arm) -> Path | None:
 
 
 def _adapter_stage(out: Path, arm: Arm, plan: DemoPlan, quiet: bool, inputs: str,
-                   adapters: Mapping[str, str], distilled_version: int) -> Stage | None:
+                   adapters: Mapping[str, Stage], distilled_version: int) -> Stage | None:
     """The stage that trains or merges the arm's own adapters (resuming), if any. `inputs`: the
-    fingerprint of the data and miner; `adapters`: those of the adapters trained before."""
+    fingerprint of the data and miner; `adapters`: the stages of the adapters made before."""
     root = out / "adapters"
     target = root / arm.name
     if arm.adapters_of or not (arm.train or arm.merge_from):
         return None
     if arm.merge_from:
         k = min(MERGE_K, plan.personas)  # 3 similar users, fewer in a tiny test plan
+        source = adapters[arm.merge_from]
         return Stage(f"merge {arm.key}", partial(merge_adapters, root / arm.merge_from,
                                                 out / "data", target, k=k), target,
-                     fingerprint=digest(inputs, adapters[arm.merge_from], k), clears=(target,))
+                     fingerprint=digest(inputs, source.fingerprint, k), clears=(target,),
+                     needs=("data", source.name))
     config = plan.training_config(arm)
     init = root / arm.init_from / UNIFIED if arm.init_from else None
-    fingerprint = digest(inputs, arm.train, config_hash(config), adapters.get(arm.init_from or ""))
+    start = adapters[arm.init_from] if arm.init_from else None
+    fingerprint = digest(inputs, arm.train, config_hash(config),
+                         start.fingerprint if start else None)
     if config.data.distill_examples_per_routine:
         fingerprint = digest(fingerprint, distilled_version)
     if config.data.skip_known_questions:
         fingerprint = digest(fingerprint, KNOWN_QUESTIONS_VERSION)
     return Stage(f"train {arm.key}", partial(run_training, arm.train, config, out / "data",
                                              target, init_from=init, show_progress=not quiet),
-                 target, fingerprint=fingerprint, clears=(target,))
+                 target, fingerprint=fingerprint, clears=(target,),
+                 needs=("data", start.name) if start else ("data",))
 
 
 def _prepare_data(out: Path, plan: DemoPlan) -> Path:

@@ -9,7 +9,7 @@ docs/results/README.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from adaptcommand.config import StrictModel, first_error, load_config
 from adaptcommand.data.synth.config import SynthConfig
 from adaptcommand.demo import DemoPlan
 from adaptcommand.errors import DataError
+from adaptcommand.training.config import FLAT_KEYS
 
 DEFAULT_STUDY = Path("configs/study.json")
 
@@ -50,6 +51,8 @@ class StudyConfig(StrictModel):
                             "(`adaptcommand demo --list-arms`); the arms they build on are added.")
     stage_seconds: dict[str, float] = Field(default_factory=dict, description="Expected "
                                             "seconds per stage-name prefix (ETA only).")
+    jobs: int = Field(1, ge=1, description="Stages run at once, each in its own process with "
+                      "its share of the threads (`demo --jobs` overrides; speed only).")
 
     def plan(self) -> DemoPlan:
         return DemoPlan(
@@ -58,7 +61,8 @@ class StudyConfig(StrictModel):
             cold_start_personas=self.cold_start_personas,
             cold_start_sessions=self.cold_start_sessions,
             cold_start_profile_sessions=self.cold_start_profile_sessions, seed=self.seed,
-            synth=self.synth, arms=tuple(self.arms), stage_seconds=self.stage_seconds)
+            synth=self.synth, arms=tuple(self.arms), stage_seconds=self.stage_seconds,
+            jobs=self.jobs)
 
 
 def load_study(path: Path = DEFAULT_STUDY) -> DemoPlan:
@@ -83,14 +87,20 @@ def load_study(path: Path = DEFAULT_STUDY) -> DemoPlan:
                             f"give at least {seen} profile sessions",
                             path=path, field="cold_start_profile_sessions")
         if arm.train:
-            where = "arm_training." + arm.key if arm.key in study.arm_training else "training"
-            _check(path, where, partial(plan.training_config, arm))
+            own = {FLAT_KEYS.get(key, key) for key in study.arm_training.get(arm.key, {})}
+            _check(path, "training", partial(plan.training_config, arm),
+                   {key: f"arm_training.{arm.key}" for key in own})
     return plan
 
 
-def _check(path: Path, where: str, build: Callable[[], Any]) -> None:
+def _check(path: Path, where: str, build: Callable[[], Any],
+           places: Mapping[str, str] | None = None) -> None:
+    """Build a config; a refused field is named where it is set: `places` (an arm's own
+    extras), else `where`."""
     try:
         build()
     except ValidationError as exc:
         field, message = first_error(exc)
-        raise DataError(message, path=path, field=f"{where}.{field}") from None
+        owners = [key for key in places or {} if field == key or field.startswith(key + ".")]
+        place = (places or {})[max(owners, key=len)] if owners else where
+        raise DataError(message, path=path, field=f"{place}.{field}") from None
