@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from adaptcommand.errors import DataError
-from adaptcommand.stages import STAGES_FILE, Stage, chain_seconds, run_stages
+from adaptcommand.stages import STAGES_FILE, Stage, chain_seconds, eta_seconds, run_stages
 
 
 def test_a_log_gets_one_line_as_each_stage_starts_and_ends(tmp_path: Path) -> None:
@@ -175,3 +175,13 @@ def test_the_longest_chain_of_estimated_work_goes_first() -> None:
     chain = chain_seconds(stages, {"train short": 10, "train long": 30, "eval": 5,
                                    "report": 1}, {})
     assert chain == {"report": 1, "eval long": 6, "train long": 36, "train short": 11}
+
+
+def test_the_eta_shares_work_among_jobs_but_waits_for_the_longest_chain() -> None:
+    stages = [Stage("train a", print), Stage("train b", print), Stage("eval a", print)]
+    estimates = {"train": 100.0, "eval": 20.0}
+    ran = [(1.0, 0.01), (50.0, 100.0)]  # the 1-second data stage says nothing of the speed
+    assert eta_seconds(stages, estimates, {}, ran) == 2 * 220
+    assert eta_seconds(stages, estimates, {}, ran, jobs=2) == 2 * 110
+    chain = {"train a": 120.0, "train b": 100.0, "eval a": 20.0}
+    assert eta_seconds(stages[::2], estimates, {}, ran, jobs=2, chain=chain) == 2 * 120

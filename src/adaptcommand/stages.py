@@ -51,6 +51,7 @@ from adaptcommand.errors import AdaptCommandError, DataError
 from adaptcommand.fileio import write_json_atomic
 
 STAGES_FILE = "stages.json"
+MIN_SCALING_SECONDS = 10.0  # the shortest estimate the ETA's speed ratio learns from
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,14 @@ def eta_seconds(pending: Sequence[Stage], stage_seconds: Mapping[str, float],
                 measured: Mapping[str, float], ran: Sequence[tuple[float | None, float]],
                 jobs: int = 1, chain: Mapping[str, float] | None = None) -> float | None:
     """Seconds left: the pending stages' estimates times the ratio measured/estimated of the
-    stages run so far (`ran`: (estimate, measured) pairs), shared by up to `jobs` processes
-    but never less than the longest pending `chain` (chain_seconds); None while any estimate
-    is unknown."""
+    stages of some length run so far (`ran`: (estimate, measured) pairs), shared by up to
+    `jobs` processes but never less than the longest pending `chain` (chain_seconds); None
+    while any estimate is unknown."""
     estimates = [estimate(stage, stage_seconds, measured) for stage in pending]
     if any(e is None for e in estimates):
         return None
-    known = [(e, m) for e, m in ran if e]
+    # a stage of a few seconds (data, mining) says little about this machine's speed
+    known = [(e, m) for e, m in ran if e and e >= MIN_SCALING_SECONDS]
     scale = sum(m for _, m in known) / sum(e for e, _ in known) if known else 1.0
     shared = sum(e for e in estimates if e is not None) / max(1, min(jobs, len(estimates)))
     longest = max((chain[stage.name] for stage in pending), default=0.0) if chain else 0.0
