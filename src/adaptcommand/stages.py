@@ -223,9 +223,12 @@ def stage_executor(jobs: int) -> Iterator[Executor]:
     executor = PoolExecutor(jobs, max(1, torch.get_num_threads() // jobs))
     try:
         yield executor
-    finally:  # every stage has ended unless the job is stopping: then they stop with it
+    except BaseException:  # the job is stopping: its stages stop with it
         executor.pool.terminate()
         executor.pool.join()
+        raise
+    executor.pool.close()  # every stage has ended: the processes exit on their own
+    executor.pool.join()
 
 
 def timed(work: Callable[[], Any]) -> tuple[float, float]:
