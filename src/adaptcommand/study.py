@@ -101,6 +101,7 @@ def _check(path: Path, where: str, build: Callable[[], Any],
         build()
     except ValidationError as exc:
         field, message = first_error(exc)
-        owners = [key for key in places or {} if field == key or field.startswith(key + ".")]
-        place = (places or {})[max(owners, key=len)] if owners else where
+        places = places or {}
+        owners = [key for key in places if field == key or field.startswith(key + ".")]
+        place = places[max(owners, key=len)] if owners else where
         raise DataError(message, path=path, field=f"{place}.{field}") from None
